@@ -1,0 +1,673 @@
+//! Executors: who sends which request when, and the collector that merges
+//! what the workers measured.
+//!
+//! Each worker is an OS thread with its own single-threaded tokio runtime,
+//! so the hot path has no locks or atomics: connection tasks share the
+//! worker's state through `Rc`/`Cell`. Worker *w* of *W* owns requests
+//! *w*, *w+W*, *w+2W*, ... of the open-model schedule.
+//!
+//! Open model: a free connection claims the next due slot and sleeps until
+//! it. When a slot comes due and nobody claimed it, every connection is
+//! busy, so the dispatcher opens a new connection for it (up to the
+//! worker's share of `max_connections`), as real users would keep arriving
+//! during a stall. Past the cap the slot waits for the next free connection
+//! and its latency still counts from the due time; a slot more than the
+//! timeout late is `dropped`, never silently skipped.
+//!
+//! Closed model: N connections loop as fast as the server answers.
+//!
+//! Once a second every worker hands its interval to the collector over a
+//! channel; the collector merges them and calls the observer (live view,
+//! CSV, abort-on-fail).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::rc::Rc;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::net::{self, Conn, Connector, Prepared};
+use crate::schedule::Schedule;
+use crate::stats::{Interval, Outcome, Recorder};
+use crate::{LoadgenError, RunPlan};
+
+/// How the arrival of requests is driven.
+#[derive(Debug, Clone)]
+pub enum Load {
+    /// Requests arrive on a schedule regardless of how the server copes.
+    Open {
+        /// When each request is due.
+        schedule: Schedule,
+        /// Connections opened before the start.
+        initial_connections: usize,
+        /// Most connections open at once.
+        max_connections: usize,
+    },
+    /// A fixed number of connections loop as fast as the server answers.
+    Closed {
+        /// Concurrent connections.
+        connections: usize,
+        /// Pause after each response.
+        think_time: Duration,
+        /// How long to run.
+        duration: Duration,
+    },
+}
+
+/// Stops a run from another thread (Ctrl-C). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<watch::Sender<bool>>);
+
+impl Default for StopHandle {
+    fn default() -> Self {
+        StopHandle(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl StopHandle {
+    /// Asks every worker to stop sending; in-flight requests still finish.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// One merged second of the run, as rows for the time series.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SecondRow {
+    /// Start of the second, from the start of the run.
+    pub t_s: u64,
+    /// Requests completed in the second.
+    pub requests: u64,
+    /// Of which succeeded.
+    pub ok: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Requests per second achieved.
+    pub rps: f64,
+    /// Median corrected latency, ms.
+    pub p50_ms: f64,
+    /// 95th percentile corrected latency, ms.
+    pub p95_ms: f64,
+    /// 99th percentile corrected latency, ms.
+    pub p99_ms: f64,
+    /// Scheduled requests dropped in the second.
+    pub dropped: u64,
+    /// Requests due in the second (open model).
+    pub target_rps: Option<f64>,
+    /// Errors by class, in [`Outcome::ERRORS`] order.
+    pub errors_by_class: [u64; 6],
+}
+
+impl SecondRow {
+    /// Summarises one merged interval.
+    pub fn from_interval(iv: &Interval, target_rps: Option<f64>) -> Self {
+        let q = |p: f64| iv.latency_us.value_at_quantile(p) as f64 / 1e3;
+        let c = &iv.counts;
+        SecondRow {
+            t_s: iv.second,
+            requests: c.requests(),
+            ok: c.get(Outcome::Ok),
+            errors: c.errors(),
+            rps: c.requests() as f64,
+            p50_ms: q(0.5),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            dropped: c.dropped,
+            target_rps,
+            errors_by_class: Outcome::ERRORS.map(|o| c.get(o)),
+        }
+    }
+}
+
+/// Everything a run measured, before it is summarised.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Whole-run counts and histograms of all workers.
+    pub totals: Recorder,
+    /// One row per second.
+    pub series: Vec<SecondRow>,
+    /// From the start to the last completed request.
+    pub elapsed: Duration,
+    /// From the start to the last request sent.
+    pub sending: Duration,
+    /// TCP connections opened during the run (HTTP/2 streams share one).
+    pub connections_opened: u64,
+    /// Most connections (or HTTP/2 streams) in use at once.
+    pub peak_connections: usize,
+    /// Why the run ended early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Resolution of tokio's timer wheel.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+enum Msg {
+    Interval(usize, Interval),
+    Done(usize, Box<WorkerEnd>),
+}
+
+struct WorkerEnd {
+    rec: Recorder,
+    last_completion: Option<Instant>,
+    last_send: Option<Instant>,
+    opened: u64,
+    peak: usize,
+}
+
+struct Shared {
+    connector: Connector,
+    requests: Vec<Prepared>,
+    cum_weights: Vec<u64>,
+    plan: RunPlan,
+    t0: Instant,
+}
+
+/// Runs the plan to completion on `plan.workers` threads, calling
+/// `on_second` with each merged second; `Break(reason)` stops the run.
+pub fn run(
+    plan: &RunPlan,
+    stop: &StopHandle,
+    mut on_second: impl FnMut(&Interval) -> ControlFlow<String>,
+) -> Result<RunOutcome, LoadgenError> {
+    plan.check()?;
+    let target = net::parse_url(&plan.target.url)?;
+    let requests = plan
+        .requests
+        .iter()
+        .map(|r| net::prepare(&target, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let connector = preflight(&target, plan)?;
+    let mut acc = 0u64;
+    let cum_weights = plan.requests.iter().map(|r| {
+        acc += u64::from(r.weight.max(1));
+        acc
+    });
+    let workers = plan.workers.max(1);
+    let shared = Arc::new(Shared {
+        connector,
+        requests,
+        cum_weights: cum_weights.collect(),
+        plan: plan.clone(),
+        // Leave the workers time to start and warm their connections.
+        t0: Instant::now() + Duration::from_millis(150),
+    });
+    let (tx, rx) = mpsc::channel();
+    let mut threads = Vec::with_capacity(workers);
+    for id in 0..workers {
+        let (sh, tx, stop_rx) = (shared.clone(), tx.clone(), stop.0.subscribe());
+        let t = std::thread::Builder::new()
+            .name(format!("loadgen-{id}"))
+            .spawn(move || worker_thread(id, workers, sh, stop_rx, tx))
+            .map_err(|e| LoadgenError::Runtime(e.to_string()))?;
+        threads.push(t);
+    }
+    drop(tx);
+    let out = collect(&shared, workers, rx, stop, &mut on_second);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(out)
+}
+
+/// Resolves the target and proves it accepts connections, so a wrong URL
+/// is a clear error before any load is sent.
+fn preflight(target: &hyper::Uri, plan: &RunPlan) -> Result<Connector, LoadgenError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LoadgenError::Runtime(e.to_string()))?;
+    rt.block_on(async {
+        let c = Connector::new(target, &plan.target).await?;
+        let probe =
+            tokio::time::timeout(plan.timeout, tokio::net::TcpStream::connect(c.addr)).await;
+        let why = match probe {
+            Ok(Ok(_)) => return Ok(c),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", plan.timeout),
+        };
+        Err(LoadgenError::Unreachable {
+            url: plan.target.url.clone(),
+            why,
+        })
+    })
+}
+
+fn collect(
+    sh: &Shared,
+    workers: usize,
+    rx: mpsc::Receiver<Msg>,
+    stop: &StopHandle,
+    on_second: &mut impl FnMut(&Interval) -> ControlFlow<String>,
+) -> RunOutcome {
+    let mut pending: BTreeMap<u64, Interval> = BTreeMap::new();
+    // Seconds below progress[w] are complete for worker w.
+    let mut progress = vec![0u64; workers];
+    let mut out = RunOutcome {
+        totals: Recorder::default(),
+        series: Vec::new(),
+        elapsed: Duration::ZERO,
+        sending: Duration::ZERO,
+        connections_opened: 0,
+        peak_connections: 0,
+        stopped: None,
+    };
+    let (mut last, mut last_send): (Option<Instant>, Option<Instant>) = (None, None);
+    let mut emit = |iv: Interval, out: &mut RunOutcome| {
+        out.series.push(SecondRow::from_interval(
+            &iv,
+            target_in_second(&sh.plan, iv.second),
+        ));
+        if out.stopped.is_none()
+            && let ControlFlow::Break(reason) = on_second(&iv)
+        {
+            out.stopped = Some(reason);
+            stop.stop();
+        }
+    };
+    for msg in rx {
+        match msg {
+            Msg::Interval(w, iv) => {
+                progress[w] = iv.second + 1;
+                let s = iv.second;
+                pending
+                    .entry(s)
+                    .or_insert_with(|| Interval::empty(s))
+                    .merge(&iv);
+            }
+            Msg::Done(w, end) => {
+                progress[w] = u64::MAX;
+                out.totals.merge(&end.rec);
+                out.connections_opened += end.opened;
+                out.peak_connections += end.peak;
+                last = last.max(end.last_completion);
+                last_send = last_send.max(end.last_send);
+            }
+        }
+        let done_below = progress.iter().copied().min().unwrap_or(u64::MAX);
+        while let Some(entry) = pending.first_entry() {
+            if *entry.key() >= done_below {
+                break;
+            }
+            emit(entry.remove(), &mut out);
+        }
+    }
+    let since_t0 = |t: Option<Instant>| {
+        t.map(|l| l.saturating_duration_since(sh.t0))
+            .unwrap_or_default()
+    };
+    out.elapsed = since_t0(last);
+    out.sending = since_t0(last_send);
+    if out.stopped.is_none() && stop.is_stopped() {
+        out.stopped = Some("interrupted".into());
+    }
+    out
+}
+
+fn target_in_second(plan: &RunPlan, s: u64) -> Option<f64> {
+    match &plan.load {
+        Load::Open { schedule, .. } => {
+            let t = s as f64;
+            Some(schedule.due_by(t + 1.0) - schedule.due_by(t))
+        }
+        Load::Closed { .. } => None,
+    }
+}
+
+fn worker_thread(
+    id: usize,
+    workers: usize,
+    sh: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    tx: mpsc::Sender<Msg>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => {
+            let end = WorkerEnd {
+                rec: Recorder::default(),
+                last_completion: None,
+                last_send: None,
+                opened: 0,
+                peak: 0,
+            };
+            let _ = tx.send(Msg::Done(id, Box::new(end)));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let w = Rc::new(Worker::new(id, workers, sh, tx));
+    local.block_on(&rt, w.clone().main(stop));
+}
+
+struct Worker {
+    id: usize,
+    workers: usize,
+    sh: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    rec: RefCell<Recorder>,
+    rng: RefCell<ChaCha8Rng>,
+    /// Open model: this worker's next unclaimed slot (ordinal k → request id + kW).
+    next_k: Cell<u64>,
+    seg: Cell<usize>,
+    /// Live connection tasks and the most at once.
+    tasks: Cell<usize>,
+    peak: Cell<usize>,
+    opened: Cell<u64>,
+    all_done: Notify,
+    dispatcher_waiting: Cell<bool>,
+    claimed: Notify,
+    stopped: Cell<bool>,
+    stop_now: Notify,
+    last_completion: Cell<Option<Instant>>,
+    last_send: Cell<Option<Instant>>,
+    /// HTTP/2: one connection carries every task's streams.
+    h2: RefCell<Option<Conn>>,
+    h2_dial: tokio::sync::Mutex<()>,
+}
+
+impl Worker {
+    fn new(id: usize, workers: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(sh.plan.seed);
+        rng.set_stream(id as u64);
+        Worker {
+            id,
+            workers,
+            sh,
+            tx,
+            rec: RefCell::default(),
+            rng: RefCell::new(rng),
+            next_k: Cell::new(0),
+            seg: Cell::new(0),
+            tasks: Cell::new(0),
+            peak: Cell::new(0),
+            opened: Cell::new(0),
+            all_done: Notify::new(),
+            dispatcher_waiting: Cell::new(false),
+            claimed: Notify::new(),
+            stopped: Cell::new(false),
+            stop_now: Notify::new(),
+            last_completion: Cell::new(None),
+            last_send: Cell::new(None),
+            h2: RefCell::new(None),
+            h2_dial: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn main(self: Rc<Self>, mut stop: watch::Receiver<bool>) {
+        let me = self.clone();
+        tokio::task::spawn_local(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            me.stopped.set(true);
+            me.stop_now.notify_waiters();
+        });
+        tokio::task::spawn_local(self.clone().ticker());
+        match &self.sh.plan.load {
+            Load::Open {
+                initial_connections,
+                max_connections,
+                ..
+            } => {
+                let share = |n: usize| n.div_ceil(self.workers).max(1);
+                for _ in 0..share(*initial_connections) {
+                    self.spawn_task(self.clone().open_task(None, true));
+                }
+                self.clone().dispatch(share(*max_connections)).await;
+            }
+            Load::Closed {
+                connections,
+                think_time,
+                duration,
+            } => {
+                let n =
+                    connections / self.workers + usize::from(self.id < connections % self.workers);
+                for _ in 0..n {
+                    let deadline = self.sh.t0 + *duration;
+                    self.spawn_task(self.clone().closed_task(deadline, *think_time));
+                }
+            }
+        }
+        while self.tasks.get() > 0 {
+            self.all_done.notified().await;
+        }
+        let mut rec = self.rec.take();
+        let second = rec.interval.second;
+        let _ = self
+            .tx
+            .send(Msg::Interval(self.id, rec.take_interval(second + 1)));
+        let end = WorkerEnd {
+            rec,
+            last_completion: self.last_completion.get(),
+            last_send: self.last_send.get(),
+            opened: self.opened.get(),
+            peak: self.peak.get(),
+        };
+        let _ = self.tx.send(Msg::Done(self.id, Box::new(end)));
+    }
+
+    fn spawn_task(&self, fut: impl Future<Output = ()> + 'static) {
+        self.tasks.set(self.tasks.get() + 1);
+        self.peak.set(self.peak.get().max(self.tasks.get()));
+        tokio::task::spawn_local(fut);
+    }
+
+    fn task_done(&self) {
+        self.tasks.set(self.tasks.get() - 1);
+        if self.tasks.get() == 0 {
+            self.all_done.notify_one();
+        }
+    }
+
+    async fn ticker(self: Rc<Self>) {
+        let mut second = 0u64;
+        loop {
+            tokio::time::sleep_until(self.sh.t0 + Duration::from_secs(second + 1)).await;
+            second += 1;
+            let iv = self.rec.borrow_mut().take_interval(second);
+            if self.tx.send(Msg::Interval(self.id, iv)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Sleeps until `at`; false when a stop came first.
+    async fn sleep_until(&self, at: Instant) -> bool {
+        if self.stopped.get() {
+            return false;
+        }
+        if at <= Instant::now() {
+            return true; // already due: no timer needed
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(at) => !self.stopped.get(),
+            _ = self.stop_now.notified() => false,
+        }
+    }
+
+    fn due(&self, k: u64) -> Option<Instant> {
+        let Load::Open { schedule, .. } = &self.sh.plan.load else {
+            return None;
+        };
+        let mut seg = self.seg.get();
+        let ns = schedule.due_ns_from(self.id as u64 + k * self.workers as u64, &mut seg)?;
+        self.seg.set(seg);
+        Some(self.sh.t0 + Duration::from_nanos(ns))
+    }
+
+    /// Takes the next due slot of this worker, if the run goes on.
+    fn claim(&self) -> Option<Instant> {
+        if self.stopped.get() {
+            return None;
+        }
+        let k = self.next_k.get();
+        let due = self.due(k)?;
+        self.next_k.set(k + 1);
+        if self.dispatcher_waiting.get() {
+            self.claimed.notify_one();
+        }
+        Some(due)
+    }
+
+    async fn dispatch(self: Rc<Self>, max_tasks: usize) {
+        loop {
+            let k = self.next_k.get();
+            let Some(due) = self.due(k) else { break };
+            if !self.sleep_until(due).await {
+                break;
+            }
+            if self.next_k.get() != k {
+                continue; // a free connection took it
+            }
+            if self.tasks.get() < max_tasks {
+                // Every connection is busy: a new user opens a new one.
+                let slot = self.claim();
+                self.spawn_task(self.clone().open_task(slot, false));
+                continue;
+            }
+            self.dispatcher_waiting.set(true);
+            tokio::select! {
+                _ = self.claimed.notified() => {}
+                _ = self.stop_now.notified() => {}
+            }
+            self.dispatcher_waiting.set(false);
+        }
+        // Slots that came due but found no connection before a stop were
+        // still scheduled: they count as dropped, not as never asked for.
+        if self.stopped.get() {
+            let now = Instant::now();
+            let mut k = self.next_k.get();
+            while self.due(k).is_some_and(|d| d <= now) {
+                self.rec.borrow_mut().record_dropped();
+                k += 1;
+            }
+            self.next_k.set(k);
+        }
+    }
+
+    async fn open_task(self: Rc<Self>, first: Option<Instant>, warm: bool) {
+        let mut conn = None;
+        if warm {
+            conn = self.dial().await.ok();
+        }
+        let mut slot = first;
+        while let Some(due) = slot.or_else(|| self.claim()) {
+            slot = None;
+            // tokio's timer fires on the first 1 ms tick at or after its
+            // deadline; aiming a tick early keeps the timer's rounding out of
+            // the measurement (see `exchange` for how early sends count).
+            if !self
+                .sleep_until(due.checked_sub(TIMER_TICK).unwrap_or(due))
+                .await
+            {
+                if due <= Instant::now() {
+                    self.rec.borrow_mut().record_dropped();
+                }
+                break;
+            }
+            if due.elapsed() > self.sh.plan.timeout {
+                self.rec.borrow_mut().record_dropped();
+                continue;
+            }
+            self.exchange(&mut conn, due).await;
+        }
+        self.task_done();
+    }
+
+    async fn closed_task(self: Rc<Self>, deadline: Instant, think: Duration) {
+        let mut conn = None;
+        let _ = self.sleep_until(self.sh.t0).await;
+        while !self.stopped.get() && Instant::now() < deadline {
+            let outcome = self.exchange(&mut conn, Instant::now()).await;
+            // A refused port answers in microseconds; don't spin on it.
+            let pause = if outcome == Outcome::Connect {
+                think.max(Duration::from_millis(10))
+            } else {
+                think
+            };
+            if !pause.is_zero() && !self.sleep_until(Instant::now() + pause).await {
+                break;
+            }
+        }
+        self.task_done();
+    }
+
+    async fn dial(&self) -> Result<Conn, Outcome> {
+        // HTTP/2: tasks that want a connection while one is being opened
+        // wait for it and share it, rather than each opening their own.
+        let _dialing = if self.sh.plan.target.http2 {
+            Some(self.h2_dial.lock().await)
+        } else {
+            None
+        };
+        if let Some(Conn::H2(s)) = &*self.h2.borrow()
+            && !s.is_closed()
+        {
+            return Ok(Conn::H2(s.clone()));
+        }
+        let conn = self.sh.connector.connect(self.sh.plan.timeout).await?;
+        self.opened.set(self.opened.get() + 1);
+        if let Conn::H2(s) = &conn {
+            *self.h2.borrow_mut() = Some(Conn::H2(s.clone()));
+        }
+        Ok(conn)
+    }
+
+    fn pick(&self) -> usize {
+        let cw = &self.sh.cum_weights;
+        if cw.len() <= 1 {
+            return 0;
+        }
+        let x = self.rng.borrow_mut().random_range(0..cw[cw.len() - 1]);
+        cw.partition_point(|&c| c <= x)
+    }
+
+    /// One request due at `due`: connect if needed, send, read, record.
+    async fn exchange(&self, conn: &mut Option<Conn>, due: Instant) -> Outcome {
+        let timeout = self.sh.plan.timeout;
+        let (outcome, sent) = 'send: {
+            if conn.as_ref().is_none_or(Conn::is_closed) {
+                let start = Instant::now();
+                match self.dial().await {
+                    Ok(c) => *conn = Some(c),
+                    Err(o) => break 'send (o, start),
+                }
+            }
+            let c = conn.as_mut().expect("connected above");
+            let req = self.sh.requests[self.pick()].build(c.is_h2());
+            let sent = Instant::now();
+            self.last_send.set(Some(sent));
+            let outcome = match tokio::time::timeout(timeout, c.exchange(req)).await {
+                Ok(Ok(status)) => Outcome::from_status(status),
+                Ok(Err(o)) => o,
+                Err(_) => Outcome::Timeout,
+            };
+            (outcome, sent)
+        };
+        if !matches!(outcome, Outcome::Ok | Outcome::Http4xx | Outcome::Http5xx) {
+            *conn = None;
+        }
+        let now = Instant::now();
+        self.last_completion.set(Some(now));
+        let us = |from: Instant| now.saturating_duration_since(from).as_micros() as u64;
+        // Latency counts from the due time, or from the send when the timer
+        // let it go out up to a tick early: lateness is never hidden, and
+        // earliness never shortens a latency.
+        self.rec
+            .borrow_mut()
+            .record(outcome, us(due.min(sent)), us(sent));
+        outcome
+    }
+}

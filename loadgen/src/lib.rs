@@ -1,0 +1,217 @@
+//! HTTP load generation with honest latency.
+//!
+//! `loadgen` owns the `run` stage: a target and a load profile in, a
+//! [`RunResult`] out. It drives hyper's client connections directly on one
+//! single-threaded runtime per worker, measures latency from each request's
+//! *scheduled* send time (the coordinated-omission correction) as well as
+//! from the actual send, and records per-worker HdrHistograms that a
+//! collector merges once a second. It also ships the built-in target
+//! service ([`target`]) that every example and test runs against.
+//!
+//! Files, the terminal, signals and exit codes belong to the `loadtest`
+//! binary; this crate returns data.
+//!
+//! ```no_run
+//! use std::ops::ControlFlow;
+//! use std::time::Duration;
+//! use loadgen::{Load, RequestSpec, RunPlan, Schedule, StopHandle, TargetSpec};
+//!
+//! let plan = RunPlan {
+//!     target: TargetSpec { url: "http://127.0.0.1:8080/".into(), ..TargetSpec::default() },
+//!     requests: vec![RequestSpec::default()],
+//!     load: Load::Open {
+//!         schedule: Schedule::constant(200.0, Duration::from_secs(5)),
+//!         initial_connections: 4,
+//!         max_connections: 10_000,
+//!     },
+//!     timeout: Duration::from_secs(5),
+//!     workers: 1,
+//!     seed: 1,
+//! };
+//! let outcome = loadgen::run(&plan, &StopHandle::default(), |_| ControlFlow::Continue(()))?;
+//! let thresholds = vec![loadgen::parse_threshold("p95<200ms")?];
+//! let result = loadgen::summarize(&plan, &outcome, &thresholds);
+//! println!("p95 = {} ms, passed: {}", result.latency_ms.p95, result.passed());
+//! # Ok::<(), loadgen::LoadgenError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod exec;
+pub mod net;
+mod result;
+pub mod schedule;
+pub mod spec;
+pub mod stats;
+pub mod target;
+
+use std::time::Duration;
+
+pub use exec::{Load, RunOutcome, SecondRow, StopHandle, run};
+pub use result::{
+    Connections, Latency, PercentilePoint, RequestInfo, RunResult, ThresholdResult, csv_header,
+    csv_row, evaluate, histogram_from_base64, summarize,
+};
+pub use schedule::Schedule;
+pub use spec::{Stage, Threshold, parse_duration, parse_stages, parse_threshold};
+
+/// Everything that can be wrong with a run's input or its set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    /// A duration that does not parse.
+    #[error("bad duration `{0}`: write a number and a unit, e.g. 500ms, 1.5s, 2m, 1h30m")]
+    BadDuration(String),
+    /// A threshold that does not parse.
+    #[error(
+        "bad threshold `{0}`: write e.g. p95<200ms, p99.9<=1s, max<2s, mean<50ms, error_rate<1%, rps>=1000"
+    )]
+    BadThreshold(String),
+    /// A stage list that does not parse.
+    #[error("bad stages `{0}`: write DURATION:RPS pairs, e.g. 30s:100,1m:1000")]
+    BadStages(String),
+    /// A service time that does not parse.
+    #[error(
+        "bad service time `{0}`: write exp:20ms, const:5ms or lognormal:MEAN,P95 with P95 between 1× and 3.87× the mean"
+    )]
+    BadServiceTime(String),
+    /// A URL that does not parse or is not http(s).
+    #[error("bad URL `{url}`: {why}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An HTTP method that is not a token.
+    #[error("bad HTTP method `{0}`: use GET, POST, PUT, ...")]
+    BadMethod(String),
+    /// A header that is not `Name: value`.
+    #[error("bad header `{0}`: write 'Name: value' with a valid name and printable value")]
+    BadHeader(String),
+    /// A load option out of range.
+    #[error("{0}")]
+    BadLoad(String),
+    /// The target refused or ignored the first connection.
+    #[error(
+        "cannot connect to {url}: {why}; is the service running? (`loadtest serve` starts a local one)"
+    )]
+    Unreachable {
+        /// The target URL.
+        url: String,
+        /// The OS's reason.
+        why: String,
+    },
+    /// TLS could not be set up.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// Threads or runtimes could not start.
+    #[error("cannot start the load generator: {0}")]
+    Runtime(String),
+}
+
+/// Where requests go and how.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSpec {
+    /// Base URL; request paths starting with `/` are joined to it.
+    pub url: String,
+    /// HTTP/2: prior knowledge (h2c) for http://, offered by ALPN for https://.
+    pub http2: bool,
+    /// Accept any TLS certificate (self-signed staging).
+    pub insecure: bool,
+}
+
+/// One kind of request; a run picks among them by weight.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    /// Label for reports.
+    pub name: String,
+    /// Full URL, a path joined to the target, or `None` for the target URL.
+    pub url: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Headers, values already expanded.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Relative frequency.
+    pub weight: u32,
+}
+
+impl Default for RequestSpec {
+    fn default() -> Self {
+        RequestSpec {
+            name: "default".into(),
+            url: None,
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            weight: 1,
+        }
+    }
+}
+
+/// A complete, checked description of one run.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// Where to send.
+    pub target: TargetSpec,
+    /// What to send.
+    pub requests: Vec<RequestSpec>,
+    /// When to send.
+    pub load: Load,
+    /// Per-request timeout, from the actual send.
+    pub timeout: Duration,
+    /// Worker threads.
+    pub workers: usize,
+    /// Seed for the choice among weighted requests.
+    pub seed: u64,
+}
+
+impl RunPlan {
+    /// Checks ranges the types cannot express.
+    pub fn check(&self) -> Result<(), LoadgenError> {
+        let bad = |s: &str| Err(LoadgenError::BadLoad(s.to_string()));
+        if self.requests.is_empty() {
+            return bad("no requests to send: give --url or a [[requests]] table");
+        }
+        if self.timeout.is_zero() {
+            return bad("--timeout must be > 0, e.g. 5s");
+        }
+        match &self.load {
+            Load::Open {
+                schedule,
+                max_connections,
+                ..
+            } => {
+                if schedule.total() == 0 {
+                    return bad(
+                        "the schedule sends no requests: give --rate > 0 and --duration > 0",
+                    );
+                }
+                if *max_connections == 0 {
+                    return bad("--max-connections must be >= 1");
+                }
+            }
+            Load::Closed {
+                connections,
+                duration,
+                ..
+            } => {
+                if *connections == 0 {
+                    return bad("--connections must be >= 1");
+                }
+                if duration.is_zero() {
+                    return bad("--duration must be > 0, e.g. 30s");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Target request rate of the whole run, for an open model.
+    pub fn target_rps(&self) -> Option<f64> {
+        match &self.load {
+            Load::Open { schedule, .. } => Some(schedule.mean_rps()),
+            Load::Closed { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The socket side of the generator: resolving the target, opening TCP or
+//! TLS connections, the HTTP/1.1 or HTTP/2 handshake (hyper's connection
+//! API, driven directly: no pooled client on the hot path), one exchange,
+//! and classifying what went wrong. Scheduling and recording are left to
+//! [`crate::exec`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper::header::{AUTHORIZATION, HOST, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Method, Request, Uri};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+
+use crate::stats::Outcome;
+use crate::{LoadgenError, RequestSpec, TargetSpec};
+
+/// A request, parsed and checked once before the run.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub method: Method,
+    /// Origin-form (`/path?q`) for HTTP/1.1.
+    pub path: Uri,
+    /// Absolute form for HTTP/2's pseudo-headers.
+    pub absolute: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Prepared {
+    pub fn build(&self, h2: bool) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = if h2 {
+            self.absolute.clone()
+        } else {
+            self.path.clone()
+        };
+        *req.headers_mut() = self.headers.clone();
+        if h2 {
+            // HTTP/2 carries the authority as a pseudo-header.
+            req.headers_mut().remove(HOST);
+        }
+        req
+    }
+}
+
+/// Parses and checks a URL: http or https, with a host.
+pub fn parse_url(url: &str) -> Result<Uri, LoadgenError> {
+    let bad = |why: &str| LoadgenError::BadUrl {
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| bad(&e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(bad("it must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    Ok(uri)
+}
+
+pub(crate) fn prepare(target: &Uri, spec: &RequestSpec) -> Result<Prepared, LoadgenError> {
+    let absolute = match &spec.url {
+        Some(u) if u.starts_with('/') => {
+            let joined = format!(
+                "{}://{}{}",
+                target.scheme_str().unwrap_or("http"),
+                target.authority().map(|a| a.as_str()).unwrap_or(""),
+                u
+            );
+            parse_url(&joined)?
+        }
+        Some(u) => parse_url(u)?,
+        None => target.clone(),
+    };
+    let method = Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| LoadgenError::BadMethod(spec.method.clone()))?;
+    let path: Uri = absolute
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|_| LoadgenError::BadUrl {
+            url: absolute.to_string(),
+            why: "bad path".into(),
+        })?;
+    let mut headers = HeaderMap::new();
+    if let Some(auth) = absolute.authority() {
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(auth.as_str()).expect("authority is a valid header"),
+        );
+    }
+    for (k, v) in &spec.headers {
+        let name = HeaderName::from_bytes(k.trim().as_bytes())
+            .map_err(|_| LoadgenError::BadHeader(format!("{k}: ...")))?;
+        let value = HeaderValue::from_str(v.trim())
+            .map_err(|_| LoadgenError::BadHeader(format!("{k}: ...")))?;
+        headers.append(name, value);
+    }
+    Ok(Prepared {
+        method,
+        path,
+        absolute,
+        headers,
+        body: Bytes::from(spec.body.clone()),
+    })
+}
+
+/// Header values shown to people: secrets become `***`.
+pub fn redact_header(name: &str, value: &str) -> String {
+    let n = name.trim().to_ascii_lowercase();
+    let secret = n == AUTHORIZATION.as_str()
+        || n == "proxy-authorization"
+        || n == "cookie"
+        || n.contains("token")
+        || n.contains("api-key")
+        || n.contains("secret");
+    if secret {
+        "***".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// An open client connection.
+pub(crate) enum Conn {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Conn {
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Conn::H1(s) => s.is_closed(),
+            Conn::H2(s) => s.is_closed(),
+        }
+    }
+
+    pub fn is_h2(&self) -> bool {
+        matches!(self, Conn::H2(_))
+    }
+
+    /// Sends one request and reads the whole body; the status tells the outcome.
+    pub async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<u16, Outcome> {
+        let resp = match self {
+            Conn::H1(s) => {
+                s.ready().await.map_err(classify)?;
+                s.send_request(req).await
+            }
+            Conn::H2(s) => {
+                s.ready().await.map_err(classify)?;
+                s.send_request(req).await
+            }
+        }
+        .map_err(classify)?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(classify)?;
+        }
+        Ok(status)
+    }
+}
+
+/// Maps a hyper error to its class.
+fn classify(e: hyper::Error) -> Outcome {
+    if e.is_timeout() {
+        return Outcome::Timeout;
+    }
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() || e.is_user() {
+        return Outcome::Protocol;
+    }
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || e.is_body_write_aborted() {
+        return Outcome::Reset;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    while let Some(s) = src {
+        if s.is::<std::io::Error>() {
+            return Outcome::Reset;
+        }
+        src = s.source();
+    }
+    Outcome::Protocol
+}
+
+/// Opens connections to one target.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    pub addr: SocketAddr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    http2: bool,
+}
+
+impl Connector {
+    /// Resolves the target once, before the run, and sets up TLS.
+    pub async fn new(target: &Uri, spec: &TargetSpec) -> Result<Self, LoadgenError> {
+        let host = target.host().unwrap_or("").trim_matches(['[', ']']);
+        let https = target.scheme_str() == Some("https");
+        let port = target.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let unreachable = |why: String| LoadgenError::Unreachable {
+            url: target.to_string(),
+            why,
+        };
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("the host name has no address".into()))?;
+        let tls = if https {
+            let name = ServerName::try_from(host.to_string())
+                .map_err(|_| unreachable("the host is not a valid TLS server name".into()))?;
+            Some((TlsConnector::from(Arc::new(tls_config(spec)?)), name))
+        } else {
+            None
+        };
+        Ok(Connector {
+            addr,
+            tls,
+            http2: spec.http2,
+        })
+    }
+
+    /// Opens one connection and performs the HTTP handshake.
+    pub async fn connect(&self, timeout: Duration) -> Result<Conn, Outcome> {
+        match tokio::time::timeout(timeout, self.connect_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(Outcome::Connect),
+        }
+    }
+
+    async fn connect_inner(&self) -> Result<Conn, Outcome> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| Outcome::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => handshake(TokioIo::new(tcp), self.http2).await,
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|_| Outcome::Connect)?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                handshake(TokioIo::new(tls), h2).await
+            }
+        }
+    }
+}
+
+async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Conn, Outcome>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if h2 {
+        let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(classify_connect)?;
+        tokio::spawn(conn);
+        Ok(Conn::H2(send))
+    } else {
+        let (send, conn) = http1::handshake(io).await.map_err(classify_connect)?;
+        tokio::spawn(conn);
+        Ok(Conn::H1(send))
+    }
+}
+
+fn classify_connect(_: hyper::Error) -> Outcome {
+    Outcome::Connect
+}
+
+fn tls_config(spec: &TargetSpec) -> Result<rustls::ClientConfig, LoadgenError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| LoadgenError::Tls(e.to_string()))?;
+    let mut config = if spec.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = if spec.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(config)
+}
+
+/// `--insecure`: accepts any certificate (self-signed staging), but still
+/// checks that the handshake is signed by the key the server presented.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(parse_url("http://127.0.0.1:8080/").is_ok());
+        assert!(parse_url("https://staging.example/api?x=1").is_ok());
+        for bad in [
+            "127.0.0.1:8080",
+            "ftp://x/",
+            "http://",
+            "not a url",
+            "http:///path",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn requests_join_paths_and_keep_host() {
+        let target = parse_url("http://127.0.0.1:9/base").unwrap();
+        let spec = RequestSpec {
+            url: Some("/cart?id=7".into()),
+            method: "post".into(),
+            headers: vec![("X-Trace".into(), "1".into())],
+            body: b"{}".to_vec(),
+            ..RequestSpec::default()
+        };
+        let p = prepare(&target, &spec).unwrap();
+        assert_eq!(p.method, Method::POST);
+        assert_eq!(p.path, "/cart?id=7");
+        assert_eq!(p.absolute.to_string(), "http://127.0.0.1:9/cart?id=7");
+        assert_eq!(p.headers[HOST], "127.0.0.1:9");
+        let r = p.build(true);
+        assert!(r.headers().get(HOST).is_none());
+        assert_eq!(r.uri().to_string(), "http://127.0.0.1:9/cart?id=7");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(redact_header("Authorization", "Bearer abc"), "***");
+        assert_eq!(redact_header("x-api-key", "abc"), "***");
+        assert_eq!(redact_header("Accept", "text/html"), "text/html");
+    }
+}

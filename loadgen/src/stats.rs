@@ -1,0 +1,256 @@
+//! What a worker records: per-class counts and latency histograms.
+//!
+//! Each worker owns one [`Recorder`] (no locks or atomics per request). Once
+//! a second it hands the collector an [`Interval`] and keeps going; the
+//! collector merges intervals of all workers. Every scheduled request lands
+//! in exactly one class, so `requests = ok + Σ errors` holds by construction.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Largest latency the histograms hold: one hour, in microseconds.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A fresh histogram for latencies from 1 µs to 1 h at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static bounds are valid")
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A 1xx-3xx response.
+    Ok,
+    /// No connection could be made.
+    Connect,
+    /// No complete response within the timeout.
+    Timeout,
+    /// The peer reset or closed the connection mid-exchange.
+    Reset,
+    /// An HTTP 4xx response.
+    Http4xx,
+    /// An HTTP 5xx response.
+    Http5xx,
+    /// A response that did not parse as HTTP.
+    Protocol,
+}
+
+impl Outcome {
+    /// The error classes, in report order.
+    pub const ERRORS: [Outcome; 6] = [
+        Outcome::Connect,
+        Outcome::Timeout,
+        Outcome::Reset,
+        Outcome::Http4xx,
+        Outcome::Http5xx,
+        Outcome::Protocol,
+    ];
+
+    /// The key used in JSON, CSV and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Connect => "connect",
+            Outcome::Timeout => "timeout",
+            Outcome::Reset => "reset",
+            Outcome::Http4xx => "http_4xx",
+            Outcome::Http5xx => "http_5xx",
+            Outcome::Protocol => "protocol",
+        }
+    }
+
+    /// Classifies an HTTP status code.
+    pub fn from_status(code: u16) -> Outcome {
+        match code {
+            400..=499 => Outcome::Http4xx,
+            500..=599 => Outcome::Http5xx,
+            _ => Outcome::Ok,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Connect => 1,
+            Outcome::Timeout => 2,
+            Outcome::Reset => 3,
+            Outcome::Http4xx => 4,
+            Outcome::Http5xx => 5,
+            Outcome::Protocol => 6,
+        }
+    }
+}
+
+/// Request counts by outcome, plus requests the generator could not send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    by_outcome: [u64; 7],
+    /// Scheduled requests never sent: the generator fell more than the
+    /// timeout behind (every connection busy at `--max-connections`), or the
+    /// run was interrupted.
+    pub dropped: u64,
+}
+
+impl Counts {
+    /// Count of one outcome.
+    pub fn get(&self, o: Outcome) -> u64 {
+        self.by_outcome[o.index()]
+    }
+
+    /// Adds one request with this outcome.
+    pub fn add(&mut self, o: Outcome) {
+        self.by_outcome[o.index()] += 1;
+    }
+
+    /// Requests sent (every outcome, not `dropped`).
+    pub fn requests(&self) -> u64 {
+        self.by_outcome.iter().sum()
+    }
+
+    /// Requests that ended in an error class.
+    pub fn errors(&self) -> u64 {
+        self.requests() - self.get(Outcome::Ok)
+    }
+
+    /// Adds another count into this one.
+    pub fn merge(&mut self, other: &Counts) {
+        for (a, b) in self.by_outcome.iter_mut().zip(other.by_outcome) {
+            *a += b;
+        }
+        self.dropped += other.dropped;
+    }
+}
+
+/// One second of one worker, or of all workers once merged.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Seconds since the start of the run at which the interval begins.
+    pub second: u64,
+    /// Counts in the interval.
+    pub counts: Counts,
+    /// Corrected latencies (from the scheduled time), microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Interval {
+    /// An empty interval starting at `second`.
+    pub fn empty(second: u64) -> Self {
+        Interval {
+            second,
+            counts: Counts::default(),
+            latency_us: latency_histogram(),
+        }
+    }
+
+    /// Adds another worker's interval into this one.
+    pub fn merge(&mut self, other: &Interval) {
+        self.counts.merge(&other.counts);
+        // Same bounds on both sides, so `add` cannot fail.
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+}
+
+/// A worker's whole-run and current-interval measurements.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// Whole-run counts.
+    pub counts: Counts,
+    /// Whole-run corrected latency (from the scheduled send time), µs.
+    pub corrected_us: Histogram<u64>,
+    /// Whole-run uncorrected latency (from the actual send), µs.
+    pub uncorrected_us: Histogram<u64>,
+    /// The interval being filled.
+    pub interval: Interval,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            counts: Counts::default(),
+            corrected_us: latency_histogram(),
+            uncorrected_us: latency_histogram(),
+            interval: Interval::empty(0),
+        }
+    }
+}
+
+impl Recorder {
+    /// Records a request that was sent, with both latencies in microseconds.
+    pub fn record(&mut self, outcome: Outcome, corrected_us: u64, uncorrected_us: u64) {
+        self.counts.add(outcome);
+        self.interval.counts.add(outcome);
+        let c = corrected_us.clamp(1, MAX_LATENCY_US);
+        // Clamped to the bounds, so recording cannot fail.
+        let _ = self.corrected_us.record(c);
+        let _ = self.interval.latency_us.record(c);
+        let _ = self
+            .uncorrected_us
+            .record(uncorrected_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    /// Records a scheduled request that was never sent.
+    pub fn record_dropped(&mut self) {
+        self.counts.dropped += 1;
+        self.interval.counts.dropped += 1;
+    }
+
+    /// Hands over the current interval and starts `next_second`, reusing
+    /// nothing of the old one so the collector owns it outright.
+    pub fn take_interval(&mut self, next_second: u64) -> Interval {
+        std::mem::replace(&mut self.interval, Interval::empty(next_second))
+    }
+
+    /// Adds another recorder's whole-run figures (not its open interval).
+    pub fn merge(&mut self, other: &Recorder) {
+        self.counts.merge(&other.counts);
+        let _ = self.corrected_us.add(&other.corrected_us);
+        let _ = self.uncorrected_us.add(&other.uncorrected_us);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_lands_in_one_class() {
+        let mut r = Recorder::default();
+        r.record(Outcome::Ok, 1000, 900);
+        r.record(Outcome::Http5xx, 2000, 2000);
+        r.record(Outcome::Timeout, 5_000_000, 5_000_000);
+        r.record_dropped();
+        assert_eq!(r.counts.requests(), 3);
+        assert_eq!(r.counts.errors(), 2);
+        assert_eq!(r.counts.dropped, 1);
+        assert_eq!(r.corrected_us.len(), 3);
+        let i = r.take_interval(1);
+        assert_eq!(i.counts.requests(), 3);
+        assert_eq!(r.interval.second, 1);
+        assert_eq!(r.interval.counts.requests(), 0);
+        // The whole-run figures survive the interval hand-over.
+        assert_eq!(r.counts.requests(), 3);
+    }
+
+    #[test]
+    fn merge_adds_counts_and_histograms() {
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        a.record(Outcome::Ok, 10, 10);
+        b.record(Outcome::Reset, 20, 20);
+        b.record(Outcome::Ok, 0, 0); // clamped to 1 µs, still counted
+        a.merge(&b);
+        assert_eq!(a.counts.requests(), 3);
+        assert_eq!(a.counts.get(Outcome::Reset), 1);
+        assert_eq!(a.corrected_us.len(), 3);
+        assert_eq!(a.corrected_us.min(), 1);
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(Outcome::from_status(200), Outcome::Ok);
+        assert_eq!(Outcome::from_status(304), Outcome::Ok);
+        assert_eq!(Outcome::from_status(404), Outcome::Http4xx);
+        assert_eq!(Outcome::from_status(503), Outcome::Http5xx);
+    }
+}

@@ -1,0 +1,138 @@
+//! Flags as the user types them. Checking and combining them with a
+//! scenario file happens in the command modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Capacity planning, load testing and cloud cost optimization.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load-test an HTTP service and check thresholds (exit 1 when one fails).
+    Run(Box<RunArgs>),
+    /// Start the built-in target service on loopback.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+MODELS:
+  --rate R or --stages   open model: requests arrive on schedule whatever the server does;
+                         latency counts from each request's scheduled time
+  --connections N        closed model (without a rate): N connections loop as fast as answered
+
+THRESHOLDS (repeatable):  p50|p90|p95|p99|p99.9|max|mean <|<= DURATION,
+                          error_rate<1%, rps>=1000
+
+EXIT CODES: 0 all thresholds held, 1 a threshold failed or the run was cut short, 2 bad input")]
+pub struct RunArgs {
+    /// Scenario file (TOML); flags override it.
+    pub scenario: Option<PathBuf>,
+    /// Target URL, e.g. http://127.0.0.1:8080/.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// HTTP method.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Header 'Name: value' (repeatable); ${VAR} is expanded from the environment.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Request body, or @FILE to read it from a file.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Open model: requests per second.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Open model with a ramp: DURATION:RPS,... (k6 ramping arrival rate).
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Closed model: concurrent connections (with --rate: connections opened up front).
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Open model: most connections at once (new ones open while all are busy).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Closed model: pause after each response.
+    #[arg(long)]
+    pub think_time: Option<String>,
+    /// How long to run, e.g. 30s, 2m.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Pass/fail criterion (repeatable).
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+    /// Stop as soon as a latency or error-rate threshold is lost.
+    #[arg(long)]
+    pub abort_on_fail: bool,
+    /// With --abort-on-fail: evaluate only after this long.
+    #[arg(long, default_value = "5s")]
+    pub abort_delay: String,
+    /// Per-request timeout.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// HTTP/2 (h2c prior knowledge for http://, ALPN for https://).
+    #[arg(long)]
+    pub http2: bool,
+    /// Accept any TLS certificate (self-signed staging).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Seed for choosing among weighted requests.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the summary as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write one row per second as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the HdrHistogram interval log.
+    #[arg(long)]
+    pub hdr: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to bind: loopback only.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Requests served at once; the rest queue.
+    #[arg(long, default_value_t = 8)]
+    pub workers: usize,
+    /// Service time: exp:20ms, const:5ms or lognormal:MEAN,P95.
+    #[arg(long, default_value = "exp:20ms")]
+    pub service_time: String,
+    /// Probability of answering 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Periodic stall LENGTH/PERIOD, e.g. 1s/5s.
+    #[arg(long)]
+    pub stall: Option<String>,
+    /// Serve HTTPS (and h2 by ALPN) with a self-signed certificate.
+    #[arg(long)]
+    pub tls: bool,
+    /// Seed of the service-time and error draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Runtime threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Stop by itself after this long (tests and scripts).
+    #[arg(long)]
+    pub exit_after: Option<String>,
+}

@@ -1,0 +1,81 @@
+//! `loadtest`: the command line. It owns files, the terminal, signals and
+//! exit codes, and the order of the pipeline's stages; the stage crates
+//! take data and return data.
+
+mod cli;
+mod run_cmd;
+mod scenario;
+mod serve_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// How a command that ran to the end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything held.
+    Passed,
+    /// A threshold was missed, the run was cut short, or a plan is infeasible.
+    Failed,
+}
+
+impl Outcome {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Passed => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(1),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadtest: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        cli::Command::Run(args) => run_cmd::run(*args),
+        cli::Command::Serve(args) => serve_cmd::serve(args),
+    }
+}
+
+/// The error chain on one line, without repeating a cause the context
+/// already quotes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text.trim());
+    }
+    out
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,84 @@
+//! `loadtest serve`: the built-in target on loopback, until Ctrl-C or
+//! `--exit-after`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use loadgen::spec::ServiceTime;
+use loadgen::target::{Stall, TargetConfig, TargetStats};
+
+use crate::Outcome;
+use crate::cli::ServeArgs;
+
+pub fn serve(a: ServeArgs) -> anyhow::Result<Outcome> {
+    let ip: IpAddr = a.host.trim_matches(['[', ']']).parse().with_context(|| {
+        format!(
+            "bad --host `{}`: give a loopback address such as 127.0.0.1 or ::1",
+            a.host
+        )
+    })?;
+    if !ip.is_loopback() {
+        bail!(
+            "--host {ip} is not a loopback address: the built-in target only listens on 127.0.0.0/8 or ::1"
+        );
+    }
+    let cfg = TargetConfig {
+        workers: a.workers,
+        service_time: ServiceTime::parse(&a.service_time).context("--service-time")?,
+        error_rate: a.error_rate,
+        stall: a
+            .stall
+            .as_deref()
+            .map(Stall::parse)
+            .transpose()
+            .context("--stall")?,
+        seed: a.seed,
+        tls: a.tls,
+    };
+    cfg.check()?;
+    let exit_after = a
+        .exit_after
+        .as_deref()
+        .map(loadgen::parse_duration)
+        .transpose()
+        .context("--exit-after")?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = a.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, a.port))
+            .await
+            .with_context(|| format!("cannot listen on {ip}:{}: is the port in use? try --port 0", a.port))?;
+        let addr = listener.local_addr()?;
+        let scheme = if a.tls { "https" } else { "http" };
+        let host = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
+        println!(
+            "loadtest serve: listening on {scheme}://{host}:{}/ ({} workers, service time {}, error rate {}{})",
+            addr.port(),
+            cfg.workers,
+            a.service_time,
+            cfg.error_rate,
+            a.stall.as_deref().map(|s| format!(", stall {s}")).unwrap_or_default()
+        );
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        let stats = Arc::new(TargetStats::default());
+        let shutdown = async move {
+            match exit_after {
+                Some(d) => {
+                    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = tokio::time::sleep(d) => {} }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        loadgen::target::serve(listener, cfg, stats.clone(), shutdown).await?;
+        println!("loadtest serve: served {} responses ({} injected errors)", stats.served() + stats.errors(), stats.errors());
+        anyhow::Ok(())
+    })?;
+    Ok(Outcome::Passed)
+}
