@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// Target URL, e.g. http://127.0.0.1:8080/.
     #[arg(long)]
     pub url: Option<String>,
+    /// Run against the built-in target, started in-process on a free loopback port.
+    #[arg(long, conflicts_with = "url")]
+    pub builtin: bool,
     /// HTTP method.
     #[arg(long)]
     pub method: Option<String>,
@@ -48,7 +51,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub body: Option<String>,
     /// Open model: requests per second.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open model with a ramp: DURATION:RPS,... (k6 ramping arrival rate).
     #[arg(long)]

@@ -18,6 +18,8 @@ use loadgen::{Load, RequestSpec, RunPlan, RunResult, Schedule, StopHandle, Targe
 use crate::Outcome;
 use crate::cli::RunArgs;
 use crate::scenario::{Scenario, expand_env};
+use crate::serve_cmd::Background;
+use loadgen::target::TargetConfig;
 
 /// A checked run: the plan plus what the binary does around it.
 pub struct Settings {
@@ -33,7 +35,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         Some(p) => Scenario::load(p)?,
         None => Scenario::default(),
     };
-    let settings = resolve(&args, &scenario)?;
+    let builtin = builtin_target(&args, &scenario)?;
+    let mut settings = resolve(&args, &scenario, builtin.as_ref().map(|b| b.url.as_str()))?;
+    if builtin.is_some() {
+        settings.name = format!("{} (built-in target)", settings.name)
+            .trim()
+            .to_string();
+    }
     raise_fd_limit();
     let stop = StopHandle::default();
     stop_on_ctrl_c(stop.clone());
@@ -101,10 +109,11 @@ pub fn execute(s: &Settings, args: &RunArgs, stop: &StopHandle) -> anyhow::Resul
             sink_error = Some(e);
             return ControlFlow::Break("an output file could not be written".into());
         }
-        if s.abort_on_fail && Duration::from_secs(iv.second + 1) >= s.abort_delay {
-            if let Some(lost) = lost_threshold(&s.thresholds, &cumulative.0, &cumulative.1) {
-                return ControlFlow::Break(format!("abort_on_fail: {lost}"));
-            }
+        if s.abort_on_fail
+            && Duration::from_secs(iv.second + 1) >= s.abort_delay
+            && let Some(lost) = lost_threshold(&s.thresholds, &cumulative.0, &cumulative.1)
+        {
+            return ControlFlow::Break(format!("abort_on_fail: {lost}"));
         }
         ControlFlow::Continue(())
     })?;
@@ -151,8 +160,36 @@ fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(BufWriter::new(f))
 }
 
-/// Combines flags and scenario; flags win.
-pub fn resolve(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Settings> {
+/// Starts the built-in target when the flags or the scenario ask for it
+/// and no URL overrides it.
+fn builtin_target(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Option<Background>> {
+    let from_scenario = scn.target.as_ref().and_then(|t| t.builtin.clone());
+    let wanted = a.builtin || (a.url.is_none() && from_scenario.is_some());
+    if !wanted {
+        return Ok(None);
+    }
+    let b = from_scenario.unwrap_or_default();
+    let cfg = TargetConfig {
+        workers: b.workers,
+        service_time: b.service_time,
+        error_rate: b.error_rate,
+        stall: b.stall,
+        seed: a.seed.unwrap_or(1),
+        tls: false,
+    };
+    let bg = Background::start(cfg)?;
+    if !a.quiet {
+        eprintln!(
+            "loadtest: built-in target on {} ({} workers)",
+            bg.url, b.workers
+        );
+    }
+    Ok(Some(bg))
+}
+
+/// Combines flags and scenario; flags win. `builtin_url` is the address of
+/// an in-process built-in target, which takes the place of the scenario's URL.
+pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow::Result<Settings> {
     let load = scn.load.as_ref();
     let target = scn.target.as_ref();
     let parse_dur = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<Duration>> {
@@ -163,6 +200,7 @@ pub fn resolve(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Settings> {
     let url = a
         .url
         .clone()
+        .or_else(|| builtin_url.map(str::to_string))
         .or_else(|| target.and_then(|t| t.url.clone()))
         .context(
             "no target URL: give --url http://HOST:PORT/ or set [target] url in the scenario",
@@ -393,7 +431,7 @@ impl Live {
     }
 
     fn update(&mut self, iv: &Interval, counts: &Counts, hist: &hdrhistogram::Histogram<u64>) {
-        if !self.enabled || (!self.tty && (iv.second + 1) % 10 != 0) {
+        if !self.enabled || (!self.tty && !(iv.second + 1).is_multiple_of(10)) {
             return;
         }
         let err_pct = if counts.requests() > 0 {

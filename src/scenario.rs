@@ -40,10 +40,61 @@ pub struct Scenario {
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub url: Option<String>,
+    /// Run against the built-in target, started in-process on a free
+    /// loopback port, when no URL is given.
+    pub builtin: Option<Builtin>,
     #[serde(default)]
     pub http2: bool,
     #[serde(default)]
     pub insecure: bool,
+}
+
+/// The built-in target's behaviour, as `loadtest serve` flags.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Builtin {
+    #[serde(default = "eight")]
+    pub workers: usize,
+    #[serde(default = "default_service_time", deserialize_with = "service_time")]
+    pub service_time: loadgen::spec::ServiceTime,
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default, deserialize_with = "stall")]
+    pub stall: Option<loadgen::target::Stall>,
+}
+
+impl Default for Builtin {
+    fn default() -> Self {
+        Builtin {
+            workers: 8,
+            service_time: default_service_time(),
+            error_rate: 0.0,
+            stall: None,
+        }
+    }
+}
+
+fn eight() -> usize {
+    8
+}
+
+fn default_service_time() -> loadgen::spec::ServiceTime {
+    loadgen::spec::ServiceTime::Lognormal {
+        mean_ms: 20.0,
+        p95_ms: 60.0,
+    }
+}
+
+fn service_time<'de, D: Deserializer<'de>>(d: D) -> Result<loadgen::spec::ServiceTime, D::Error> {
+    let s = String::deserialize(d)?;
+    loadgen::spec::ServiceTime::parse(&s).map_err(serde::de::Error::custom)
+}
+
+fn stall<'de, D: Deserializer<'de>>(d: D) -> Result<Option<loadgen::target::Stall>, D::Error> {
+    let s = String::deserialize(d)?;
+    loadgen::target::Stall::parse(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,7 +222,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Expands `${VAR}` from the environment; an unset variable is an error
+/// Expands `${VAR}` (or `${VAR:-default}`) from the environment; an unset variable is an error
 /// that names it (a silently empty Authorization header would be a lie).
 pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<String> {
     let mut out = String::with_capacity(value.len());
@@ -182,11 +233,15 @@ pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> anyho
         let Some(end) = after.find('}') else {
             bail!("unclosed `${{` in `{value}`")
         };
-        let name = &after[..end];
-        match lookup(name) {
-            Some(v) => out.push_str(&v),
-            None => bail!(
-                "environment variable `{name}` is not set: export it or remove it from the header"
+        let (name, default) = match after[..end].split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (&after[..end], None),
+        };
+        match (lookup(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => bail!(
+                "environment variable `{name}` is not set: export it, write ${{{name}:-default}}, or remove it"
             ),
         }
         rest = &after[end + 1..];
@@ -228,6 +283,17 @@ rate = 90.0
         assert_eq!(load.thresholds.len(), 2);
         assert_eq!(s.requests[0].weight, 3);
         assert!(s.traffic.is_some());
+        let s =
+            Scenario::parse("[target]\nbuiltin = { workers = 4, service_time = \"exp:5ms\" }\n")
+                .unwrap();
+        let b = s.target.unwrap().builtin.unwrap();
+        assert_eq!(b.workers, 4);
+        assert_eq!(
+            b.service_time,
+            loadgen::spec::ServiceTime::Exponential { mean_ms: 5.0 }
+        );
+        let e = Scenario::parse("[target]\nbuiltin = { stall = \"5s/1s\" }\n").unwrap_err();
+        assert!(e.starts_with("2:21:") && e.contains("bad stall"), "{e}");
     }
 
     #[test]
@@ -251,6 +317,10 @@ rate = 90.0
         let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_string());
         assert_eq!(expand_env("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cret");
         assert_eq!(expand_env("plain", env).unwrap(), "plain");
+        assert_eq!(expand_env("x${NOPE:-dflt}y", env).unwrap(), "xdflty");
+        assert_eq!(expand_env("${TOKEN:-dflt}", env).unwrap(), "s3cret");
+        assert_eq!(expand_env("x${NOPE:-dflt}y", env).unwrap(), "xdflty");
+        assert_eq!(expand_env("${TOKEN:-dflt}", env).unwrap(), "s3cret");
         let e = expand_env("Bearer ${MISSING}", env)
             .unwrap_err()
             .to_string();

@@ -82,3 +82,66 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<Outcome> {
     })?;
     Ok(Outcome::Passed)
 }
+
+/// The built-in target running in-process on a free loopback port, for
+/// `run --builtin` and scenarios with `[target] builtin`. Stops when dropped.
+pub struct Background {
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start(cfg: TargetConfig) -> anyhow::Result<Background> {
+        cfg.check()?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("builtin-target".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return drop(ready_tx.send(Err(anyhow::Error::from(e)))),
+                };
+                rt.block_on(async move {
+                    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                        Ok(l) => l,
+                        Err(e) => return drop(ready_tx.send(Err(e.into()))),
+                    };
+                    let url = listener
+                        .local_addr()
+                        .map(|a| format!("http://{a}/"))
+                        .map_err(anyhow::Error::from);
+                    let _ = ready_tx.send(url);
+                    let stats = Arc::new(TargetStats::default());
+                    let _ = loadgen::target::serve(listener, cfg, stats, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+                });
+            })?;
+        let url = ready_rx
+            .recv()
+            .context("the built-in target did not start")??;
+        Ok(Background {
+            url,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -6,10 +6,10 @@
 //! worker's state through `Rc`/`Cell`. Worker *w* of *W* owns requests
 //! *w*, *w+W*, *w+2W*, ... of the open-model schedule.
 //!
-//! Open model: a free connection claims the next due slot and sleeps until
-//! it. When a slot comes due and nobody claimed it, every connection is
-//! busy, so the dispatcher opens a new connection for it (up to the
-//! worker's share of `max_connections`), as real users would keep arriving
+//! Open model: once per timer tick the dispatcher hands every slot due in
+//! that tick to an idle connection. When none is idle, every connection is
+//! waiting on the server, so it opens a new connection for the slot (up to
+//! the worker's share of `max_connections`), as real users keep arriving
 //! during a stall. Past the cap the slot waits for the next free connection
 //! and its latency still counts from the due time; a slot more than the
 //! timeout late is `dropped`, never silently skipped.
@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
@@ -148,6 +149,75 @@ pub struct RunOutcome {
     /// Why the run ended early, if it did.
     pub stopped: Option<String>,
 }
+
+/// A task's connection and its timeout watchdog. The watchdog is one timer
+/// per task, re-armed only when it fires (about once per timeout), instead
+/// of a timer per request.
+struct Link {
+    conn: Option<Conn>,
+    watchdog: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Link {
+    fn new() -> Self {
+        Link {
+            conn: None,
+            watchdog: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
+        }
+    }
+
+    /// Completes once `deadline` has passed.
+    async fn expire(watchdog: &mut std::pin::Pin<Box<tokio::time::Sleep>>, deadline: Instant) {
+        loop {
+            if watchdog.deadline() > deadline {
+                watchdog.as_mut().reset(deadline);
+            }
+            watchdog.as_mut().await;
+            if Instant::now() >= deadline {
+                return;
+            }
+            watchdog.as_mut().reset(deadline);
+        }
+    }
+}
+
+/// How late the dispatcher may wake for a tick while it still trusts that a
+/// busy pool means a busy server. Later than this, the generator's own
+/// thread is behind, and more connections would only slow it further.
+const DISPATCH_LAG_LIMIT: Duration = Duration::from_millis(5);
+
+/// Where the dispatcher leaves an idle connection its next slot (`Some`)
+/// or tells it the run is over (`None`).
+#[derive(Default)]
+struct Mailbox {
+    slot: Cell<Option<Option<Instant>>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Mailbox {
+    fn deliver(&self, slot: Option<Instant>) {
+        self.slot.set(Some(slot));
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    async fn recv(&self) -> Option<Instant> {
+        std::future::poll_fn(|cx| match self.slot.take() {
+            Some(slot) => Poll::Ready(slot),
+            None => {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// Most connections a worker opens in one tick: enough for a 1 s stall at
+/// several thousand rps per worker, few enough that a generator falling
+/// behind cannot bury itself in handshakes.
+const MAX_NEW_PER_TICK: usize = 8;
 
 /// Resolution of tokio's timer wheel.
 const TIMER_TICK: Duration = Duration::from_millis(1);
@@ -360,16 +430,20 @@ struct Worker {
     tx: mpsc::Sender<Msg>,
     rec: RefCell<Recorder>,
     rng: RefCell<ChaCha8Rng>,
-    /// Open model: this worker's next unclaimed slot (ordinal k → request id + kW).
+    /// Open model: this worker's next slot not yet handed out (ordinal k → request id + kW).
     next_k: Cell<u64>,
     seg: Cell<usize>,
+    /// Open model: connections waiting for a slot, most recently used last.
+    idle: RefCell<Vec<Rc<Mailbox>>>,
+    /// The dispatcher, when it waits for a connection to come back.
+    dispatcher: RefCell<Option<Waker>>,
+    /// The schedule is exhausted or the run stopped: no more slots.
+    dispatch_done: Cell<bool>,
     /// Live connection tasks and the most at once.
     tasks: Cell<usize>,
     peak: Cell<usize>,
     opened: Cell<u64>,
     all_done: Notify,
-    dispatcher_waiting: Cell<bool>,
-    claimed: Notify,
     stopped: Cell<bool>,
     stop_now: Notify,
     last_completion: Cell<Option<Instant>>,
@@ -392,12 +466,13 @@ impl Worker {
             rng: RefCell::new(rng),
             next_k: Cell::new(0),
             seg: Cell::new(0),
+            idle: RefCell::default(),
+            dispatcher: RefCell::default(),
+            dispatch_done: Cell::new(false),
             tasks: Cell::new(0),
             peak: Cell::new(0),
             opened: Cell::new(0),
             all_done: Notify::new(),
-            dispatcher_waiting: Cell::new(false),
-            claimed: Notify::new(),
             stopped: Cell::new(false),
             stop_now: Notify::new(),
             last_completion: Cell::new(None),
@@ -413,6 +488,7 @@ impl Worker {
             let _ = stop.wait_for(|s| *s).await;
             me.stopped.set(true);
             me.stop_now.notify_waiters();
+            me.wake_dispatcher();
         });
         tokio::task::spawn_local(self.clone().ticker());
         match &self.sh.plan.load {
@@ -507,42 +583,69 @@ impl Worker {
         Some(self.sh.t0 + Duration::from_nanos(ns))
     }
 
-    /// Takes the next due slot of this worker, if the run goes on.
-    fn claim(&self) -> Option<Instant> {
-        if self.stopped.get() {
-            return None;
+    fn wake_dispatcher(&self) {
+        if let Some(w) = self.dispatcher.borrow_mut().take() {
+            w.wake();
         }
-        let k = self.next_k.get();
-        let due = self.due(k)?;
-        self.next_k.set(k + 1);
-        if self.dispatcher_waiting.get() {
-            self.claimed.notify_one();
-        }
-        Some(due)
     }
 
+    /// Hands out slots. It wakes once per timer tick and gives every slot due
+    /// by the end of the tick to an idle connection: one timer per tick, not
+    /// per request. With no idle connection, and the dispatcher on time,
+    /// every connection is waiting on the server, so a new user opens a new
+    /// connection. When the dispatcher woke late, this thread, not the
+    /// server, is behind: slots then wait for connections to come back.
     async fn dispatch(self: Rc<Self>, max_tasks: usize) {
-        loop {
-            let k = self.next_k.get();
-            let Some(due) = self.due(k) else { break };
-            if !self.sleep_until(due).await {
-                break;
+        // Whether this thread is behind: its last timer fired more than
+        // DISPATCH_LAG_LIMIT after its deadline. Only timed sleeps update
+        // it, so a backlog of overdue slots does not count against it.
+        let mut behind = false;
+        'run: while let Some(first) = self.due(self.next_k.get()) {
+            // tokio's timer fires on the first 1 ms tick at or after its
+            // deadline; aiming a tick early keeps its rounding out of the
+            // latency (see `exchange` for how early sends are timed).
+            let wake_at = first.checked_sub(TIMER_TICK).unwrap_or(first);
+            if wake_at > Instant::now() {
+                if !self.sleep_until(wake_at).await {
+                    break;
+                }
+                behind = wake_at.elapsed() > DISPATCH_LAG_LIMIT;
             }
-            if self.next_k.get() != k {
-                continue; // a free connection took it
+            let horizon = Instant::now() + TIMER_TICK;
+            let mut opened = 0;
+            while let Some(due) = self.due(self.next_k.get()).filter(|d| *d <= horizon) {
+                if self.stopped.get() {
+                    break 'run;
+                }
+                let idle = self.idle.borrow_mut().pop();
+                if let Some(mailbox) = idle {
+                    self.next_k.set(self.next_k.get() + 1);
+                    mailbox.deliver(Some(due));
+                    continue;
+                }
+                if !behind && opened < MAX_NEW_PER_TICK && self.tasks.get() < max_tasks {
+                    opened += 1;
+                    self.next_k.set(self.next_k.get() + 1);
+                    self.spawn_task(self.clone().open_task(Some(due), false));
+                    continue;
+                }
+                // At a cap, or this thread is behind: the slot waits for the
+                // next free connection (its latency counts from its due
+                // time), or for the next tick, whose timer tells again
+                // whether this thread keeps up.
+                let tick = Instant::now() + TIMER_TICK;
+                tokio::select! {
+                    _ = self.wait_for_idle() => {}
+                    _ = tokio::time::sleep_until(tick) => {
+                        behind = tick.elapsed() > DISPATCH_LAG_LIMIT;
+                        continue 'run;
+                    }
+                }
             }
-            if self.tasks.get() < max_tasks {
-                // Every connection is busy: a new user opens a new one.
-                let slot = self.claim();
-                self.spawn_task(self.clone().open_task(slot, false));
-                continue;
-            }
-            self.dispatcher_waiting.set(true);
-            tokio::select! {
-                _ = self.claimed.notified() => {}
-                _ = self.stop_now.notified() => {}
-            }
-            self.dispatcher_waiting.set(false);
+        }
+        self.dispatch_done.set(true);
+        for mailbox in self.idle.borrow_mut().drain(..) {
+            mailbox.deliver(None);
         }
         // Slots that came due but found no connection before a stop were
         // still scheduled: they count as dropped, not as never asked for.
@@ -557,40 +660,53 @@ impl Worker {
         }
     }
 
-    async fn open_task(self: Rc<Self>, first: Option<Instant>, warm: bool) {
-        let mut conn = None;
-        if warm {
-            conn = self.dial().await.ok();
-        }
-        let mut slot = first;
-        while let Some(due) = slot.or_else(|| self.claim()) {
-            slot = None;
-            // tokio's timer fires on the first 1 ms tick at or after its
-            // deadline; aiming a tick early keeps the timer's rounding out of
-            // the measurement (see `exchange` for how early sends count).
-            if !self
-                .sleep_until(due.checked_sub(TIMER_TICK).unwrap_or(due))
-                .await
-            {
-                if due <= Instant::now() {
-                    self.rec.borrow_mut().record_dropped();
-                }
-                break;
+    async fn wait_for_idle(&self) {
+        std::future::poll_fn(|cx| {
+            if !self.idle.borrow().is_empty() || self.stopped.get() {
+                return Poll::Ready(());
             }
+            *self.dispatcher.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    async fn open_task(self: Rc<Self>, first: Option<Instant>, warm: bool) {
+        let mut link = Link::new();
+        if warm {
+            link.conn = self.dial().await.ok();
+        }
+        let mailbox = Rc::new(Mailbox::default());
+        let mut next = first;
+        loop {
+            let due = match next.take() {
+                Some(due) => due,
+                None => {
+                    if self.dispatch_done.get() {
+                        break;
+                    }
+                    self.idle.borrow_mut().push(mailbox.clone());
+                    self.wake_dispatcher();
+                    match mailbox.recv().await {
+                        Some(due) => due,
+                        None => break,
+                    }
+                }
+            };
             if due.elapsed() > self.sh.plan.timeout {
                 self.rec.borrow_mut().record_dropped();
                 continue;
             }
-            self.exchange(&mut conn, due).await;
+            self.exchange(&mut link, due).await;
         }
         self.task_done();
     }
 
     async fn closed_task(self: Rc<Self>, deadline: Instant, think: Duration) {
-        let mut conn = None;
+        let mut link = Link::new();
         let _ = self.sleep_until(self.sh.t0).await;
         while !self.stopped.get() && Instant::now() < deadline {
-            let outcome = self.exchange(&mut conn, Instant::now()).await;
+            let outcome = self.exchange(&mut link, Instant::now()).await;
             // A refused port answers in microseconds; don't spin on it.
             let pause = if outcome == Outcome::Connect {
                 think.max(Duration::from_millis(10))
@@ -635,29 +751,32 @@ impl Worker {
     }
 
     /// One request due at `due`: connect if needed, send, read, record.
-    async fn exchange(&self, conn: &mut Option<Conn>, due: Instant) -> Outcome {
+    async fn exchange(&self, link: &mut Link, due: Instant) -> Outcome {
         let timeout = self.sh.plan.timeout;
         let (outcome, sent) = 'send: {
-            if conn.as_ref().is_none_or(Conn::is_closed) {
+            if link.conn.as_ref().is_none_or(Conn::is_closed) {
                 let start = Instant::now();
                 match self.dial().await {
-                    Ok(c) => *conn = Some(c),
+                    Ok(c) => link.conn = Some(c),
                     Err(o) => break 'send (o, start),
                 }
             }
-            let c = conn.as_mut().expect("connected above");
+            let c = link.conn.as_mut().expect("connected above");
             let req = self.sh.requests[self.pick()].build(c.is_h2());
             let sent = Instant::now();
             self.last_send.set(Some(sent));
-            let outcome = match tokio::time::timeout(timeout, c.exchange(req)).await {
-                Ok(Ok(status)) => Outcome::from_status(status),
-                Ok(Err(o)) => o,
-                Err(_) => Outcome::Timeout,
+            let outcome = tokio::select! {
+                biased;
+                r = c.exchange(req) => match r {
+                    Ok(status) => Outcome::from_status(status),
+                    Err(o) => o,
+                },
+                _ = Link::expire(&mut link.watchdog, sent + timeout) => Outcome::Timeout,
             };
             (outcome, sent)
         };
         if !matches!(outcome, Outcome::Ok | Outcome::Http4xx | Outcome::Http5xx) {
-            *conn = None;
+            link.conn = None;
         }
         let now = Instant::now();
         self.last_completion.set(Some(now));

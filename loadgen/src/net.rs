@@ -5,7 +5,9 @@
 //! [`crate::exec`].
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -134,16 +136,25 @@ pub fn redact_header(name: &str, value: &str) -> String {
     }
 }
 
+/// hyper's HTTP/1 connection state machine, type-erased over TCP or TLS.
+type H1Driver = Pin<Box<dyn Future<Output = Result<(), hyper::Error>>>>;
+
 /// An open client connection.
 pub(crate) enum Conn {
-    H1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/1.1: the connection future is polled by the task that sends,
+    /// so a request and its response cost no cross-task wake-ups.
+    H1 {
+        send: http1::SendRequest<Full<Bytes>>,
+        driver: Option<H1Driver>,
+    },
+    /// HTTP/2: one spawned connection carries the streams of many tasks.
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl Conn {
     pub fn is_closed(&self) -> bool {
         match self {
-            Conn::H1(s) => s.is_closed(),
+            Conn::H1 { send, driver } => driver.is_none() || send.is_closed(),
             Conn::H2(s) => s.is_closed(),
         }
     }
@@ -154,24 +165,60 @@ impl Conn {
 
     /// Sends one request and reads the whole body; the status tells the outcome.
     pub async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<u16, Outcome> {
-        let resp = match self {
-            Conn::H1(s) => {
-                s.ready().await.map_err(classify)?;
-                s.send_request(req).await
+        match self {
+            Conn::H1 { send, driver } => {
+                let work = async {
+                    send.ready().await.map_err(classify)?;
+                    read_response(send.send_request(req).await.map_err(classify)?).await
+                };
+                drive(driver, work).await
             }
             Conn::H2(s) => {
                 s.ready().await.map_err(classify)?;
-                s.send_request(req).await
+                read_response(s.send_request(req).await.map_err(classify)?).await
             }
         }
-        .map_err(classify)?;
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.map_err(classify)?;
-        }
-        Ok(status)
     }
+}
+
+async fn read_response(resp: hyper::Response<hyper::body::Incoming>) -> Result<u16, Outcome> {
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(classify)?;
+    }
+    Ok(status)
+}
+
+/// Polls `work` and the connection together until `work` is done. A
+/// connection that ends (cleanly or not) is dropped and never polled again.
+async fn drive<T>(
+    driver: &mut Option<H1Driver>,
+    work: impl Future<Output = Result<T, Outcome>>,
+) -> Result<T, Outcome> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        let Some(d) = driver.as_mut() else {
+            return Poll::Ready(Err(Outcome::Reset));
+        };
+        match d.as_mut().poll(cx) {
+            Poll::Pending => {}
+            Poll::Ready(end) => {
+                *driver = None;
+                // The response may have completed just before the close.
+                if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                    return Poll::Ready(out);
+                }
+                return Poll::Ready(Err(end.err().map(classify).unwrap_or(Outcome::Reset)));
+            }
+        }
+        // The connection may have delivered what `work` waits for.
+        work.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Maps a hyper error to its class.
@@ -270,9 +317,19 @@ where
         tokio::spawn(conn);
         Ok(Conn::H2(send))
     } else {
-        let (send, conn) = http1::handshake(io).await.map_err(classify_connect)?;
-        tokio::spawn(conn);
-        Ok(Conn::H1(send))
+        // One flat write per request (the request is small, and a flat
+        // buffer is one `write` rather than a `writev` over pieces) and a
+        // fixed read buffer (no adaptive resizing per response).
+        let (send, conn) = http1::Builder::new()
+            .writev(false)
+            .read_buf_exact_size(Some(16 * 1024))
+            .handshake(io)
+            .await
+            .map_err(classify_connect)?;
+        Ok(Conn::H1 {
+            send,
+            driver: Some(Box::pin(conn)),
+        })
     }
 }
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Requests per CPU-second of the load generator: loadtest vs wrk vs oha,
+# interleaved over several rounds (this machine is noisy; medians are quoted),
+# closed model, against one nginx worker serving a small static file on
+# loopback. nginx is pinned to core 0 and the generator to core 1, so the
+# generator's own CPU time is what is compared. Also checks that the open
+# model holds 40,000 rps on one generator core.
+#
+#   bash benches/compare.sh            # 10 s per tool
+#   DURATION=5 ROUNDS=5 bash benches/compare.sh
+#
+# Needs: nginx and wrk (Debian), oha (`cargo install --locked oha`), python3.
+# Traffic goes to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
+ROUNDS=${ROUNDS:-3}
+OPEN_RATE=${OPEN_RATE:-40000}
+PORT=${PORT:-18089}
+OHA=${OHA:-$(command -v oha || echo /tmp/oha/bin/oha)}
+for tool in nginx wrk taskset python3 "$OHA"; do
+  command -v "$tool" >/dev/null || { echo "compare.sh: $tool not found (apt-get install nginx-light wrk; cargo install --locked oha)" >&2; exit 2; }
+done
+cargo build --release --locked -q --bin loadtest
+LOADTEST=target/release/loadtest
+
+work=$(mktemp -d)
+trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/www"
+printf 'hello from nginx\n' > "$work/www/index.html"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  server { listen 127.0.0.1:$PORT; root $work/www; }
+}
+CONF
+mkdir -p "$work/tmp"
+taskset -c 0 nginx -c "$work/nginx.conf" -p "$work"
+sleep 0.5
+URL="http://127.0.0.1:$PORT/index.html"
+
+# cpu_of CMD...: runs CMD on core 1 and prints the CPU seconds it used (user+sys).
+cpu_of() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as out:
+    subprocess.run(["taskset", "-c", "1"] + sys.argv[2:], stdout=out, stderr=subprocess.STDOUT, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{r.ru_utime + r.ru_stime:.3f}")
+PY
+}
+
+echo "closed model, $CONNS connections, ${DURATION}s per run, $ROUNDS interleaved rounds, nginx on core 0, generator on core 1"
+: > "$work/rows"
+for round in $(seq "$ROUNDS"); do
+  c=$(cpu_of "$work/wrk.out" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL")
+  echo "wrk $(awk '/requests in/ {print $1}' "$work/wrk.out") $c" >> "$work/rows"
+  c=$(cpu_of "$work/oha.out" "$OHA" -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json "$URL")
+  echo "oha $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sum(d['statusCodeDistribution'].values()))" "$work/oha.out") $c" >> "$work/rows"
+  c=$(cpu_of "$work/lt.out" "$LOADTEST" run --url "$URL" --connections "$CONNS" --workers 1 --duration "${DURATION}s" --quiet --json "$work/lt.json")
+  echo "loadtest $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['requests'])" "$work/lt.json") $c" >> "$work/rows"
+done
+python3 - "$work/rows" "$DURATION" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+d = float(sys.argv[2])
+per = {}
+for name, n, c in rows:
+    per.setdefault(name, []).append((float(n), float(c)))
+print(f"{'tool':<10} {'req/s (median)':>15} {'req per cpu-s (median)':>23}   each round")
+med = {}
+for name in ["wrk", "oha", "loadtest"]:
+    eff = [n / c for n, c in per[name]]
+    med[name] = statistics.median(eff)
+    rate = statistics.median([n / d for n, _ in per[name]])
+    print(f"{name:<10} {rate:>15.0f} {med[name]:>23.0f}   " + " ".join(f"{e:.0f}" for e in eff))
+print(f"loadtest/wrk = {med['loadtest']/med['wrk']:.2f}x   loadtest/oha = {med['loadtest']/med['oha']:.2f}x   (medians of requests per CPU-second)")
+PY
+
+echo
+echo "open model: $OPEN_RATE rps for ${DURATION}s on one generator core"
+open_cpu=$(cpu_of "$work/open.out" "$LOADTEST" run --url "$URL" --rate "$OPEN_RATE" --workers 1 --duration "${DURATION}s" --quiet --json "$work/open.json")
+python3 - "$work/open.json" "$open_cpu" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"target {d['target_rps']:.0f} rps, achieved {d['rps']:.0f} rps ({100*d['rps']/d['target_rps']:.2f}%), "
+      f"dropped {d['dropped']}, p50 {d['latency_ms']['p50']:.3f} ms, p99 {d['latency_ms']['p99']:.3f} ms, "
+      f"connections peak {d['connections']['peak']}, generator cpu {float(sys.argv[2]):.2f} s")
+PY

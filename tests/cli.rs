@@ -1,0 +1,447 @@
+//! End to end: the `loadtest` binary as a user runs it, against
+//! `loadtest serve` on 127.0.0.1 with a free port.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use assert_cmd::prelude::*;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadtest");
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `loadtest serve` on a free port; killed when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Serve {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--exit-after",
+            "120s",
+            "--threads",
+            "1",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    Serve { child, url }
+}
+
+fn loadtest() -> Command {
+    Command::new(BIN)
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn run_passes_thresholds_and_writes_every_output() {
+    let _g = serial();
+    let s = serve(&["--workers", "8", "--service-time", "exp:5ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (json, csv, hdr) = (
+        dir.path().join("o.json"),
+        dir.path().join("o.csv"),
+        dir.path().join("o.hdr"),
+    );
+    loadtest()
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--rate",
+            "200",
+            "--duration",
+            "3s",
+            "--quiet",
+        ])
+        .args(["--threshold", "p95<200ms", "--threshold", "error_rate<1%"])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+            "--hdr",
+            hdr.to_str().unwrap(),
+        ])
+        .assert()
+        .code(0)
+        .stdout(contains("PASS  p95<200ms").and(contains("from schedule")));
+    let v = read_json(&json);
+    for key in [
+        "requests",
+        "ok",
+        "errors",
+        "duration_s",
+        "rps",
+        "target_rps",
+        "dropped",
+        "latency_ms",
+        "thresholds",
+        "seed",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    for key in ["mean", "p50", "p90", "p95", "p99", "p999", "max"] {
+        assert!(v["latency_ms"][key].is_f64(), "latency_ms.{key}");
+    }
+    assert_eq!(v["requests"], 600);
+    assert_eq!(v["target_rps"], 200.0);
+    assert_eq!(v["thresholds"][0]["expr"], "p95<200ms");
+    assert_eq!(v["thresholds"][0]["ok"], true);
+    for class in [
+        "connect", "timeout", "reset", "http_4xx", "http_5xx", "protocol",
+    ] {
+        assert_eq!(v["errors"][class], 0, "{class}");
+    }
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("t_s,requests,ok,errors,rps,p50_ms,p95_ms,p99_ms")
+    );
+    let rows: u64 = lines
+        .map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(rows, 600);
+    let hdr = std::fs::read_to_string(&hdr).unwrap();
+    assert!(
+        hdr.contains("#[StartTime: ") && hdr.contains("HISTF"),
+        "{hdr}"
+    );
+}
+
+#[test]
+fn a_missed_threshold_exits_1() {
+    let _g = serial();
+    let s = serve(&["--service-time", "const:20ms"]);
+    loadtest()
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--rate",
+            "50",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--threshold",
+            "p95<5ms",
+        ])
+        .assert()
+        .code(1)
+        .stdout(contains("FAIL  p95<5ms"));
+}
+
+#[test]
+fn abort_on_fail_stops_a_bad_build_early() {
+    let _g = serial();
+    let s = serve(&["--service-time", "const:30ms", "--error-rate", "0.5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("o.json");
+    let started = Instant::now();
+    loadtest()
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--rate",
+            "50",
+            "--duration",
+            "60s",
+            "--quiet",
+        ])
+        .args([
+            "--threshold",
+            "error_rate<1%",
+            "--abort-on-fail",
+            "--abort-delay",
+            "1s",
+        ])
+        .args(["--json", json.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(contains("abort_on_fail: error_rate<1%"));
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let v = read_json(&json);
+    assert!(v["stopped"].as_str().unwrap().starts_with("abort_on_fail"));
+    assert!(v["requests"].as_u64().unwrap() < 500);
+}
+
+#[test]
+fn scenario_headers_expand_env_and_secrets_stay_hidden() {
+    let _g = serial();
+    let s = serve(&["--service-time", "const:1ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("o.json");
+    let scn = dir.path().join("s.toml");
+    std::fs::write(
+        &scn,
+        format!(
+            "name = \"secret\"\n[target]\nurl = \"{}\"\n[load]\nrate = 100\nduration = \"1s\"\n\
+             [[requests]]\npath = \"/a\"\nheaders = {{ Authorization = \"Bearer ${{API_TOKEN}}\" }}\nweight = 3\n\
+             [[requests]]\npath = \"/b\"\nmethod = \"POST\"\nbody = \"x\"\n",
+            s.url
+        ),
+    )
+    .unwrap();
+    let out = loadtest()
+        .env("API_TOKEN", "hunter2-very-secret")
+        .args([
+            "run",
+            scn.to_str().unwrap(),
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .assert()
+        .code(0)
+        .stdout(contains("Authorization: ***"))
+        .get_output()
+        .clone();
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(!text.contains("hunter2"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["requests"], 100);
+    assert_eq!(v["requests_sent"][0]["headers"][0], "Authorization: ***");
+    // Unset variables are an error, not an empty secret.
+    loadtest()
+        .args(["run", scn.to_str().unwrap(), "--quiet"])
+        .env_remove("API_TOKEN")
+        .assert()
+        .code(2)
+        .stderr(contains("`API_TOKEN` is not set"));
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_writes_partial_results() {
+    let _g = serial();
+    let s = serve(&["--service-time", "const:1ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (json, csv) = (dir.path().join("o.json"), dir.path().join("o.csv"));
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--rate",
+            "100",
+            "--duration",
+            "60s",
+            "--quiet",
+        ])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let v = read_json(&json);
+    assert_eq!(v["stopped"], "interrupted");
+    let n = v["requests"].as_u64().unwrap();
+    assert!((150..=300).contains(&n), "{n} requests");
+    assert!(std::fs::read_to_string(&csv).unwrap().lines().count() >= 3);
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "--url", "localhost:8080", "--rate", "10"],
+            "bad URL `localhost:8080`",
+        ),
+        (
+            &[
+                "run",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--rate",
+                "10",
+                "--threshold",
+                "p95<fast",
+            ],
+            "bad threshold `p95<fast`",
+        ),
+        (
+            &[
+                "run",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--rate",
+                "10",
+                "--duration",
+                "ten",
+            ],
+            "--duration: bad duration `ten`",
+        ),
+        (
+            &["run", "--url", "http://127.0.0.1:9/", "--rate", "-3"],
+            "--rate must be > 0",
+        ),
+        (&["run", "--url", "http://127.0.0.1:9/"], "no load given"),
+        (&["run", "--rate", "10"], "no target URL"),
+        (
+            &["run", "--url", "http://127.0.0.1:9/", "--stages", "fast"],
+            "bad stages",
+        ),
+        (
+            &["run", "no-such-file.toml"],
+            "cannot read scenario no-such-file.toml",
+        ),
+        (
+            &["serve", "--service-time", "gamma:3ms"],
+            "bad service time",
+        ),
+        (&["serve", "--host", "0.0.0.0"], "not a loopback address"),
+        (&["run", "--bogus"], "unexpected argument"),
+    ];
+    for (args, msg) in cases {
+        let out = loadtest()
+            .args(*args)
+            .assert()
+            .code(2)
+            .stderr(contains(*msg))
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !args.contains(&"--bogus") {
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_target_exits_2() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    loadtest()
+        .args([
+            "run",
+            "--url",
+            &format!("http://127.0.0.1:{port}/"),
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("cannot connect to").and(contains("loadtest serve")));
+}
+
+#[test]
+fn scenario_errors_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("bad.toml");
+    std::fs::write(&scn, "[target]\nurl = \"http://127.0.0.1:9/\"\n[load]\nrate = 10\nthresholds = [\"p95<200ms\", \"p99<=soon\"]\n").unwrap();
+    loadtest()
+        .args(["run", scn.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("bad.toml:5:14:").and(contains("bad threshold `p99<=soon`")));
+}
+
+#[test]
+fn shipped_smoke_scenario_runs_against_the_built_in_target() {
+    let _g = serial();
+    let s = serve(&["--workers", "8", "--service-time", "lognormal:20ms,60ms"]);
+    let root = env!("CARGO_MANIFEST_DIR");
+    loadtest()
+        .current_dir(root)
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--url",
+            &s.url,
+            "--duration",
+            "2s",
+            "--quiet",
+        ])
+        .assert()
+        .code(0)
+        .stdout(contains("PASS  p95<200ms").and(contains("POST")));
+}
+
+#[test]
+fn smoke_scenario_alone_runs_on_the_in_process_built_in_target() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("o.json");
+    loadtest()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "scenarios/smoke.toml",
+            "--duration",
+            "2s",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .assert()
+        .code(0)
+        .stderr(contains("built-in target on http://127.0.0.1:"));
+    let v = read_json(&json);
+    assert_eq!(v["requests"], 200);
+    // lognormal service time with mean 20 ms: the median sits below the mean.
+    let p50 = v["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((10.0..25.0).contains(&p50), "p50 {p50}");
+}
