@@ -38,9 +38,11 @@ PY
 run() { peak_rss_mib target/release/loadtest run --url "http://127.0.0.1:$PORT/index.html" --rate "$RATE" --duration "${1}s" --quiet --csv "$work/$1.csv" --hdr "$work/$1.hdr" --json "$work/$1.json"; }
 short=$(run "$SHORT")
 long=$(run "$LONG")
-python3 - "$short" "$long" "$SHORT" "$LONG" "$RATE" <<'PY'
-import sys
+python3 - "$short" "$long" "$SHORT" "$LONG" "$RATE" "$work/$SHORT.json" "$work/$LONG.json" <<'PY'
+import json, sys
 s, l = float(sys.argv[1]), float(sys.argv[2])
+cs, cl = (json.load(open(p))["connections"]["peak"] for p in sys.argv[6:8])
+print(f"peak connections: {cs} over {sys.argv[3]} s, {cl} over {sys.argv[4]} s (each holds its own buffers: a busy machine that makes the generator lag opens more)")
 print(f"{sys.argv[5]} rps: peak RSS {s:.1f} MiB over {sys.argv[3]} s, {l:.1f} MiB over {sys.argv[4]} s: "
       f"long/short = {l/s:.3f} ({'flat' if l <= 1.10 * s else 'GROWS'}; the target is <= 1.10)")
 PY

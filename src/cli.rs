@@ -19,6 +19,32 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Start the built-in target service on loopback.
     Serve(ServeArgs),
+    /// Forecast latency, replicas and cost under growth and autoscaling.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Scenario file with [traffic] and [service] (and [autoscaling], [cost], [slo], [simulation]).
+    pub scenario: PathBuf,
+    /// Write the forecast as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the time series (per window and minute) as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Take the service-time distribution from a `loadtest run --json` result (a low-load run).
+    #[arg(long)]
+    pub calibrate: Option<PathBuf>,
+    /// Override [simulation] replications.
+    #[arg(long)]
+    pub replications: Option<u32>,
+    /// Override [simulation] seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Exit 1 when any minute misses the p95 target.
+    #[arg(long)]
+    pub fail_on_slo: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod cli;
 mod run_cmd;
 mod scenario;
 mod serve_cmd;
+mod simulate_cmd;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         cli::Command::Run(args) => run_cmd::run(*args),
         cli::Command::Serve(args) => serve_cmd::serve(args),
+        cli::Command::Simulate(args) => simulate_cmd::simulate(args),
     }
 }
 

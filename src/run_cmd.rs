@@ -203,7 +203,7 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
         .or_else(|| builtin_url.map(str::to_string))
         .or_else(|| target.and_then(|t| t.url.clone()))
         .context(
-            "no target URL: give --url http://HOST:PORT/ or set [target] url in the scenario",
+            "no target URL: give --url http://HOST:PORT/ --builtin, or [target] url in the scenario",
         )?;
     loadgen::net::parse_url(&url).context("--url")?;
     let duration = parse_dur("duration", &a.duration)?.or(load.and_then(|l| l.duration));

@@ -19,21 +19,13 @@ pub struct Scenario {
     pub load: Option<Load>,
     #[serde(default)]
     pub requests: Vec<Request>,
-    /// Sections read by `simulate`, `optimize` and `plan`; kept as tables
-    /// here so a scenario written for the whole pipeline is accepted by `run`.
-    #[allow(
-        dead_code,
-        reason = "accepted now so pipeline scenarios validate; read by the later stages"
-    )]
-    pub traffic: Option<toml::Table>,
-    #[allow(dead_code, reason = "read by the later stages")]
-    pub service: Option<toml::Table>,
-    #[allow(dead_code, reason = "read by the later stages")]
-    pub autoscaling: Option<toml::Table>,
-    #[allow(dead_code, reason = "read by the later stages")]
-    pub simulation: Option<toml::Table>,
-    #[allow(dead_code, reason = "read by the later stages")]
-    pub cost: Option<toml::Table>,
+    /// The simulator's sections (`simulate`).
+    pub traffic: Option<simulator::model::Traffic>,
+    pub service: Option<simulator::model::Service>,
+    pub autoscaling: Option<simulator::model::Autoscaling>,
+    pub simulation: Option<simulator::model::Simulation>,
+    pub cost: Option<simulator::model::Cost>,
+    pub slo: Option<simulator::model::Slo>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -273,6 +265,9 @@ headers = { Authorization = "Bearer ${TOKEN}" }
 weight = 3
 [traffic]
 rate = 90.0
+[service]
+replicas = 2
+service_time = { dist = "exponential", mean_ms = 20.0 }
 "#,
         )
         .unwrap();
@@ -310,6 +305,27 @@ rate = 90.0
         assert!(e.starts_with("2:8:") && e.contains("must be > 0"), "{e}");
         let e = Scenario::parse("[load]\nthresholds = [\"p95 < soon\"]\n").unwrap_err();
         assert!(e.contains("bad threshold"), "{e}");
+    }
+
+    #[test]
+    fn simulator_sections_report_their_place() {
+        let e = Scenario::parse("[autoscaling]\npolicy = \"hpa\"\nmin = 2\nmax = 10\ntarget_cpu = 0.7\nsync_period = \"soon\"\n").unwrap_err();
+        // Inside a table tagged by `policy`, serde buffers the table, so the
+        // place is the table's own; the message still names the value.
+        assert!(
+            e.starts_with("1:1:") && e.contains("bad duration `soon`"),
+            "{e}"
+        );
+        let e = Scenario::parse(
+            "[service]\nreplicas = 2\nservice_time = { dist = \"gamma\", mean_ms = 3.0 }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("3:25:") && e.contains("unknown variant `gamma`"),
+            "{e}"
+        );
+        let e = Scenario::parse("[autoscaling]\npolicy = \"magic\"\n").unwrap_err();
+        assert!(e.contains("unknown variant `magic`"), "{e}");
     }
 
     #[test]

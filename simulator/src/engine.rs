@@ -1,0 +1,564 @@
+//! The discrete-event core: one window of simulated time, request by
+//! request. Poisson arrivals (piecewise-constant rate per minute, exact by
+//! memorylessness) → load balancer → replicas with `workers_per_replica`
+//! servers and a FIFO queue → departures; plus the autoscaler's ticks and
+//! replicas becoming ready. Time is integer nanoseconds.
+//!
+//! Arrivals, the autoscaler tick and minute boundaries are kept outside the
+//! event queue (each has exactly one next time), so the queue (a binary heap on the time key,
+//! [`crate::queue`]) holds only departures and replicas coming up. Randomness comes in separate streams for
+//! arrivals, service times, balancing and provisioning, so changing one
+//! component does not reshuffle the others.
+
+use std::collections::VecDeque;
+
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::autoscale::{Observation, Scaler};
+use crate::dist::{Sampler, exp_ns};
+use crate::model::{Autoscaling, Balancer, SimConfig};
+use crate::queue::EventQueue;
+
+const NS: u64 = 1_000_000_000;
+const MINUTE: u64 = 60 * NS;
+
+/// One window to simulate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// Where the window starts in the traffic horizon, seconds.
+    pub start_s: f64,
+    /// Its length including warm-up, ns.
+    pub length_ns: u64,
+    /// Leading part left out of the statistics, ns.
+    pub warmup_ns: u64,
+    /// Replicas at the start.
+    pub initial_replicas: u32,
+}
+
+/// One simulated minute.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Minute {
+    /// Offered rate in the minute, requests/s.
+    pub offered_rps: f64,
+    /// Requests that arrived.
+    pub arrivals: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// Requests rejected, timed out in the queue, or with no replica to go to.
+    pub errors: u64,
+    /// Response-time percentiles of the minute's completions, ms.
+    pub p50_ms: f64,
+    /// p95, ms.
+    pub p95_ms: f64,
+    /// p99, ms.
+    pub p99_ms: f64,
+    /// Mean replicas in existence (cost basis).
+    pub replicas: f64,
+    /// Mean replicas ready.
+    pub ready: f64,
+    /// Busy workers / ready workers, time-averaged.
+    pub utilization: f64,
+}
+
+/// What one window measured.
+#[derive(Debug, Clone)]
+pub struct WindowRun {
+    /// Per minute, warm-up included.
+    pub minutes: Vec<Minute>,
+    /// Response times (µs) of requests completed after warm-up.
+    pub latency_us: Histogram<u64>,
+    /// After warm-up: arrivals, completions, errors, requests that waited.
+    pub arrivals: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Requests that queued before service.
+    pub waited: u64,
+    /// Σ busy workers of ready replicas × time after warm-up, ns.
+    pub busy_ns: f64,
+    /// Σ ready workers × time after warm-up, ns.
+    pub capacity_ns: f64,
+    /// Σ replicas in existence × time after warm-up, ns (cost basis).
+    pub replica_ns: f64,
+    /// Σ requests in the system × time after warm-up, ns (Little's law).
+    pub in_system_ns: f64,
+    /// Fewest and most replicas in existence after warm-up.
+    pub replicas_min: u32,
+    /// Most.
+    pub replicas_max: u32,
+    /// Events processed.
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Starting,
+    Ready,
+    Draining,
+    Gone,
+}
+
+#[derive(Debug, Clone)]
+struct Replica {
+    state: State,
+    busy: u32,
+    queue: VecDeque<u64>,
+}
+
+/// Queue entry, keyed by its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ev {
+    kind: u8,
+    replica: u32,
+    arrival: u64,
+}
+
+const DEPART: u8 = 0;
+const READY: u8 = 1;
+
+/// Rewinds the integrals kept for the metric and statistics.
+#[derive(Debug, Clone, Copy, Default)]
+struct Integrals {
+    busy_ready: f64,
+    workers_ready: f64,
+    busy_all: f64,
+    replicas: f64,
+    ready: f64,
+    in_system: f64,
+}
+
+struct Engine<'a> {
+    cfg: &'a SimConfig,
+    service: Sampler,
+    provisioning: Option<Sampler>,
+    scaler: Option<Scaler>,
+    r_arrive: ChaCha8Rng,
+    r_service: ChaCha8Rng,
+    r_balance: ChaCha8Rng,
+    r_provision: ChaCha8Rng,
+    workers: u32,
+    now: u64,
+    heap: EventQueue<Ev>,
+    replicas: Vec<Replica>,
+    /// Ready replicas, for the balancer.
+    active: Vec<u32>,
+    rr: usize,
+    /// Σ busy over ready replicas and over all, and requests waiting.
+    busy_ready: u32,
+    busy_all: u32,
+    queued: u64,
+    n_existing: u32,
+    n_ready: u32,
+    n_starting: u32,
+    acc: Integrals,
+    last_t: u64,
+    tick_acc: Integrals,
+    tick_completions: u64,
+    minute_acc: Integrals,
+    minute_hist: Histogram<u64>,
+    minute: Minute,
+    rates: Vec<f64>,
+    out: WindowRun,
+    warmup: u64,
+}
+
+/// Simulates one window with the random streams numbered `stream`.
+pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRun {
+    let rng = |k: u64| {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        r.set_stream(stream * 4 + k);
+        r
+    };
+    let minutes = w.length_ns.div_ceil(MINUTE) as usize;
+    let rates = (0..=minutes)
+        .map(|m| cfg.traffic.rps_at(w.start_s + m as f64 * 60.0 + 30.0))
+        .collect();
+    let hist = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds");
+    let mut e = Engine {
+        cfg,
+        service: Sampler::new(&cfg.service.service_time),
+        provisioning: cfg
+            .autoscaling
+            .as_ref()
+            .and_then(|a| a.provisioning())
+            .map(Sampler::new),
+        scaler: cfg.autoscaling.clone().map(Scaler::new),
+        r_arrive: rng(0),
+        r_service: rng(1),
+        r_balance: rng(2),
+        r_provision: rng(3),
+        workers: cfg.service.workers_per_replica,
+        now: 0,
+        heap: EventQueue::default(),
+        replicas: Vec::new(),
+        active: Vec::new(),
+        rr: 0,
+        busy_ready: 0,
+        busy_all: 0,
+        queued: 0,
+        n_existing: 0,
+        n_ready: 0,
+        n_starting: 0,
+        acc: Integrals::default(),
+        last_t: 0,
+        tick_acc: Integrals::default(),
+        tick_completions: 0,
+        minute_acc: Integrals::default(),
+        minute_hist: hist(),
+        minute: Minute::default(),
+        rates,
+        out: WindowRun {
+            minutes: Vec::with_capacity(minutes),
+            latency_us: hist(),
+            arrivals: 0,
+            completed: 0,
+            errors: 0,
+            waited: 0,
+            busy_ns: 0.0,
+            capacity_ns: 0.0,
+            replica_ns: 0.0,
+            in_system_ns: 0.0,
+            replicas_min: u32::MAX,
+            replicas_max: 0,
+            events: 0,
+        },
+        warmup: w.warmup_ns,
+    };
+    let (min, max) = cfg
+        .autoscaling
+        .as_ref()
+        .map(Autoscaling::bounds)
+        .unwrap_or((1, u32::MAX));
+    for _ in 0..w.initial_replicas.clamp(min, max) {
+        let i = e.add_replica();
+        e.make_ready(i);
+    }
+    e.run(w.length_ns);
+    e.out
+}
+
+impl Engine<'_> {
+    fn run(&mut self, end: u64) {
+        let mut next_arrival = self.next_arrival(0);
+        let period = self
+            .scaler
+            .as_ref()
+            .map(Scaler::period_ns)
+            .unwrap_or(u64::MAX);
+        let mut next_tick = period;
+        let mut next_minute = MINUTE;
+        loop {
+            let heap_t = self.heap.peek_key().unwrap_or(u64::MAX);
+            let t = next_arrival.min(heap_t).min(next_tick).min(next_minute);
+            if t >= end {
+                self.advance(end);
+                if end > self.minute_start() {
+                    self.close_minute();
+                }
+                break;
+            }
+            self.advance(t);
+            self.out.events += 1;
+            if t == next_minute {
+                self.close_minute();
+                next_minute += MINUTE;
+            } else if t == next_tick {
+                self.tick(period);
+                next_tick += period;
+            } else if t == next_arrival {
+                self.arrive(t);
+                next_arrival = self.next_arrival(t);
+            } else if let Some((_, ev)) = self.heap.pop() {
+                match ev.kind {
+                    DEPART => self.depart(ev.replica as usize, ev.arrival),
+                    _ => self.make_ready(ev.replica as usize),
+                }
+            }
+        }
+    }
+
+    fn minute_start(&self) -> u64 {
+        self.out.minutes.len() as u64 * MINUTE
+    }
+
+    /// The next arrival after `from`: exponential gaps at the current
+    /// minute's rate; a gap that crosses a minute boundary is redrawn from
+    /// the boundary at the next minute's rate (exact for a Poisson process).
+    fn next_arrival(&mut self, mut from: u64) -> u64 {
+        loop {
+            let m = (from / MINUTE) as usize;
+            let Some(&rate) = self.rates.get(m) else {
+                return u64::MAX;
+            };
+            let boundary = (m as u64 + 1) * MINUTE;
+            if rate > 0.0 {
+                let t = from + exp_ns(1e9 / rate, &mut self.r_arrive).max(1);
+                if t < boundary {
+                    return t;
+                }
+            }
+            from = boundary;
+        }
+    }
+
+    fn advance(&mut self, t: u64) {
+        let dt = (t - self.last_t) as f64;
+        if dt > 0.0 {
+            let a = &mut self.acc;
+            a.busy_ready += self.busy_ready as f64 * dt;
+            a.workers_ready += (self.n_ready * self.workers) as f64 * dt;
+            a.busy_all += self.busy_all as f64 * dt;
+            a.replicas += self.n_existing as f64 * dt;
+            a.ready += self.n_ready as f64 * dt;
+            a.in_system += (self.busy_all as u64 + self.queued) as f64 * dt;
+        }
+        self.last_t = t;
+        self.now = t;
+    }
+
+    fn arrive(&mut self, t: u64) {
+        self.minute.arrivals += 1;
+        let counted = t >= self.warmup;
+        if counted {
+            self.out.arrivals += 1;
+        }
+        if self.active.is_empty() {
+            return self.error(counted);
+        }
+        let r = match self.cfg.service.balancer {
+            Balancer::RoundRobin => {
+                self.rr = (self.rr + 1) % self.active.len();
+                self.active[self.rr]
+            }
+            Balancer::Random => self.active[self.r_balance.random_range(0..self.active.len())],
+            Balancer::LeastOutstanding => {
+                let load = |i: &u32| {
+                    let r = &self.replicas[*i as usize];
+                    r.busy as usize + r.queue.len()
+                };
+                *self
+                    .active
+                    .iter()
+                    .min_by_key(|i| load(i))
+                    .expect("not empty")
+            }
+        } as usize;
+        let rep = &mut self.replicas[r];
+        if rep.busy < self.workers {
+            self.start_service(r, t);
+        } else if self
+            .cfg
+            .service
+            .queue_limit
+            .is_some_and(|l| rep.queue.len() >= l as usize)
+        {
+            self.error(counted);
+        } else {
+            rep.queue.push_back(t);
+            self.queued += 1;
+            if counted {
+                self.out.waited += 1;
+            }
+        }
+    }
+
+    fn error(&mut self, counted: bool) {
+        self.minute.errors += 1;
+        if counted {
+            self.out.errors += 1;
+        }
+    }
+
+    fn start_service(&mut self, r: usize, arrival: u64) {
+        let rep = &mut self.replicas[r];
+        rep.busy += 1;
+        self.busy_all += 1;
+        if rep.state == State::Ready {
+            self.busy_ready += 1;
+        }
+        let done = self.now + self.service.sample(&mut self.r_service);
+        self.heap.push(
+            done,
+            Ev {
+                kind: DEPART,
+                replica: r as u32,
+                arrival,
+            },
+        );
+    }
+
+    fn depart(&mut self, r: usize, arrival: u64) {
+        let rep = &mut self.replicas[r];
+        rep.busy -= 1;
+        self.busy_all -= 1;
+        if rep.state == State::Ready {
+            self.busy_ready -= 1;
+            self.tick_completions += 1;
+        }
+        let us = ((self.now - arrival) / 1000).max(1);
+        let _ = self.minute_hist.record(us.min(3_600_000_000));
+        self.minute.completed += 1;
+        if arrival >= self.warmup {
+            self.out.completed += 1;
+        }
+        let timeout = self.cfg.service.queue_timeout.map(|d| d.as_nanos() as u64);
+        while let Some(next) = self.replicas[r].queue.pop_front() {
+            self.queued -= 1;
+            if timeout.is_some_and(|to| self.now - next > to) {
+                // Gave up while queued: an error, and its slot moves on.
+                self.error(next >= self.warmup);
+                continue;
+            }
+            self.start_service(r, next);
+            return;
+        }
+        if self.replicas[r].state == State::Draining && self.replicas[r].busy == 0 {
+            self.retire(r);
+        }
+    }
+
+    fn add_replica(&mut self) -> usize {
+        self.replicas.push(Replica {
+            state: State::Starting,
+            busy: 0,
+            queue: VecDeque::new(),
+        });
+        self.n_existing += 1;
+        self.n_starting += 1;
+        self.replicas.len() - 1
+    }
+
+    fn make_ready(&mut self, r: usize) {
+        if self.replicas[r].state != State::Starting {
+            return; // cancelled while starting
+        }
+        self.replicas[r].state = State::Ready;
+        self.n_starting -= 1;
+        self.n_ready += 1;
+        self.active.push(r as u32);
+    }
+
+    fn retire(&mut self, r: usize) {
+        self.replicas[r].state = State::Gone;
+        self.n_existing -= 1;
+    }
+
+    fn tick(&mut self, period: u64) {
+        let d_busy = self.acc.busy_ready - self.tick_acc.busy_ready;
+        let d_cap = self.acc.workers_ready - self.tick_acc.workers_ready;
+        let cpu = match self.cfg.service.cpu_ms_per_request {
+            Some(ms) if self.n_ready > 0 => {
+                self.tick_completions as f64 * ms * 1e6 / (period as f64 * self.n_ready as f64)
+            }
+            _ if d_cap > 0.0 => d_busy / d_cap,
+            _ => 0.0,
+        };
+        self.tick_acc = self.acc;
+        self.tick_completions = 0;
+        let current = self.n_ready + self.n_starting;
+        let Some(scaler) = self.scaler.as_mut() else {
+            return;
+        };
+        let desired = scaler.decide(Observation {
+            now_ns: self.now,
+            current,
+            ready: self.n_ready,
+            cpu,
+        });
+        for _ in current..desired {
+            let r = self.add_replica();
+            let delay = self
+                .provisioning
+                .as_ref()
+                .map_or(0, |p| p.sample(&mut self.r_provision));
+            self.heap.push(
+                self.now + delay,
+                Ev {
+                    kind: READY,
+                    replica: r as u32,
+                    arrival: 0,
+                },
+            );
+        }
+        for _ in desired..current {
+            self.remove_one();
+        }
+    }
+
+    /// Scale-down takes a replica still starting if there is one (newest
+    /// first), else the ready one with the least work, which drains.
+    fn remove_one(&mut self) {
+        if let Some(r) = (0..self.replicas.len())
+            .rev()
+            .find(|&i| self.replicas[i].state == State::Starting)
+        {
+            self.n_starting -= 1;
+            self.retire(r);
+            return;
+        }
+        let load = |i: u32| {
+            let r = &self.replicas[i as usize];
+            r.busy as usize + r.queue.len()
+        };
+        let Some(pos) = (0..self.active.len()).min_by_key(|&p| load(self.active[p])) else {
+            return;
+        };
+        let r = self.active.swap_remove(pos) as usize;
+        self.n_ready -= 1;
+        let rep = &mut self.replicas[r];
+        self.busy_ready -= rep.busy;
+        rep.state = State::Draining;
+        if rep.busy == 0 && rep.queue.is_empty() {
+            self.retire(r);
+        }
+    }
+
+    fn close_minute(&mut self) {
+        let span = (self.now - self.minute_start()).max(1) as f64;
+        let d = |a: f64, b: f64| (a - b) / span;
+        let (a, m) = (self.acc, self.minute_acc);
+        let h = &self.minute_hist;
+        let q = |p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p) as f64 / 1e3
+            }
+        };
+        let minute_index = self.out.minutes.len();
+        let mut row = std::mem::take(&mut self.minute);
+        row.offered_rps = self.rates.get(minute_index).copied().unwrap_or(0.0);
+        row.p50_ms = q(0.5);
+        row.p95_ms = q(0.95);
+        row.p99_ms = q(0.99);
+        row.replicas = d(a.replicas, m.replicas);
+        row.ready = d(a.ready, m.ready);
+        let cap = a.workers_ready - m.workers_ready;
+        row.utilization = if cap > 0.0 {
+            (a.busy_ready - m.busy_ready) / cap
+        } else {
+            0.0
+        };
+        if self.minute_start() >= self.warmup {
+            let o = &mut self.out;
+            o.busy_ns += a.busy_ready - m.busy_ready;
+            o.capacity_ns += cap;
+            o.replica_ns += a.replicas - m.replicas;
+            o.in_system_ns += a.in_system - m.in_system;
+            o.replicas_min = o.replicas_min.min(self.n_existing);
+            o.replicas_max = o
+                .replicas_max
+                .max(self.n_existing)
+                .max(row.replicas.ceil() as u32);
+            // One record per completion: the minute's histogram joins the
+            // window's when the minute closes.
+            let _ = o.latency_us.add(&self.minute_hist);
+        }
+        self.minute_acc = self.acc;
+        self.minute_hist.reset();
+        self.out.minutes.push(row);
+    }
+}

@@ -1,0 +1,639 @@
+//! The simulator's input: traffic, service, autoscaling, cost and run
+//! settings, as they appear in a scenario file's `[traffic]`, `[service]`,
+//! `[autoscaling]`, `[cost]`, `[slo]` and `[simulation]` sections. Checked
+//! once by [`SimConfig::check`]; the engine assumes checked input.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::SimError;
+
+/// Parses `15s`, `10m`, `720d`, `90ms` (humantime syntax).
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "bad duration `{s}` ({e}): write e.g. 15s, 10m, 2h, 720d"
+        ))
+    })
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// A distribution of durations, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Dist {
+    /// Exponential.
+    Exponential {
+        /// Mean, ms.
+        mean_ms: f64,
+    },
+    /// Always the same.
+    Constant {
+        /// ms.
+        ms: f64,
+    },
+    /// Lognormal fitted to a mean and a 95th percentile.
+    Lognormal {
+        /// Mean, ms.
+        mean_ms: f64,
+        /// 95th percentile, ms.
+        p95_ms: f64,
+    },
+    /// Empirical: values with their counts (e.g. from a measured histogram).
+    Empirical {
+        /// `[value_ms, count]` pairs.
+        points: Vec<(f64, u64)>,
+    },
+}
+
+/// How users grow over the horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Curve {
+    /// Straight line.
+    Linear,
+    /// Constant growth rate.
+    Exponential,
+    /// S-curve with its midpoint halfway.
+    Logistic,
+}
+
+/// Users from `start` to `end` over `over`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    /// Users at the start.
+    pub start: f64,
+    /// Users at the end.
+    pub end: f64,
+    /// Length of the horizon.
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
+    pub over: Duration,
+    /// Shape of the growth.
+    #[serde(default = "linear")]
+    pub curve: Curve,
+}
+
+fn linear() -> Curve {
+    Curve::Linear
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A sudden multiple of the normal traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlashCrowd {
+    /// Offset from the start of the horizon, e.g. `400d 12h`.
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
+    pub at: Duration,
+    /// How long it lasts.
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
+    pub duration: Duration,
+    /// Traffic multiplier while it lasts.
+    pub multiplier: f64,
+}
+
+/// Offered traffic: a constant Poisson rate, or growing users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Constant arrival rate, requests/s.
+    pub rate: Option<f64>,
+    /// Growing users.
+    pub users: Option<Users>,
+    /// Requests per user per second (with `users`).
+    pub requests_per_user_per_s: Option<f64>,
+    /// Daily peak / trough (1 = flat).
+    #[serde(default = "one")]
+    pub daily_peak_to_trough: f64,
+    /// Hour of the daily peak, 0-24.
+    #[serde(default = "fourteen")]
+    pub peak_hour: f64,
+    /// Weekly peak / trough (1 = flat); the peak falls on day 1 of each week.
+    #[serde(default = "one")]
+    pub weekly_peak_to_trough: f64,
+    /// Sudden surges.
+    #[serde(default)]
+    pub flash_crowds: Vec<FlashCrowd>,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic {
+            rate: None,
+            users: None,
+            requests_per_user_per_s: None,
+            daily_peak_to_trough: 1.0,
+            peak_hour: 14.0,
+            weekly_peak_to_trough: 1.0,
+            flash_crowds: Vec::new(),
+        }
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn fourteen() -> f64 {
+    14.0
+}
+
+/// How the load balancer picks a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancer {
+    /// In turn.
+    #[default]
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// Fewest requests in service or queued.
+    LeastOutstanding,
+}
+
+/// The service model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Replicas at the start (fixed without autoscaling).
+    pub replicas: u32,
+    /// Requests each replica serves at once.
+    #[serde(default = "one_u32")]
+    pub workers_per_replica: u32,
+    /// Time a request holds a worker.
+    pub service_time: Dist,
+    /// Most requests queued per replica; more are rejected.
+    pub queue_limit: Option<u32>,
+    /// A queued request gives up after this long.
+    #[serde(
+        default,
+        deserialize_with = "opt_duration",
+        serialize_with = "ser_opt_duration"
+    )]
+    pub queue_timeout: Option<Duration>,
+    /// Load-balancing rule.
+    #[serde(default)]
+    pub balancer: Balancer,
+    /// CPU per request, ms of one replica's CPU; if absent, CPU = busy workers / workers.
+    pub cpu_ms_per_request: Option<f64>,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+/// Kubernetes HPA `behavior` policies (the defaults are Kubernetes' own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behavior {
+    /// Scale-up policy: add this many pods per period ...
+    #[serde(default = "four")]
+    pub scale_up_pods: u32,
+    /// ... or this percentage, whichever allows more.
+    #[serde(default = "hundred")]
+    pub scale_up_percent: f64,
+    /// Policy period.
+    #[serde(
+        default = "fifteen_s",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub scale_up_period: Duration,
+    /// Scale-up stabilization window.
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub scale_up_window: Duration,
+    /// Scale-down: remove at most this percentage per period.
+    #[serde(default = "hundred")]
+    pub scale_down_percent: f64,
+    /// Scale-down stabilization window.
+    #[serde(
+        default = "five_min",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub scale_down_window: Duration,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            scale_up_pods: 4,
+            scale_up_percent: 100.0,
+            scale_up_period: fifteen_s(),
+            scale_up_window: Duration::ZERO,
+            scale_down_percent: 100.0,
+            scale_down_window: five_min(),
+        }
+    }
+}
+
+fn four() -> u32 {
+    4
+}
+fn hundred() -> f64 {
+    100.0
+}
+fn fifteen_s() -> Duration {
+    Duration::from_secs(15)
+}
+fn five_min() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// One side of the runbook's threshold rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// CPU bound (fraction, e.g. 0.7).
+    pub cpu: f64,
+    /// How long the bound must be crossed.
+    #[serde(
+        rename = "for",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub lasting: Duration,
+    /// Replicas added or removed.
+    #[serde(default = "one_u32")]
+    pub step: u32,
+}
+
+/// The autoscaling policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Autoscaling {
+    /// Kubernetes Horizontal Pod Autoscaler on CPU.
+    Hpa {
+        /// Fewest replicas.
+        min: u32,
+        /// Most replicas.
+        max: u32,
+        /// Target CPU utilisation, fraction.
+        target_cpu: f64,
+        /// Controller sync period.
+        #[serde(
+            default = "fifteen_s",
+            deserialize_with = "duration",
+            serialize_with = "ser_duration"
+        )]
+        sync_period: Duration,
+        /// No change while |ratio − 1| ≤ tolerance.
+        #[serde(default = "tenth")]
+        tolerance: f64,
+        /// `behavior` policies; without it, the legacy rules apply.
+        behavior: Option<Behavior>,
+        /// Pod start-up: node boot plus pod start.
+        provisioning: Option<Dist>,
+    },
+    /// "CPU > X for D: add N; CPU < Y for D: remove N", with a cooldown.
+    Threshold {
+        /// Fewest replicas.
+        min: u32,
+        /// Most replicas.
+        max: u32,
+        /// Scale-up rule.
+        scale_up: Step,
+        /// Scale-down rule.
+        scale_down: Option<Step>,
+        /// No action for this long after one.
+        #[serde(
+            default = "five_min",
+            deserialize_with = "duration",
+            serialize_with = "ser_duration"
+        )]
+        cooldown: Duration,
+        /// Provisioning delay.
+        provisioning: Option<Dist>,
+    },
+    /// AWS target tracking on average CPU.
+    TargetTracking {
+        /// Fewest replicas.
+        min: u32,
+        /// Most replicas.
+        max: u32,
+        /// Target CPU utilisation, fraction.
+        target_cpu: f64,
+        /// Instances younger than this are left out of the metric.
+        #[serde(
+            default,
+            deserialize_with = "duration",
+            serialize_with = "ser_duration"
+        )]
+        warmup: Duration,
+        /// Provisioning delay.
+        provisioning: Option<Dist>,
+    },
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+impl Autoscaling {
+    /// `(min, max)` replicas.
+    pub fn bounds(&self) -> (u32, u32) {
+        match *self {
+            Autoscaling::Hpa { min, max, .. }
+            | Autoscaling::Threshold { min, max, .. }
+            | Autoscaling::TargetTracking { min, max, .. } => (min, max),
+        }
+    }
+
+    /// The provisioning-delay distribution, if any.
+    pub fn provisioning(&self) -> Option<&Dist> {
+        match self {
+            Autoscaling::Hpa { provisioning, .. }
+            | Autoscaling::Threshold { provisioning, .. }
+            | Autoscaling::TargetTracking { provisioning, .. } => provisioning.as_ref(),
+        }
+    }
+
+    /// The CPU utilisation the policy settles at.
+    pub fn settle_cpu(&self) -> f64 {
+        match self {
+            Autoscaling::Hpa { target_cpu, .. }
+            | Autoscaling::TargetTracking { target_cpu, .. } => *target_cpu,
+            Autoscaling::Threshold { scale_up, .. } => scale_up.cpu,
+        }
+    }
+}
+
+/// Prices.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cost {
+    /// Price of one replica-hour.
+    #[serde(default)]
+    pub replica_hourly: f64,
+}
+
+/// The service-level objective reported against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// p95 latency target per minute, ms.
+    #[serde(default = "two_hundred")]
+    pub p95_ms: f64,
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Slo { p95_ms: 200.0 }
+    }
+}
+
+fn two_hundred() -> f64 {
+    200.0
+}
+
+/// Which representative windows a growth horizon is simulated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Windows {
+    /// The peak of the busiest day of each 30-day month.
+    #[default]
+    Monthly,
+    /// The peak of the busiest day of each week.
+    Weekly,
+}
+
+/// Run settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Simulation {
+    /// Length of a constant-traffic run, or of each growth window.
+    #[serde(
+        default = "two_h",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub duration: Duration,
+    /// Leading time left out of the statistics (the autoscaler still runs).
+    #[serde(
+        default = "ten_min",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub warmup: Duration,
+    /// Seed of every random stream.
+    #[serde(default = "seven")]
+    pub seed: u64,
+    /// Independent replications.
+    #[serde(default = "one_u32")]
+    pub replications: u32,
+    /// Growth: which windows.
+    #[serde(default)]
+    pub windows: Windows,
+}
+
+impl Default for Simulation {
+    fn default() -> Self {
+        Simulation {
+            duration: two_h(),
+            warmup: ten_min(),
+            seed: 7,
+            replications: 1,
+            windows: Windows::Monthly,
+        }
+    }
+}
+
+fn two_h() -> Duration {
+    Duration::from_secs(7200)
+}
+fn ten_min() -> Duration {
+    Duration::from_secs(600)
+}
+fn seven() -> u64 {
+    7
+}
+
+/// Everything one forecast needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimConfig {
+    /// Scenario name.
+    pub name: String,
+    /// Offered traffic.
+    pub traffic: Traffic,
+    /// The service.
+    pub service: Service,
+    /// Autoscaling (fixed replicas without it).
+    pub autoscaling: Option<Autoscaling>,
+    /// Prices.
+    pub cost: Cost,
+    /// The objective.
+    pub slo: Slo,
+    /// Run settings.
+    pub simulation: Simulation,
+}
+
+impl Dist {
+    /// Checks parameters; `what` names the field in errors.
+    pub fn check(&self, what: &str) -> Result<(), SimError> {
+        let bad = |why: &str| Err(SimError::Invalid(format!("{what}: {why}")));
+        match *self {
+            Dist::Exponential { mean_ms } | Dist::Constant { ms: mean_ms } => {
+                if !(mean_ms.is_finite() && mean_ms >= 0.0) {
+                    return bad("the time must be a number >= 0");
+                }
+            }
+            Dist::Lognormal { mean_ms, p95_ms } => {
+                if crate::dist::lognormal_params(mean_ms, p95_ms).is_none() {
+                    return bad("lognormal needs 0 < mean_ms < p95_ms <= 3.87 × mean_ms");
+                }
+            }
+            Dist::Empirical { ref points } => {
+                if points.is_empty() || points.iter().all(|p| p.1 == 0) {
+                    return bad("empirical needs at least one point with a count");
+                }
+                if points.iter().any(|p| !(p.0.is_finite() && p.0 >= 0.0)) {
+                    return bad("empirical values must be numbers >= 0");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SimConfig {
+    /// Checks every range; errors name the field and the fix.
+    pub fn check(&self) -> Result<(), SimError> {
+        let bad = |s: String| Err(SimError::Invalid(s));
+        let t = &self.traffic;
+        match (&t.rate, &t.users) {
+            (Some(r), None) if !(r.is_finite() && *r > 0.0) => {
+                return bad(format!("[traffic] rate must be > 0, got {r}"));
+            }
+            (Some(_), None) => {}
+            (None, Some(u)) => {
+                if !(u.start > 0.0 && u.end > 0.0 && u.start.is_finite() && u.end.is_finite()) {
+                    return bad("[traffic] users.start and users.end must be > 0".into());
+                }
+                if u.over.is_zero() {
+                    return bad("[traffic] users.over must be > 0, e.g. \"720d\"".into());
+                }
+                match t.requests_per_user_per_s {
+                    Some(r) if r > 0.0 && r.is_finite() => {}
+                    _ => {
+                        return bad(
+                            "[traffic] requests_per_user_per_s must be > 0 with users".into()
+                        );
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {
+                return bad("[traffic] give either rate or users, not both".into());
+            }
+            (None, None) => {
+                return bad(
+                    "[traffic] needs rate (requests/s) or users = { start, end, over }".into(),
+                );
+            }
+        }
+        if !(t.daily_peak_to_trough >= 1.0 && t.weekly_peak_to_trough >= 1.0) {
+            return bad("[traffic] peak_to_trough ratios must be >= 1".into());
+        }
+        if !(0.0..24.0).contains(&t.peak_hour) {
+            return bad("[traffic] peak_hour must be in 0..24".into());
+        }
+        if t.flash_crowds
+            .iter()
+            .any(|f| !(f.multiplier > 0.0 && f.multiplier.is_finite()))
+        {
+            return bad("[traffic] flash_crowds multiplier must be > 0".into());
+        }
+        let s = &self.service;
+        if s.replicas == 0 || s.workers_per_replica == 0 {
+            return bad("[service] replicas and workers_per_replica must be >= 1".into());
+        }
+        s.service_time.check("[service] service_time")?;
+        if let Some(c) = s.cpu_ms_per_request
+            && !(c > 0.0 && c.is_finite())
+        {
+            return bad("[service] cpu_ms_per_request must be > 0".into());
+        }
+        if let Some(a) = &self.autoscaling {
+            let (min, max) = a.bounds();
+            if min == 0 || min > max {
+                return bad(format!(
+                    "[autoscaling] needs 1 <= min <= max, got min = {min}, max = {max}"
+                ));
+            }
+            if let Some(p) = a.provisioning() {
+                p.check("[autoscaling] provisioning")?;
+            }
+            let cpu_ok = |c: f64| c > 0.0 && c <= 1.0;
+            match a {
+                Autoscaling::Hpa {
+                    target_cpu,
+                    tolerance,
+                    sync_period,
+                    ..
+                } => {
+                    if !cpu_ok(*target_cpu)
+                        || !(0.0..1.0).contains(tolerance)
+                        || sync_period.is_zero()
+                    {
+                        return bad("[autoscaling] hpa needs 0 < target_cpu <= 1, 0 <= tolerance < 1, sync_period > 0".into());
+                    }
+                }
+                Autoscaling::TargetTracking { target_cpu, .. } if !cpu_ok(*target_cpu) => {
+                    return bad("[autoscaling] target_cpu must be in (0, 1]".into());
+                }
+                Autoscaling::Threshold {
+                    scale_up,
+                    scale_down,
+                    ..
+                } => {
+                    if !cpu_ok(scale_up.cpu) || scale_up.step == 0 || scale_up.lasting.is_zero() {
+                        return bad(
+                            "[autoscaling] scale_up needs 0 < cpu <= 1, step >= 1, for > 0".into(),
+                        );
+                    }
+                    if let Some(d) = scale_down
+                        && (!(d.cpu >= 0.0 && d.cpu < scale_up.cpu)
+                            || d.step == 0
+                            || d.lasting.is_zero())
+                    {
+                        return bad("[autoscaling] scale_down needs 0 <= cpu < scale_up.cpu, step >= 1, for > 0".into());
+                    }
+                }
+                Autoscaling::TargetTracking { .. } => {}
+            }
+        }
+        let sim = &self.simulation;
+        if sim.duration.is_zero() || sim.warmup >= sim.duration {
+            return bad(
+                "[simulation] needs duration > warmup, e.g. duration = \"2h\", warmup = \"10m\""
+                    .into(),
+            );
+        }
+        if sim.replications == 0 {
+            return bad("[simulation] replications must be >= 1".into());
+        }
+        if self.slo.p95_ms.is_nan() || self.slo.p95_ms <= 0.0 {
+            return bad("[slo] p95_ms must be > 0".into());
+        }
+        Ok(())
+    }
+}
