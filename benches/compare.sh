@@ -19,35 +19,14 @@ ROUNDS=${ROUNDS:-3}
 OPEN_RATE=${OPEN_RATE:-40000}
 PORT=${PORT:-18089}
 OHA=${OHA:-$(command -v oha || echo /tmp/oha/bin/oha)}
-for tool in nginx wrk taskset python3 "$OHA"; do
+for tool in wrk taskset python3 "$OHA"; do
   command -v "$tool" >/dev/null || { echo "compare.sh: $tool not found (apt-get install nginx-light wrk; cargo install --locked oha)" >&2; exit 2; }
 done
 cargo build --release --locked -q --bin loadtest
 LOADTEST=target/release/loadtest
 
-work=$(mktemp -d)
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www"
-printf 'hello from nginx\n' > "$work/www/index.html"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon on;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  server { listen 127.0.0.1:$PORT; root $work/www; }
-}
-CONF
-mkdir -p "$work/tmp"
-taskset -c 0 nginx -c "$work/nginx.conf" -p "$work"
-sleep 0.5
-URL="http://127.0.0.1:$PORT/index.html"
+. benches/nginx.sh
+start_nginx 0
 
 # cpu_of CMD...: runs CMD on core 1 and prints the CPU seconds it used (user+sys).
 cpu_of() {

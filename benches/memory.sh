@@ -12,22 +12,9 @@ SHORT=${SHORT:-60}
 LONG=${LONG:-600}
 RATE=${RATE:-2000}
 PORT=${PORT:-18090}
-command -v nginx >/dev/null || { echo "memory.sh: nginx not found (apt-get install nginx-light)" >&2; exit 2; }
 cargo build --release --locked -q --bin loadtest
-work=$(mktemp -d)
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www" "$work/tmp"
-printf 'hello\n' > "$work/www/index.html"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1; daemon on; pid $work/nginx.pid; error_log $work/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 100000000;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  server { listen 127.0.0.1:$PORT; root $work/www; } }
-CONF
-nginx -c "$work/nginx.conf" -p "$work"
-sleep 0.5
+. benches/nginx.sh
+start_nginx
 peak_rss_mib() {
   python3 - "$@" <<'PY'
 import resource, subprocess, sys
@@ -35,7 +22,7 @@ subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
 print(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.1f}")
 PY
 }
-run() { peak_rss_mib target/release/loadtest run --url "http://127.0.0.1:$PORT/index.html" --rate "$RATE" --duration "${1}s" --quiet --csv "$work/$1.csv" --hdr "$work/$1.hdr" --json "$work/$1.json"; }
+run() { peak_rss_mib target/release/loadtest run --url "$URL" --rate "$RATE" --duration "${1}s" --quiet --csv "$work/$1.csv" --hdr "$work/$1.hdr" --json "$work/$1.json"; }
 short=$(run "$SHORT")
 long=$(run "$LONG")
 python3 - "$short" "$long" "$SHORT" "$LONG" "$RATE" "$work/$SHORT.json" "$work/$LONG.json" <<'PY'

@@ -106,6 +106,12 @@ struct Replica {
     state: State,
     busy: u32,
     queue: VecDeque<u64>,
+    ready_at: u64,
+    /// Counted in a target-tracking metric from this time (after warm-up).
+    warm_from: u64,
+    /// Busy worker-ns since the last autoscaler tick, up to `busy_last`.
+    busy_since_tick: f64,
+    busy_last: u64,
 }
 
 /// Queue entry, keyed by its time.
@@ -118,6 +124,8 @@ struct Ev {
 
 const DEPART: u8 = 0;
 const READY: u8 = 1;
+const SPOT_NOTICE: u8 = 2;
+const SPOT_GONE: u8 = 3;
 
 /// Rewinds the integrals kept for the metric and statistics.
 #[derive(Debug, Clone, Copy, Default)]
@@ -139,6 +147,7 @@ struct Engine<'a> {
     r_service: ChaCha8Rng,
     r_balance: ChaCha8Rng,
     r_provision: ChaCha8Rng,
+    r_spot: ChaCha8Rng,
     workers: u32,
     now: u64,
     heap: EventQueue<Ev>,
@@ -169,7 +178,7 @@ struct Engine<'a> {
 pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRun {
     let rng = |k: u64| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
-        r.set_stream(stream * 4 + k);
+        r.set_stream(stream * 5 + k);
         r
     };
     let minutes = w.length_ns.div_ceil(MINUTE) as usize;
@@ -190,6 +199,7 @@ pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRu
         r_service: rng(1),
         r_balance: rng(2),
         r_provision: rng(3),
+        r_spot: rng(4),
         workers: cfg.service.workers_per_replica,
         now: 0,
         heap: EventQueue::default(),
@@ -235,6 +245,8 @@ pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRu
     for _ in 0..w.initial_replicas.clamp(min, max) {
         let i = e.add_replica();
         e.make_ready(i);
+        // Replicas running when the window opens are long past warm-up.
+        e.replicas[i].warm_from = 0;
     }
     e.run(w.length_ns);
     e.out
@@ -272,9 +284,12 @@ impl Engine<'_> {
                 self.arrive(t);
                 next_arrival = self.next_arrival(t);
             } else if let Some((_, ev)) = self.heap.pop() {
+                let r = ev.replica as usize;
                 match ev.kind {
-                    DEPART => self.depart(ev.replica as usize, ev.arrival),
-                    _ => self.make_ready(ev.replica as usize),
+                    DEPART => self.depart(r, ev.arrival),
+                    READY => self.make_ready(r),
+                    SPOT_NOTICE => self.spot_notice(r),
+                    _ => self.spot_gone(r),
                 }
             }
         }
@@ -372,7 +387,16 @@ impl Engine<'_> {
         }
     }
 
+    /// Brings replica `r`'s busy time up to now before its busy count changes.
+    #[inline]
+    fn touch(&mut self, r: usize) {
+        let rep = &mut self.replicas[r];
+        rep.busy_since_tick += rep.busy as f64 * (self.now - rep.busy_last) as f64;
+        rep.busy_last = self.now;
+    }
+
     fn start_service(&mut self, r: usize, arrival: u64) {
+        self.touch(r);
         let rep = &mut self.replicas[r];
         rep.busy += 1;
         self.busy_all += 1;
@@ -391,9 +415,14 @@ impl Engine<'_> {
     }
 
     fn depart(&mut self, r: usize, arrival: u64) {
+        self.touch(r);
         let rep = &mut self.replicas[r];
         rep.busy -= 1;
         self.busy_all -= 1;
+        if rep.state == State::Gone {
+            // Its spot instance was taken back mid-request.
+            return self.error(arrival >= self.warmup);
+        }
         if rep.state == State::Ready {
             self.busy_ready -= 1;
             self.tick_completions += 1;
@@ -425,6 +454,10 @@ impl Engine<'_> {
             state: State::Starting,
             busy: 0,
             queue: VecDeque::new(),
+            ready_at: 0,
+            warm_from: 0,
+            busy_since_tick: 0.0,
+            busy_last: self.now,
         });
         self.n_existing += 1;
         self.n_starting += 1;
@@ -436,9 +469,75 @@ impl Engine<'_> {
             return; // cancelled while starting
         }
         self.replicas[r].state = State::Ready;
+        self.replicas[r].ready_at = self.now;
+        self.replicas[r].warm_from = self.now + self.warmup_of_policy();
         self.n_starting -= 1;
         self.n_ready += 1;
         self.active.push(r as u32);
+        if let Some(spot) = &self.cfg.service.spot
+            && spot.interruptions_per_hour > 0.0
+            && self.r_spot.random::<f64>() < spot.share
+        {
+            let after = exp_ns(3600e9 / spot.interruptions_per_hour, &mut self.r_spot);
+            self.heap.push(
+                self.now + after,
+                Ev {
+                    kind: SPOT_NOTICE,
+                    replica: r as u32,
+                    arrival: 0,
+                },
+            );
+        }
+    }
+
+    /// A spot interruption notice: the replica stops taking requests and a
+    /// replacement is asked for at once; at the end of the notice whatever
+    /// it still holds is lost.
+    fn spot_notice(&mut self, r: usize) {
+        if self.replicas[r].state != State::Ready {
+            return;
+        }
+        self.drain(r);
+        let replacement = self.add_replica();
+        let delay = self
+            .provisioning
+            .as_ref()
+            .map_or(0, |p| p.sample(&mut self.r_provision));
+        self.heap.push(
+            self.now + delay,
+            Ev {
+                kind: READY,
+                replica: replacement as u32,
+                arrival: 0,
+            },
+        );
+        let notice = self
+            .cfg
+            .service
+            .spot
+            .as_ref()
+            .map_or(0, |s| s.notice.as_nanos() as u64);
+        self.heap.push(
+            self.now + notice,
+            Ev {
+                kind: SPOT_GONE,
+                replica: r as u32,
+                arrival: 0,
+            },
+        );
+    }
+
+    fn spot_gone(&mut self, r: usize) {
+        if self.replicas[r].state != State::Draining {
+            return; // drained within the notice
+        }
+        let lost: Vec<u64> = self.replicas[r].queue.drain(..).collect();
+        self.queued -= lost.len() as u64;
+        for arrival in lost {
+            self.error(arrival >= self.warmup);
+        }
+        // Requests in service fail when their departures come due.
+        self.retire(r);
     }
 
     fn retire(&mut self, r: usize) {
@@ -449,13 +548,19 @@ impl Engine<'_> {
     fn tick(&mut self, period: u64) {
         let d_busy = self.acc.busy_ready - self.tick_acc.busy_ready;
         let d_cap = self.acc.workers_ready - self.tick_acc.workers_ready;
+        let warmup = self.warmup_of_policy();
         let cpu = match self.cfg.service.cpu_ms_per_request {
             Some(ms) if self.n_ready > 0 => {
                 self.tick_completions as f64 * ms * 1e6 / (period as f64 * self.n_ready as f64)
             }
+            _ if warmup > 0 => self.cpu_without_warming(period),
             _ if d_cap > 0.0 => d_busy / d_cap,
             _ => 0.0,
         };
+        for r in 0..self.replicas.len() {
+            self.touch(r);
+            self.replicas[r].busy_since_tick = 0.0;
+        }
         self.tick_acc = self.acc;
         self.tick_completions = 0;
         let current = self.n_ready + self.n_starting;
@@ -488,6 +593,29 @@ impl Engine<'_> {
         }
     }
 
+    fn warmup_of_policy(&self) -> u64 {
+        match &self.cfg.autoscaling {
+            Some(Autoscaling::TargetTracking { warmup, .. }) => warmup.as_nanos() as u64,
+            _ => 0,
+        }
+    }
+
+    /// Mean CPU of the ready replicas past their warm-up (AWS leaves
+    /// instances in warm-up out of the metric); 0 when none is.
+    fn cpu_without_warming(&mut self, period: u64) -> f64 {
+        let (mut busy, mut cap) = (0.0, 0.0);
+        for r in 0..self.replicas.len() {
+            let rep = &self.replicas[r];
+            if rep.state == State::Ready && self.now >= rep.warm_from {
+                self.touch(r);
+                let rep = &self.replicas[r];
+                busy += rep.busy_since_tick;
+                cap += (self.workers as u64 * period.min(self.now - rep.ready_at)) as f64;
+            }
+        }
+        if cap > 0.0 { busy / cap } else { 0.0 }
+    }
+
     /// Scale-down takes a replica still starting if there is one (newest
     /// first), else the ready one with the least work, which drains.
     fn remove_one(&mut self) {
@@ -506,7 +634,14 @@ impl Engine<'_> {
         let Some(pos) = (0..self.active.len()).min_by_key(|&p| load(self.active[p])) else {
             return;
         };
-        let r = self.active.swap_remove(pos) as usize;
+        self.drain(self.active[pos] as usize);
+    }
+
+    /// Takes a ready replica out of the balancer; it finishes what it holds.
+    fn drain(&mut self, r: usize) {
+        if let Some(pos) = self.active.iter().position(|&i| i as usize == r) {
+            self.active.swap_remove(pos);
+        }
         self.n_ready -= 1;
         let rep = &mut self.replicas[r];
         self.busy_ready -= rep.busy;

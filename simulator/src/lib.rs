@@ -23,6 +23,7 @@
 //!         queue_timeout: None,
 //!         balancer: Balancer::RoundRobin,
 //!         cpu_ms_per_request: None,
+//!         spot: None,
 //!     },
 //!     autoscaling: None,
 //!     cost: Cost::default(),

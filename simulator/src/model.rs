@@ -192,6 +192,30 @@ pub struct Service {
     pub balancer: Balancer,
     /// CPU per request, ms of one replica's CPU; if absent, CPU = busy workers / workers.
     pub cpu_ms_per_request: Option<f64>,
+    /// Spot capacity that can be taken back.
+    #[serde(default)]
+    pub spot: Option<Spot>,
+}
+
+/// Spot replicas: interrupted at random with a notice, then removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spot {
+    /// Share of new replicas that run on spot capacity, 0..1.
+    pub share: f64,
+    /// Interruptions per spot replica-hour.
+    pub interruptions_per_hour: f64,
+    /// Warning before removal (AWS gives 2 minutes).
+    #[serde(
+        default = "two_min",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub notice: Duration,
+}
+
+fn two_min() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn one_u32() -> u32 {
@@ -567,6 +591,15 @@ impl SimConfig {
             return bad("[service] replicas and workers_per_replica must be >= 1".into());
         }
         s.service_time.check("[service] service_time")?;
+        if let Some(sp) = &s.spot
+            && !((0.0..=1.0).contains(&sp.share)
+                && sp.interruptions_per_hour >= 0.0
+                && sp.interruptions_per_hour.is_finite())
+        {
+            return bad(
+                "[service] spot needs 0 <= share <= 1 and interruptions_per_hour >= 0".into(),
+            );
+        }
         if let Some(c) = s.cpu_ms_per_request
             && !(c > 0.0 && c.is_finite())
         {

@@ -28,6 +28,7 @@ fn stepped(autoscaling: Autoscaling) -> SimConfig {
             queue_timeout: None,
             balancer: Balancer::LeastOutstanding,
             cpu_ms_per_request: None,
+            spot: None,
         },
         autoscaling: Some(autoscaling),
         cost: Cost {
@@ -164,4 +165,90 @@ fn provisioning_delay_holds_new_replicas_out_of_service() {
     // The replicas asked for at 615 s serve from 735 s: minute 11 still has 10 ready.
     assert!((ready[11] - 10.0).abs() < 1e-9, "minute 11: {}", ready[11]);
     assert!(ready[13] > 19.0, "minute 13: {}", ready[13]);
+}
+
+fn fixed(spot: Option<Spot>, service_ms: f64, rate: f64, provisioning_ms: f64) -> SimConfig {
+    let mut cfg = stepped(Autoscaling::Hpa {
+        min: 10,
+        max: 10,
+        target_cpu: 0.5,
+        sync_period: Duration::from_secs(15),
+        tolerance: 0.1,
+        behavior: None,
+        provisioning: Some(Dist::Constant {
+            ms: provisioning_ms,
+        }),
+    });
+    cfg.traffic = Traffic {
+        rate: Some(rate),
+        ..Traffic::default()
+    };
+    cfg.service.service_time = Dist::Constant { ms: service_ms };
+    cfg.service.spot = spot;
+    cfg
+}
+
+#[test]
+fn spot_interruptions_replace_replicas_and_lose_work_longer_than_the_notice() {
+    let spot = Spot {
+        share: 1.0,
+        interruptions_per_hour: 4.0,
+        notice: Duration::from_secs(120),
+    };
+    // Short requests drain within the 2-minute notice: nothing lost, but a
+    // replacement takes 3 minutes to boot, so fewer than 10 serve at times.
+    let cfg = fixed(Some(spot.clone()), 50.0, 100.0, 180_000.0);
+    let w = Window {
+        start_s: 0.0,
+        length_ns: 1800 * 1_000_000_000,
+        warmup_ns: 60_000_000_000,
+        initial_replicas: 10,
+    };
+    let run = simulate(&cfg, &w, 1, 0);
+    assert_eq!(run.errors, 0);
+    assert!(
+        run.minutes.iter().any(|m| m.ready < 10.0 - 1e-9),
+        "no interruption took a replica out"
+    );
+    assert!(
+        run.minutes.iter().all(|m| m.replicas >= 10.0 - 1e-9),
+        "replacements keep 10 in existence"
+    );
+    // 5-minute requests outlive the notice: those in flight are lost.
+    let long = fixed(Some(spot), 300_000.0, 0.02, 0.0);
+    let run = simulate(&long, &w, 1, 0);
+    assert!(run.errors > 0, "in-flight work was not lost");
+    assert!(run.completed > 0);
+    // Without spot, nothing is lost.
+    assert_eq!(
+        simulate(&fixed(None, 300_000.0, 0.02, 0.0), &w, 1, 0).errors,
+        0
+    );
+}
+
+#[test]
+fn target_tracking_warmup_leaves_new_instances_out_of_the_metric() {
+    // Saturating step with least-outstanding balancing: new, idle instances
+    // take the new arrivals while the old ones work off their queues. With
+    // the new ones left out, the metric shows the hot old ones and target
+    // tracking keeps scaling out.
+    let tt = |warmup: u64| {
+        stepped(Autoscaling::TargetTracking {
+            min: 2,
+            max: 100,
+            // 100 rps on 10 replicas is 50% CPU: clearly under 60%.
+            target_cpu: 0.6,
+            warmup: Duration::from_secs(warmup),
+            provisioning: None,
+        })
+    };
+    let without = ready_by_minute(&tt(0));
+    let with = ready_by_minute(&tt(600));
+    steady(&without, 1..12, 10.0);
+    steady(&with, 1..12, 10.0);
+    // Third datapoint above target at 780 s: ceil(10 × 1.0 / 0.6) = 17 in both.
+    steady(&without, 13..14, 17.0);
+    steady(&with, 13..14, 17.0);
+    let (a, b) = (without[19], with[19]);
+    assert!(b > a, "with warm-up {b} replicas at minute 19, without {a}");
 }

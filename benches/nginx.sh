@@ -1,0 +1,28 @@
+# Sourced by the comparison scripts: starts one nginx worker serving a small
+# static file on 127.0.0.1:$PORT from a temporary directory, and stops it on
+# exit. `start_nginx [taskset-cpu-list]` sets $URL and $work.
+start_nginx() {
+  command -v nginx >/dev/null || { echo "$0: nginx not found (apt-get install nginx-light)" >&2; exit 2; }
+  work=$(mktemp -d)
+  trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+  mkdir -p "$work/www" "$work/tmp"
+  printf 'hello from nginx\n' > "$work/www/index.html"
+  cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
+  server { listen 127.0.0.1:$PORT; root $work/www; }
+}
+CONF
+  if [ -n "${1:-}" ]; then taskset -c "$1" nginx -c "$work/nginx.conf" -p "$work"; else nginx -c "$work/nginx.conf" -p "$work"; fi
+  sleep 0.5
+  URL="http://127.0.0.1:$PORT/index.html"
+}
