@@ -33,9 +33,10 @@ pub struct SimulateArgs {
     /// Write the time series (per window and minute) as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Take the service-time distribution from a `loadtest run --json` result (a low-load run).
+    /// Fit the service model to `loadtest run` results (--json or --hdr; repeatable): the
+    /// lowest-load one gives the service time, a saturated one the workers per replica.
     #[arg(long)]
-    pub calibrate: Option<PathBuf>,
+    pub calibrate: Vec<PathBuf>,
     /// Override [simulation] replications.
     #[arg(long)]
     pub replications: Option<u32>,

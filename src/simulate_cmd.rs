@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use simulator::model::{Dist, SimConfig};
 use simulator::{Forecast, SimError};
 
@@ -16,8 +16,8 @@ use crate::scenario::Scenario;
 pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     let scn = Scenario::load(&a.scenario)?;
     let mut cfg = sim_config(&scn).map_err(|e| anyhow::anyhow!("{}: {e}", a.scenario.display()))?;
-    if let Some(run) = &a.calibrate {
-        calibrate(&mut cfg, run)?;
+    if !a.calibrate.is_empty() {
+        calibrate(&mut cfg, &a.calibrate)?;
     }
     if let Some(n) = a.replications {
         cfg.simulation.replications = n;
@@ -65,32 +65,103 @@ pub fn sim_config(scn: &Scenario) -> Result<SimConfig, SimError> {
     })
 }
 
-/// Replaces the service-time model by the latency distribution a `run`
-/// measured. Take it from a run at low load, where latency is service time.
-fn calibrate(cfg: &mut SimConfig, run: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(run)
-        .with_context(|| format!("--calibrate: cannot read {}", run.display()))?;
-    let r: loadgen::RunResult = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "--calibrate: {} is not a `loadtest run --json` result",
-            run.display()
-        )
-    })?;
-    let h = r
-        .latency_histogram()
-        .with_context(|| format!("--calibrate: {} has no latency histogram", run.display()))?;
-    if h.is_empty() {
-        bail!("--calibrate: {} measured no requests", run.display());
+/// One measurement: a `run --json` result, or an HdrHistogram interval log.
+struct Measured {
+    path: std::path::PathBuf,
+    latency_us: hdrhistogram::Histogram<u64>,
+    /// Achieved requests/s (JSON results only).
+    rps: Option<f64>,
+}
+
+fn read_measurement(path: &Path) -> anyhow::Result<Measured> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("--calibrate: cannot read {}", path.display()))?;
+    if bytes.first() == Some(&b'{') {
+        let r: loadgen::RunResult = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "--calibrate: {} is not a `loadtest run --json` result",
+                path.display()
+            )
+        })?;
+        let latency_us = r
+            .latency_histogram()
+            .with_context(|| format!("--calibrate: {} has no latency histogram", path.display()))?;
+        return Ok(Measured {
+            path: path.into(),
+            latency_us,
+            rps: Some(r.rps),
+        });
     }
-    cfg.service.service_time = empirical(&h);
+    // An interval log (`run --hdr`): the sum of its intervals.
+    let mut total = loadgen::stats::latency_histogram();
+    let mut deserializer = hdrhistogram::serialization::Deserializer::new();
+    for item in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&bytes) {
+        let bad = || {
+            anyhow::anyhow!(
+                "--calibrate: {} is neither a run JSON nor an HdrHistogram interval log",
+                path.display()
+            )
+        };
+        if let hdrhistogram::serialization::interval_log::LogEntry::Interval(iv) =
+            item.map_err(|_| bad())?
+        {
+            let decoded = base64_decode(iv.encoded_histogram()).ok_or_else(bad)?;
+            let h: hdrhistogram::Histogram<u64> = deserializer
+                .deserialize(&mut decoded.as_slice())
+                .map_err(|_| bad())?;
+            total.add(&h).map_err(|_| bad())?;
+        }
+    }
+    Ok(Measured {
+        path: path.into(),
+        latency_us: total,
+        rps: None,
+    })
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+/// Fits the service model to measurements of one replica. The one at the
+/// lowest load (the smallest mean latency) gives the service-time
+/// distribution: there, latency is service time. A JSON run that saturated
+/// the replica (mean latency well above that service time) gives its
+/// capacity X, and so the concurrency: workers = round(X × mean service time).
+fn calibrate(cfg: &mut SimConfig, paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let runs = paths
+        .iter()
+        .map(|p| read_measurement(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let low = runs
+        .iter()
+        .filter(|m| !m.latency_us.is_empty())
+        .min_by(|a, b| a.latency_us.mean().total_cmp(&b.latency_us.mean()))
+        .with_context(|| "--calibrate: the measurements hold no requests".to_string())?;
+    cfg.service.service_time = empirical(&low.latency_us);
+    let service_s = low.latency_us.mean() / 1e6;
     eprintln!(
-        "loadtest: service time calibrated from {} ({} requests, mean {:.2} ms, p95 {:.2} ms; measured concurrency λW = {:.1})",
-        run.display(),
-        h.len(),
-        h.mean() / 1e3,
-        h.value_at_quantile(0.95) as f64 / 1e3,
-        r.rps * h.mean() / 1e6
+        "loadtest: service time from {} ({} requests, mean {:.2} ms, p95 {:.2} ms)",
+        low.path.display(),
+        low.latency_us.len(),
+        service_s * 1e3,
+        low.latency_us.value_at_quantile(0.95) as f64 / 1e3
     );
+    let saturated = runs
+        .iter()
+        .filter(|m| m.latency_us.mean() / 1e6 > 1.5 * service_s)
+        .filter_map(|m| m.rps.map(|x| (m, x)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((m, capacity)) = saturated {
+        // Little's law at saturation: busy workers = throughput × service time.
+        let workers = (capacity * service_s).round().max(1.0) as u32;
+        cfg.service.workers_per_replica = workers;
+        eprintln!(
+            "loadtest: capacity from {}: {capacity:.1} rps per replica at saturation, so {workers} workers per replica",
+            m.path.display()
+        );
+    }
     Ok(())
 }
 

@@ -566,23 +566,47 @@ fn simulate_rejects_bad_input_with_its_place() {
 }
 
 #[test]
-fn simulate_calibrates_service_time_from_a_run() {
+fn simulate_calibrates_service_time_and_workers_from_runs() {
     let _g = serial();
-    let s = serve(&["--workers", "16", "--service-time", "const:20ms"]);
+    // The truth: 4 workers, 20 ms each, so 200 rps at most.
+    let s = serve(&["--workers", "4", "--service-time", "const:20ms"]);
     let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run.json");
+    let (low, low_hdr, max) = (
+        dir.path().join("low.json"),
+        dir.path().join("low.hdr"),
+        dir.path().join("max.json"),
+    );
     loadtest()
         .args([
             "run",
             "--url",
             &s.url,
             "--rate",
-            "100",
+            "20",
             "--duration",
-            "2s",
+            "3s",
+            "--quiet",
+        ])
+        .args([
+            "--json",
+            low.to_str().unwrap(),
+            "--hdr",
+            low_hdr.to_str().unwrap(),
+        ])
+        .assert()
+        .code(0);
+    loadtest()
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--connections",
+            "16",
+            "--duration",
+            "3s",
             "--quiet",
             "--json",
-            run.to_str().unwrap(),
+            max.to_str().unwrap(),
         ])
         .assert()
         .code(0);
@@ -596,17 +620,48 @@ fn simulate_calibrates_service_time_from_a_run() {
         .args([
             "simulate",
             scn.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .args([
             "--calibrate",
-            run.to_str().unwrap(),
+            low.to_str().unwrap(),
+            "--calibrate",
+            max.to_str().unwrap(),
+        ])
+        .assert()
+        .code(0)
+        .stderr(contains("service time from").and(contains("so 4 workers per replica")));
+    // The measured ~20-21 ms service time replaces the scenario's 10 ms mean.
+    let p50 = read_json(&json)["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((19.0..26.0).contains(&p50), "p50 {p50}");
+    // The interval log gives the same service time.
+    loadtest()
+        .args([
+            "simulate",
+            scn.to_str().unwrap(),
+            "--calibrate",
+            low_hdr.to_str().unwrap(),
             "--json",
             json.to_str().unwrap(),
         ])
         .assert()
         .code(0)
-        .stderr(contains("service time calibrated"));
-    // The measured ~20-21 ms service time replaces the scenario's 10 ms mean.
+        .stderr(contains("service time from"));
     let p50 = read_json(&json)["latency_ms"]["p50"].as_f64().unwrap();
-    assert!((19.0..26.0).contains(&p50), "p50 {p50}");
+    assert!((19.0..26.0).contains(&p50), "p50 from the HDR log {p50}");
+    loadtest()
+        .args([
+            "simulate",
+            scn.to_str().unwrap(),
+            "--calibrate",
+            scn.to_str().unwrap(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "neither a run JSON nor an HdrHistogram interval log",
+        ));
 }
 
 #[test]
