@@ -490,6 +490,24 @@ impl Engine<'_> {
         self.replicas.len() - 1
     }
 
+    /// Asks for a new replica: it starts now and is ready after a
+    /// provisioning delay.
+    fn request_replica(&mut self) {
+        let r = self.add_replica();
+        let delay = self
+            .provisioning
+            .as_ref()
+            .map_or(0, |p| p.sample(&mut self.r_provision));
+        self.heap.push(
+            self.now + delay,
+            Ev {
+                kind: READY,
+                replica: r as u32,
+                arrival: 0,
+            },
+        );
+    }
+
     fn make_ready(&mut self, r: usize) {
         if self.replicas[r].state != State::Starting {
             return; // cancelled while starting
@@ -524,19 +542,7 @@ impl Engine<'_> {
             return;
         }
         self.drain(r);
-        let replacement = self.add_replica();
-        let delay = self
-            .provisioning
-            .as_ref()
-            .map_or(0, |p| p.sample(&mut self.r_provision));
-        self.heap.push(
-            self.now + delay,
-            Ev {
-                kind: READY,
-                replica: replacement as u32,
-                arrival: 0,
-            },
-        );
+        self.request_replica();
         let notice = self
             .cfg
             .service
@@ -600,19 +606,7 @@ impl Engine<'_> {
             cpu,
         });
         for _ in current..desired {
-            let r = self.add_replica();
-            let delay = self
-                .provisioning
-                .as_ref()
-                .map_or(0, |p| p.sample(&mut self.r_provision));
-            self.heap.push(
-                self.now + delay,
-                Ev {
-                    kind: READY,
-                    replica: r as u32,
-                    arrival: 0,
-                },
-            );
+            self.request_replica();
         }
         for _ in desired..current {
             self.remove_one();

@@ -352,11 +352,8 @@ fn summarize(
     let (mut busy, mut cap, mut replica_ns, mut waited) = (0.0, 0.0, 0.0, 0u64);
     let mut viol_per_rep = vec![0.0; reps];
     let mut cost_per_rep = vec![0.0; reps];
-    let (mut p95s, mut p99s) = (
-        vec![Histogram::<u64>::new(3).expect("3 digits"); reps],
-        Vec::new(),
-    );
-    p99s.resize(reps, Histogram::<u64>::new(3).expect("3 digits"));
+    // Each replication's latency over all windows, for its p95 and p99.
+    let mut per_rep = vec![Histogram::<u64>::new(3).expect("3 digits"); reps];
     let (mut rmin, mut rmax) = (u32::MAX, 0);
     for (wi, w) in windows.iter().enumerate() {
         let rs = &runs[wi * reps..(wi + 1) * reps];
@@ -372,8 +369,7 @@ fn summarize(
         let span_ns = (w.window.length_ns - w.window.warmup_ns) as f64;
         for (k, r) in rs.iter().enumerate() {
             let _ = all.add(&r.latency_us);
-            let _ = p95s[k].add(&r.latency_us);
-            let _ = p99s[k].add(&r.latency_us);
+            let _ = per_rep[k].add(&r.latency_us);
             f.requests += r.arrivals;
             f.errors += r.errors;
             f.events += r.events;
@@ -442,7 +438,7 @@ fn summarize(
                     .collect::<Vec<_>>(),
             )
         };
-        f.latency_ci95_ms = Some((per(&p95s, 0.95), per(&p99s, 0.99)));
+        f.latency_ci95_ms = Some((per(&per_rep, 0.95), per(&per_rep, 0.99)));
     }
     f.error_rate = if f.requests > 0 {
         f.errors as f64 / f.requests as f64
