@@ -13,7 +13,9 @@ use anyhow::{Context, bail};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder};
 use loadgen::stats::{Counts, Interval, Outcome as Class, latency_histogram};
-use loadgen::{Load, RequestSpec, RunPlan, RunResult, Schedule, StopHandle, TargetSpec, Threshold};
+use loadgen::{
+    Load, RequestSpec, RunPlan, RunResult, Schedule, SecondRow, StopHandle, TargetSpec, Threshold,
+};
 
 use crate::Outcome;
 use crate::cli::RunArgs;
@@ -87,24 +89,24 @@ pub fn execute(s: &Settings, args: &RunArgs, stop: &StopHandle) -> anyhow::Resul
     let mut live = Live::new(!args.quiet, total);
     let mut cumulative = (Counts::default(), latency_histogram());
     let mut sink_error: Option<anyhow::Error> = None;
-    let outcome = loadgen::run(&s.plan, stop, |iv: &Interval| {
+    let outcome = loadgen::run(&s.plan, stop, |iv: &Interval, row: &SecondRow| {
         cumulative.0.merge(&iv.counts);
         let _ = cumulative.1.add(&iv.latency_us);
         live.update(iv, &cumulative.0, &cumulative.1);
-        let written = csv
-            .as_mut()
-            .map_or(Ok(()), |c| c.row(iv, &s.plan))
-            .and_then(|()| match hdr.as_mut() {
-                Some(h) => h
-                    .write_histogram(
-                        &iv.latency_us,
-                        Duration::from_secs(iv.second),
-                        Duration::from_secs(1),
-                        None,
-                    )
-                    .map_err(|e| anyhow::anyhow!("cannot write the HdrHistogram log: {e:?}")),
-                None => Ok(()),
-            });
+        let written =
+            csv.as_mut()
+                .map_or(Ok(()), |c| c.row(row))
+                .and_then(|()| match hdr.as_mut() {
+                    Some(h) => h
+                        .write_histogram(
+                            &iv.latency_us,
+                            Duration::from_secs(iv.second),
+                            Duration::from_secs(1),
+                            None,
+                        )
+                        .map_err(|e| anyhow::anyhow!("cannot write the HdrHistogram log: {e:?}")),
+                    None => Ok(()),
+                });
         if let Err(e) = written {
             sink_error = Some(e);
             return ControlFlow::Break("an output file could not be written".into());
@@ -398,16 +400,8 @@ impl CsvSink {
         Ok(CsvSink(f))
     }
 
-    fn row(&mut self, iv: &Interval, plan: &RunPlan) -> anyhow::Result<()> {
-        let target = match &plan.load {
-            Load::Open { schedule, .. } => {
-                let t = iv.second as f64;
-                Some(schedule.due_by(t + 1.0) - schedule.due_by(t))
-            }
-            Load::Closed { .. } => None,
-        };
-        let row = loadgen::SecondRow::from_interval(iv, target);
-        writeln!(self.0, "{}", loadgen::csv_row(&row))?;
+    fn row(&mut self, row: &SecondRow) -> anyhow::Result<()> {
+        writeln!(self.0, "{}", loadgen::csv_row(row))?;
         // Flushed every second: a killed run keeps its rows.
         self.0.flush().context("cannot write the CSV")?;
         Ok(())

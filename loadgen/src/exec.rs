@@ -244,11 +244,12 @@ struct Shared {
 }
 
 /// Runs the plan to completion on `plan.workers` threads, calling
-/// `on_second` with each merged second; `Break(reason)` stops the run.
+/// `on_second` with each merged second (its histogram and its summary row);
+/// `Break(reason)` stops the run.
 pub fn run(
     plan: &RunPlan,
     stop: &StopHandle,
-    mut on_second: impl FnMut(&Interval) -> ControlFlow<String>,
+    mut on_second: impl FnMut(&Interval, &SecondRow) -> ControlFlow<String>,
 ) -> Result<RunOutcome, LoadgenError> {
     plan.check()?;
     let target = net::parse_url(&plan.target.url)?;
@@ -318,7 +319,7 @@ fn collect(
     workers: usize,
     rx: mpsc::Receiver<Msg>,
     stop: &StopHandle,
-    on_second: &mut impl FnMut(&Interval) -> ControlFlow<String>,
+    on_second: &mut impl FnMut(&Interval, &SecondRow) -> ControlFlow<String>,
 ) -> RunOutcome {
     let mut pending: BTreeMap<u64, Interval> = BTreeMap::new();
     // Seconds below progress[w] are complete for worker w.
@@ -334,16 +335,14 @@ fn collect(
     };
     let (mut last, mut last_send): (Option<Instant>, Option<Instant>) = (None, None);
     let mut emit = |iv: Interval, out: &mut RunOutcome| {
-        out.series.push(SecondRow::from_interval(
-            &iv,
-            target_in_second(&sh.plan, iv.second),
-        ));
+        let row = SecondRow::from_interval(&iv, target_in_second(&sh.plan, iv.second));
         if out.stopped.is_none()
-            && let ControlFlow::Break(reason) = on_second(&iv)
+            && let ControlFlow::Break(reason) = on_second(&iv, &row)
         {
             out.stopped = Some(reason);
             stop.stop();
         }
+        out.series.push(row);
     };
     for msg in rx {
         match msg {

@@ -28,7 +28,7 @@
 //!     workers: 1,
 //!     seed: 1,
 //! };
-//! let outcome = loadgen::run(&plan, &StopHandle::default(), |_| ControlFlow::Continue(()))?;
+//! let outcome = loadgen::run(&plan, &StopHandle::default(), |_, _| ControlFlow::Continue(()))?;
 //! let thresholds = vec![loadgen::parse_threshold("p95<200ms")?];
 //! let result = loadgen::summarize(&plan, &outcome, &thresholds);
 //! println!("p95 = {} ms, passed: {}", result.latency_ms.p95, result.passed());

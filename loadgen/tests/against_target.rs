@@ -90,7 +90,10 @@ fn open_plan(url: &str, rate: f64, secs: u64) -> RunPlan {
 }
 
 fn run(plan: &RunPlan) -> RunResult {
-    let out = loadgen::run(plan, &StopHandle::default(), |_| ControlFlow::Continue(())).unwrap();
+    let out = loadgen::run(plan, &StopHandle::default(), |_, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     loadgen::summarize(plan, &out, &[])
 }
 
@@ -309,8 +312,10 @@ fn an_unreachable_target_is_an_error_before_any_load() {
         .unwrap()
         .port();
     let plan = open_plan(&format!("http://127.0.0.1:{port}/"), 10.0, 1);
-    let err =
-        loadgen::run(&plan, &StopHandle::default(), |_| ControlFlow::Continue(())).unwrap_err();
+    let err = loadgen::run(&plan, &StopHandle::default(), |_, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("cannot connect"), "{err}");
 }
 
@@ -368,7 +373,7 @@ fn stopping_keeps_what_was_measured() {
         s2.stop();
     });
     let started = std::time::Instant::now();
-    let out = loadgen::run(&plan, &stop, |_| ControlFlow::Continue(())).unwrap();
+    let out = loadgen::run(&plan, &stop, |_, _| ControlFlow::Continue(())).unwrap();
     stopper.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     let r = loadgen::summarize(&plan, &out, &[]);
