@@ -21,6 +21,67 @@ pub enum Command {
     Serve(ServeArgs),
     /// Forecast latency, replicas and cost under growth and autoscaling.
     Simulate(SimulateArgs),
+    /// The cheapest instance mix and reserved / on-demand / spot split for a demand.
+    Optimize(Box<OptimizeArgs>),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+DEMAND: --demand CSV (hour,vcpu,memory_gib, one row per hour) or --forecast JSON from
+        `loadtest simulate` (repeatable, one per service; each hour's replicas + 1 spare,
+        times --replica-vcpu / --replica-memory-gib).
+
+EXIT CODES: 0 a plan was found, 1 no plan meets the constraints (the message names the
+            constraint and the hour), 2 bad input")]
+pub struct OptimizeArgs {
+    /// Hourly demand CSV: hour,vcpu,memory_gib.
+    #[arg(long, conflicts_with = "forecast")]
+    pub demand: Option<PathBuf>,
+    /// Forecast JSON from `loadtest simulate --json` (repeatable: one per service).
+    #[arg(long)]
+    pub forecast: Vec<PathBuf>,
+    /// Price catalog CSV (see scenarios/catalog/).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Take defaults for the flags below from this scenario's [optimize] section.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// vCPU each replica requests (with --forecast).
+    #[arg(long)]
+    pub replica_vcpu: Option<f64>,
+    /// Memory each replica requests, GiB (with --forecast).
+    #[arg(long)]
+    pub replica_memory_gib: Option<f64>,
+    /// Largest share of each hour's vCPU that may run on spot (0 to 1).
+    #[arg(long)]
+    pub spot_max_share: Option<f64>,
+    /// Losing the largest spot pool must still leave the demand covered.
+    #[arg(long)]
+    pub survive_spot_loss: bool,
+    /// At most this many instance types over the horizon.
+    #[arg(long)]
+    pub max_types: Option<usize>,
+    /// Buy demand × (1 + headroom), e.g. 0.2 for 20%.
+    #[arg(long)]
+    pub headroom: Option<f64>,
+    /// Account vCPU quota in any hour.
+    #[arg(long)]
+    pub max_vcpu: Option<f64>,
+    /// At most this many instances of one type in any hour (capacity limits).
+    #[arg(long)]
+    pub max_per_type: Option<u32>,
+    /// Do not buy 3-year reservations.
+    #[arg(long)]
+    pub no_3y: bool,
+    /// Relative gap the MILP solves stop at.
+    #[arg(long, default_value_t = 0.005)]
+    pub gap: f64,
+    /// Wall-time limit of each solve, e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    pub time_limit: String,
+    /// Write the plan as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

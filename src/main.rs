@@ -3,6 +3,7 @@
 //! take data and return data.
 
 mod cli;
+mod optimize_cmd;
 mod run_cmd;
 mod scenario;
 mod serve_cmd;
@@ -61,6 +62,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Run(args) => run_cmd::run(*args),
         cli::Command::Serve(args) => serve_cmd::serve(args),
         cli::Command::Simulate(args) => simulate_cmd::simulate(args),
+        cli::Command::Optimize(args) => optimize_cmd::optimize(*args),
     }
 }
 

@@ -26,6 +26,35 @@ pub struct Scenario {
     pub simulation: Option<simulator::model::Simulation>,
     pub cost: Option<simulator::model::Cost>,
     pub slo: Option<simulator::model::Slo>,
+    /// The optimizer's defaults (`optimize`, `plan`).
+    pub optimize: Option<OptimizeSection>,
+}
+
+/// `[optimize]`: what `loadtest optimize --scenario` and `loadtest plan`
+/// buy for the forecast. Flags override each key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeSection {
+    /// Price catalog CSV, relative to the scenario file.
+    pub catalog: Option<String>,
+    /// vCPU each replica requests.
+    pub replica_vcpu: Option<f64>,
+    /// Memory each replica requests, GiB.
+    pub replica_memory_gib: Option<f64>,
+    /// Largest spot share of each hour's vCPU.
+    pub spot_max_share: Option<f64>,
+    /// Losing the largest spot pool must leave demand covered.
+    pub survive_spot_loss: Option<bool>,
+    /// At most this many instance types.
+    pub max_types: Option<usize>,
+    /// Demand × (1 + headroom).
+    pub headroom: Option<f64>,
+    /// vCPU quota per hour.
+    pub max_vcpu: Option<f64>,
+    /// Instances of one type per hour.
+    pub max_per_type: Option<u32>,
+    /// Whether 3-year reservations may be bought.
+    pub allow_3y: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -126,6 +126,20 @@ pub struct WindowSummary {
     pub fluid_replicas: f64,
 }
 
+/// The autoscaler's steady state for each hour of a growth horizon (a
+/// fluid estimate between the simulated windows, labelled as such).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hourly {
+    /// What these numbers are.
+    pub note: String,
+    /// Replicas the policy settles at for the hour's mean offered rate.
+    pub replicas: Vec<u32>,
+    /// Offered requests/s at the middle of the hour.
+    pub rps: Vec<f64>,
+    /// Users at the middle of the hour.
+    pub users: Vec<f64>,
+}
+
 /// A threshold and when it is first crossed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Crossing {
@@ -172,6 +186,10 @@ pub struct Forecast {
     pub cost: f64,
     /// Growth: replica cost over the whole horizon from the steady-state estimate.
     pub horizon_cost_estimate: Option<f64>,
+    /// Growth: the steady-state (fluid) estimate for every hour of the
+    /// horizon, which `loadtest optimize --forecast` turns into demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<Hourly>,
     /// The SLO.
     pub slo: SloSummary,
     /// Per window.
@@ -469,10 +487,22 @@ fn summarize(
     };
     if cfg.traffic.horizon_s() > 0.0 {
         let hours = (cfg.traffic.horizon_s() / 3600.0).ceil() as usize;
-        let replica_hours: f64 = (0..hours)
-            .map(|h| steady_replicas(cfg, cfg.traffic.rps_at(h as f64 * 3600.0 + 1800.0)) as f64)
-            .sum();
+        let mid = |h: usize| h as f64 * 3600.0 + 1800.0;
+        let rps: Vec<f64> = (0..hours).map(|h| cfg.traffic.rps_at(mid(h))).collect();
+        let replicas: Vec<u32> = rps.iter().map(|&x| steady_replicas(cfg, x)).collect();
+        let replica_hours: f64 = replicas.iter().map(|&r| r as f64).sum();
         f.horizon_cost_estimate = Some(replica_hours * cfg.cost.replica_hourly);
+        let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+        f.hourly = Some(Hourly {
+            note: "steady-state (fluid) estimate of the autoscaler for each hour's offered rate, \
+                   not simulated request by request"
+                .into(),
+            replicas,
+            rps: rps.into_iter().map(round3).collect(),
+            users: (0..hours)
+                .map(|h| round3(cfg.traffic.users_at(mid(h))))
+                .collect(),
+        });
     }
     f.crossings = crossings(cfg, &f.windows);
     f

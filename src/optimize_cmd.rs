@@ -1,0 +1,234 @@
+//! `loadtest optimize`: demand (CSV, or forecasts turned into demand) and a
+//! price catalog into a purchase plan, written as JSON, with a summary on
+//! the terminal. An infeasible plan exits 1 and names the constraint and
+//! the hour; malformed input exits 2 with the file, line and column.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use optimizer::{Catalog, Demand, Options, Plan, Service};
+
+use crate::Outcome;
+use crate::cli::OptimizeArgs;
+use crate::scenario::{OptimizeSection, Scenario};
+
+/// Everything a solve needs, read and checked.
+pub struct Prepared {
+    pub catalog: Catalog,
+    pub demand: Vec<Demand>,
+    pub services: Vec<Service>,
+    pub opts: Options,
+}
+
+pub fn optimize(a: OptimizeArgs) -> anyhow::Result<Outcome> {
+    let section = match &a.scenario {
+        Some(p) => Scenario::load(p)?.optimize.map(|s| (s, p.clone())),
+        None => None,
+    };
+    let prepared = prepare(&a, section.as_ref().map(|(s, p)| (s, p.as_path())))?;
+    let (outcome, plan) = execute(&prepared, a.json.as_deref())?;
+    if let Some(plan) = plan {
+        std::io::stdout()
+            .lock()
+            .write_all(render(&plan).as_bytes())?;
+    }
+    Ok(outcome)
+}
+
+/// The catalog path from the flag, else from `[optimize] catalog` relative
+/// to the scenario file.
+pub fn catalog_path(
+    flag: Option<&Path>,
+    section: Option<(&OptimizeSection, &Path)>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some((s, scn)) = section
+        && let Some(c) = &s.catalog
+    {
+        return Ok(scn.parent().unwrap_or(Path::new(".")).join(c));
+    }
+    anyhow::bail!(
+        "--catalog: no price catalog given; pass --catalog FILE (e.g. scenarios/catalog/aws-us-east-1.csv) or set [optimize] catalog in the scenario"
+    )
+}
+
+/// Options from the scenario's `[optimize]` section, overridden by flags.
+pub fn options(a: &OptimizeArgs, s: Option<&OptimizeSection>) -> anyhow::Result<Options> {
+    let d = Options::default();
+    let limit = loadgen::spec::parse_duration(&a.time_limit)
+        .map_err(|e| anyhow::anyhow!("--time-limit: {e}"))?;
+    let o = Options {
+        spot_max_share: a
+            .spot_max_share
+            .or(s.and_then(|s| s.spot_max_share))
+            .unwrap_or(d.spot_max_share),
+        survive_spot_loss: a.survive_spot_loss
+            || s.and_then(|s| s.survive_spot_loss).unwrap_or(false),
+        max_types: a.max_types.or(s.and_then(|s| s.max_types)),
+        headroom: a
+            .headroom
+            .or(s.and_then(|s| s.headroom))
+            .unwrap_or(d.headroom),
+        max_vcpu: a.max_vcpu.or(s.and_then(|s| s.max_vcpu)),
+        max_per_type: a.max_per_type.or(s.and_then(|s| s.max_per_type)),
+        allow_3y: !a.no_3y && s.and_then(|s| s.allow_3y).unwrap_or(true),
+        gap: a.gap,
+        time_limit_s: limit.as_secs_f64(),
+    };
+    o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(o)
+}
+
+pub fn prepare(
+    a: &OptimizeArgs,
+    section: Option<(&OptimizeSection, &Path)>,
+) -> anyhow::Result<Prepared> {
+    let s = section.map(|x| x.0);
+    let opts = options(a, s)?;
+    let cat_path = catalog_path(a.catalog.as_deref(), section)?;
+    let text = std::fs::read_to_string(&cat_path)
+        .with_context(|| format!("--catalog: cannot read {}", cat_path.display()))?;
+    let catalog = optimizer::parse_catalog(&cat_path.display().to_string(), &text)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut services = Vec::new();
+    let demand = if let Some(p) = &a.demand {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("--demand: cannot read {}", p.display()))?;
+        optimizer::parse_demand(&p.display().to_string(), &text)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+    } else if !a.forecast.is_empty() {
+        let rv = a.replica_vcpu.or(s.and_then(|s| s.replica_vcpu)).context(
+            "--replica-vcpu: a forecast is turned into demand through each replica's requests; give --replica-vcpu (e.g. 2) or [optimize] replica_vcpu",
+        )?;
+        let rm = a.replica_memory_gib.or(s.and_then(|s| s.replica_memory_gib)).context(
+            "--replica-memory-gib: give each replica's memory request (e.g. 4) or [optimize] replica_memory_gib",
+        )?;
+        if !(rv > 0.0 && rm > 0.0) {
+            anyhow::bail!("--replica-vcpu and --replica-memory-gib must be above 0");
+        }
+        for p in &a.forecast {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--forecast: cannot read {}", p.display()))?;
+            let (svc, _) = optimizer::parse_forecast(&p.display().to_string(), &text, rv, rm)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            services.push(svc);
+        }
+        optimizer::services_demand(&services, 1)
+    } else {
+        anyhow::bail!(
+            "--demand or --forecast: give the hourly demand (a CSV hour,vcpu,memory_gib) or a forecast JSON from `loadtest simulate --json`"
+        );
+    };
+    Ok(Prepared {
+        catalog,
+        demand,
+        services,
+        opts,
+    })
+}
+
+/// Solves, writes the JSON, and maps the outcome: infeasible → exit 1 with
+/// the reason on stderr.
+pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Option<Plan>)> {
+    match optimizer::optimize(&p.catalog, &p.demand, &p.opts, &p.services) {
+        Ok(plan) => {
+            if let Some(path) = json {
+                let mut text = serde_json::to_string_pretty(&plan)?;
+                text.push('\n');
+                std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok((Outcome::Passed, Some(plan)))
+        }
+        Err(e @ optimizer::Error::Input(_)) => Err(anyhow::anyhow!("{e}")),
+        Err(e) => {
+            eprintln!("loadtest: no plan: {e}");
+            Ok((Outcome::Failed, None))
+        }
+    }
+}
+
+pub fn render(p: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let h = p.solver.hours;
+    let _ = writeln!(
+        s,
+        "plan for {h} hours ({} distinct demand levels): ${:.2} total, ${:.2}/month",
+        p.solver.levels, p.total_cost, p.monthly_cost
+    );
+    let _ = writeln!(
+        s,
+        "  all on-demand baseline ${:.2} (${:.2}/month): saves ${:.2} ({:.1}%)",
+        p.baseline_cost,
+        p.monthly_baseline,
+        p.savings,
+        100.0 * p.savings_share
+    );
+    let _ = writeln!(
+        s,
+        "  lower bound ${:.2} (LP relaxation): within {:.2}% of optimal",
+        p.lower_bound,
+        100.0 * p.gap
+    );
+    let _ = writeln!(
+        s,
+        "\n  {:<16} {:<12} {:>10} {:>12} {:>12}",
+        "type", "pricing", "count", "$/hour", "cost"
+    );
+    for l in &p.instances {
+        let count = match (&l.count, &l.hourly_counts) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(v)) => {
+                let max = v.iter().max().copied().unwrap_or(0);
+                let min = v.iter().min().copied().unwrap_or(0);
+                if min == max {
+                    format!("{max}")
+                } else {
+                    format!("{min}-{max}")
+                }
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<16} {:<12} {:>10} {:>12.4} {:>12.2}",
+            l.instance_type, l.pricing, count, l.hourly_price, l.cost
+        );
+    }
+    let mut src: Vec<_> = p
+        .savings_by_source
+        .iter()
+        .filter(|(_, v)| v.abs() > 0.005)
+        .collect();
+    src.sort_by(|a, b| b.1.total_cmp(a.1));
+    if !src.is_empty() {
+        let parts: Vec<String> = src.iter().map(|(k, v)| format!("{k} ${v:.2}")).collect();
+        let _ = writeln!(s, "\n  savings by source: {}", parts.join(", "));
+    }
+    for b in &p.break_even {
+        let _ = writeln!(
+            s,
+            "  {} {}: pays off above {:.0}% utilisation; this plan's reserved vCPU is {:.0}% used",
+            b.instance_type,
+            b.pricing,
+            100.0 * b.break_even_utilization,
+            100.0 * b.utilization
+        );
+    }
+    for b in &p.binding {
+        let _ = writeln!(s, "  binding: {}", b.note);
+    }
+    for r in &p.replicas {
+        let max = r.hourly_replicas.iter().max().copied().unwrap_or(0);
+        let min = r.hourly_replicas.iter().min().copied().unwrap_or(0);
+        let _ = writeln!(s, "  replicas of {} (N+1): {min} to {max}", r.service);
+    }
+    for n in &p.solver.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    s
+}

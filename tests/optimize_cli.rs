@@ -1,0 +1,110 @@
+//! `loadtest optimize` as a user runs it: the shipped catalogs, exit codes
+//! and the plan JSON contract.
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+use predicates::str::contains;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadtest");
+
+fn demand_csv(dir: &std::path::Path, hours: usize) -> std::path::PathBuf {
+    let mut s = String::from("hour,vcpu,memory_gib\n");
+    for h in 0..hours {
+        let v = 40.0 + 25.0 * (h as f64 / 24.0 * std::f64::consts::TAU).sin();
+        s.push_str(&format!("{h},{v:.1},{:.1}\n", v * 3.5));
+    }
+    let p = dir.join("demand.csv");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn every_shipped_catalog_gives_a_plan_with_the_contract_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let demand = demand_csv(dir.path(), 48);
+    for cat in ["aws-us-east-1", "gcp-us-central1", "azure-eastus"] {
+        let json = dir.path().join(format!("{cat}.json"));
+        Command::new(BIN)
+            .args(["optimize", "--demand"])
+            .arg(&demand)
+            .args([
+                "--catalog",
+                &format!("scenarios/catalog/{cat}.csv"),
+                "--spot-max-share",
+                "0.4",
+                "--json",
+            ])
+            .arg(&json)
+            .assert()
+            .success()
+            .stdout(contains("all on-demand baseline"));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        for k in [
+            "total_cost",
+            "lower_bound",
+            "gap",
+            "baseline_cost",
+            "savings",
+            "instances",
+        ] {
+            assert!(v.get(k).is_some(), "{cat}: no {k}");
+        }
+        let total = v["total_cost"].as_f64().unwrap();
+        assert!(total >= v["lower_bound"].as_f64().unwrap() - 1e-6);
+        assert!(
+            total < v["baseline_cost"].as_f64().unwrap(),
+            "{cat}: no savings"
+        );
+        assert!(
+            v["catalog_notes"][0]
+                .as_str()
+                .unwrap()
+                .contains("APPROXIMATE")
+        );
+    }
+}
+
+#[test]
+fn infeasible_exits_1_naming_the_constraint_and_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let demand = demand_csv(dir.path(), 24);
+    Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&demand)
+        .args([
+            "--catalog",
+            "scenarios/catalog/aws-us-east-1.csv",
+            "--max-vcpu",
+            "32",
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("vCPU cover, hour 0"));
+}
+
+#[test]
+fn malformed_csv_exits_2_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "hour,vcpu,memory_gib\n0,4,8\n1,4,x8\n").unwrap();
+    Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&bad)
+        .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv"])
+        .assert()
+        .code(2)
+        .stderr(contains("bad.csv:3:5: `memory_gib` = `x8`"));
+    Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&bad)
+        .args([
+            "--catalog",
+            "scenarios/catalog/aws-us-east-1.csv",
+            "--spot-max-share",
+            "1.5",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("--spot-max-share"));
+}
