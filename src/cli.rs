@@ -23,6 +23,38 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// The cheapest instance mix and reserved / on-demand / spot split for a demand.
     Optimize(Box<OptimizeArgs>),
+    /// Charted HTML (or Markdown) reports from run, simulate and optimize outputs.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+INPUTS: any mix of `run --json` (or a run's --csv), `simulate --json` and `optimize --json`
+        files. Two or more runs also get a baseline (first) vs current (last) comparison.
+
+EXIT CODES: 0 written, 1 the comparison found a regression, 2 bad input")]
+pub struct ReportArgs {
+    /// Output files of run, simulate or optimize.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory to write index.html (or index.md), the charts and tables to.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Page format: html or md.
+    #[arg(long, default_value = "html")]
+    pub format: String,
+    /// Also write the tables behind the charts: csv.
+    #[arg(long)]
+    pub export: Option<String>,
+    /// A p95 increase over the baseline run above this is a regression, e.g. 10%.
+    #[arg(long, default_value = "10%")]
+    pub regression: String,
+    /// Calendar date of a forecast's day 0 (YYYY-MM-DD), to date the crossings.
+    #[arg(long)]
+    pub start_date: Option<String>,
+    /// Page title.
+    #[arg(long, default_value = "loadtest report")]
+    pub title: String,
 }
 
 #[derive(Debug, Args)]

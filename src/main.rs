@@ -4,6 +4,7 @@
 
 mod cli;
 mod optimize_cmd;
+mod report_cmd;
 mod run_cmd;
 mod scenario;
 mod serve_cmd;
@@ -63,6 +64,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Serve(args) => serve_cmd::serve(args),
         cli::Command::Simulate(args) => simulate_cmd::simulate(args),
         cli::Command::Optimize(args) => optimize_cmd::optimize(*args),
+        cli::Command::Report(args) => report_cmd::report(args),
     }
 }
 

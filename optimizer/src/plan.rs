@@ -527,6 +527,19 @@ pub fn optimize(
     ))
 }
 
+/// Types that fit one replica of every service (all, without services).
+fn fits(types: &[InstanceType], services: &[Service]) -> Vec<bool> {
+    let need_v = services.iter().map(|s| s.replica_vcpu).fold(0.0, f64::max);
+    let need_m = services
+        .iter()
+        .map(|s| s.replica_memory_gib)
+        .fold(0.0, f64::max);
+    types
+        .iter()
+        .map(|t| t.vcpu >= need_v && t.memory_gib >= need_m)
+        .collect()
+}
+
 /// Before any solve: an hour that needs more vCPU, or more memory, than the
 /// quota can carry.
 fn precheck_quota(
@@ -1037,7 +1050,8 @@ fn assemble(
         0.0
     };
     // Baseline and the hourly figures.
-    let all = vec![true; types.len()];
+    // The baseline may use any type the plan may (all of them fit a replica).
+    let all = &fits(types, services);
     let mut hp = HourlyPlan::default();
     let res_cost_h: f64 = p
         .instances
@@ -1048,7 +1062,7 @@ fn assemble(
         / h;
     for (hr, d) in demand.iter().enumerate() {
         let c = &counts[of_hour[hr]];
-        let base = cheapest_single(types, &all, d).map(|x| x.2).unwrap_or(0.0);
+        let base = cheapest_single(types, all, d).map(|x| x.2).unwrap_or(0.0);
         p.baseline_cost += base;
         let mut cap = 0.0;
         let mut spot = 0.0;
@@ -1159,7 +1173,8 @@ fn bindings(
         for (li, &x) in xs.iter().enumerate() {
             if x.abs() > eps {
                 n += levels[li].weight;
-                sum += x.abs() * levels[li].weight;
+                // The level's dual already carries its weight (hours).
+                sum += x.abs();
             }
         }
         (n as usize, if n > 0.0 { sum / n } else { 0.0 })
@@ -1191,7 +1206,7 @@ fn bindings(
         for (li, &x) in d.spot.iter().enumerate() {
             if x.abs() > eps {
                 n += levels[li].weight;
-                value += x.abs() * d.total_vcpu[li] * levels[li].weight;
+                value += x.abs() * d.total_vcpu[li];
             }
         }
         if n > 0.0 {

@@ -1,0 +1,176 @@
+//! Tables behind the charts, as polars DataFrames, rendered to HTML,
+//! Markdown and CSV.
+use polars::prelude::*;
+
+use crate::escape;
+
+/// A titled table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// File stem for the export.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// The data.
+    pub df: DataFrame,
+}
+
+/// A column of text.
+pub fn text(name: &str, v: Vec<String>) -> Column {
+    Column::new(name.into(), v)
+}
+
+/// A column of numbers.
+pub fn num(name: &str, v: Vec<f64>) -> Column {
+    Column::new(name.into(), v)
+}
+
+impl Table {
+    /// A table from columns of equal length.
+    pub fn new(id: &str, title: &str, cols: Vec<Column>) -> Table {
+        let df = DataFrame::new_infer_height(cols).unwrap_or_else(|_| DataFrame::empty());
+        Table {
+            id: id.into(),
+            title: title.into(),
+            df,
+        }
+    }
+
+    /// Rows × columns of display strings.
+    pub fn cells(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let cols = self.df.columns();
+        let head = cols.iter().map(|c| c.name().to_string()).collect();
+        let rows = (0..self.df.height())
+            .map(|i| {
+                cols.iter()
+                    .map(|c| cell(c.get(i).unwrap_or(AnyValue::Null)))
+                    .collect()
+            })
+            .collect();
+        (head, rows)
+    }
+
+    /// The column's values as f64 (for checks and totals).
+    pub fn numbers(&self, name: &str) -> Vec<f64> {
+        let Ok(c) = self.df.column(name) else {
+            return vec![];
+        };
+        (0..c.len())
+            .map(|i| match c.get(i) {
+                Ok(AnyValue::Float64(v)) => v,
+                _ => f64::NAN,
+            })
+            .collect()
+    }
+
+    /// HTML `<table>`, every cell escaped.
+    pub fn html(&self) -> String {
+        let (head, rows) = self.cells();
+        let mut s = format!(
+            "<table><caption>{}</caption><thead><tr>",
+            escape(&self.title)
+        );
+        for h in head {
+            s.push_str(&format!("<th>{}</th>", escape(&h)));
+        }
+        s.push_str("</tr></thead><tbody>");
+        for r in rows {
+            s.push_str("<tr>");
+            for c in r {
+                s.push_str(&format!("<td>{}</td>", escape(&c)));
+            }
+            s.push_str("</tr>");
+        }
+        s.push_str("</tbody></table>\n");
+        s
+    }
+
+    /// Markdown table.
+    pub fn markdown(&self) -> String {
+        let (head, rows) = self.cells();
+        let esc = |s: &str| s.replace('|', "\\|");
+        let mut s = format!(
+            "**{}**\n\n| {} |\n|{}|\n",
+            esc(&self.title),
+            head.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "),
+            vec!["---"; head.len()].join("|")
+        );
+        for r in rows {
+            s.push_str(&format!(
+                "| {} |\n",
+                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+            ));
+        }
+        s.push('\n');
+        s
+    }
+
+    /// CSV with full-precision numbers.
+    pub fn csv(&self) -> String {
+        let cols = self.df.columns();
+        let q = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
+        let mut s = cols
+            .iter()
+            .map(|c| q(c.name()))
+            .collect::<Vec<_>>()
+            .join(",");
+        s.push('\n');
+        for i in 0..self.df.height() {
+            let row: Vec<String> = cols
+                .iter()
+                .map(|c| match c.get(i).unwrap_or(AnyValue::Null) {
+                    AnyValue::Float64(v) => format!("{v}"),
+                    AnyValue::Null => String::new(),
+                    v => q(&cell(v)),
+                })
+                .collect();
+            s.push_str(&row.join(","));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+fn cell(v: AnyValue) -> String {
+    match v {
+        AnyValue::Null => String::new(),
+        AnyValue::Float64(x) if x.is_nan() => "–".into(),
+        AnyValue::Float64(x) => {
+            let a = x.abs();
+            if a >= 1000.0 || (x.fract() == 0.0 && a < 1e15) {
+                group(x)
+            } else if a >= 10.0 {
+                format!("{x:.1}")
+            } else if a >= 0.1 {
+                format!("{x:.2}")
+            } else if a == 0.0 {
+                "0".into()
+            } else {
+                format!("{x:.4}")
+            }
+        }
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// 1234567.8 → "1,234,568".
+fn group(x: f64) -> String {
+    let neg = x < 0.0;
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if neg { format!("-{out}") } else { out }
+}

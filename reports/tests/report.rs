@@ -1,0 +1,223 @@
+//! Golden checks on the report: structure, the numbers in the tables,
+//! valid non-trivial PNGs, escaping, Markdown and the comparison verdict.
+use std::path::Path;
+
+use reports::{Doc, Format, Options, load, write};
+use serde_json::json;
+
+fn run_json(name: &str, p95: f64, error_rate: f64) -> serde_json::Value {
+    let series: Vec<_> = (0..30)
+        .map(|t| {
+            json!({"t_s": t, "requests": 100, "ok": 99, "errors": 1, "rps": 100.0, "p50_ms": 20.0,
+                   "p95_ms": p95, "p99_ms": p95 * 1.5, "dropped": 0, "target_rps": 100.0,
+                   "errors_by_class": [0, 1, 0, 0, 0, 0]})
+        })
+        .collect();
+    json!({
+        "kind": "run", "name": name, "url": "http://127.0.0.1:8080/", "mode": "open",
+        "requests": 3000, "ok": 2970, "errors": {"timeout": 30}, "error_rate": error_rate,
+        "dropped": 0, "duration_s": 30.0, "rps": 100.0, "target_rps": 100.0,
+        "latency_ms": {"mean": 25.0, "p50": 20.0, "p90": 40.0, "p95": p95, "p99": p95 * 1.5, "p999": 90.0, "max": 120.0},
+        "latency_uncorrected_ms": {"mean": 24.0, "p50": 20.0, "p90": 39.0, "p95": p95, "p99": p95 * 1.4, "p999": 80.0, "max": 110.0},
+        "latency_distribution": [{"percentile": 50.0, "ms": 20.0}, {"percentile": 90.0, "ms": 40.0}, {"percentile": 99.0, "ms": p95 * 1.5}, {"percentile": 99.9, "ms": 90.0}],
+        "thresholds": [{"expr": "p95<200ms", "ok": p95 < 200.0, "value": p95}],
+        "series": series
+    })
+}
+
+fn forecast_json() -> serde_json::Value {
+    let windows: Vec<_> = (0..24)
+        .map(|m| {
+            let users = 1000.0 * 1.25f64.powi(m);
+            json!({"label": format!("month {}", m + 1), "day": m as f64 * 30.0, "users": users, "offered_rps": users * 0.02,
+                   "p95_ms": {"mean": 90.0 + m as f64 * 6.0, "ci95": 4.0}, "p99_ms": {"mean": 150.0, "ci95": 5.0},
+                   "replicas": {"mean": 2.0 + m as f64, "ci95": 0.5}, "replicas_max": 3 + m,
+                   "utilization": {"mean": 0.5, "ci95": 0.02}, "error_rate": {"mean": 0.0, "ci95": 0.0},
+                   "violation_minutes": {"mean": 0.0, "ci95": 0.0}, "cost_per_hour": {"mean": 0.2 * (2.0 + m as f64), "ci95": 0.05},
+                   "fluid_replicas": 2.0 + m as f64})
+        })
+        .collect();
+    json!({"kind": "forecast", "name": "growth <script>alert(1)</script>", "simulated": "24 monthly windows", "replications": 4,
+           "slo": {"p95_target_ms": 200.0, "violation_minutes": {"mean": 0.0, "ci95": 0.0}, "minutes": 1000},
+           "windows": windows,
+           "crossings": [{"threshold": "p95 > 200 ms", "day": 600.0, "users": 38000.0, "note": "p95 exceeds 200 ms at about 38k users"}],
+           "hourly": {"note": "", "replicas": [2, 2, 3], "rps": [20.0, 20.0, 30.0], "users": [1000.0, 1000.0, 1500.0]}})
+}
+
+fn plan_json() -> serde_json::Value {
+    json!({"kind": "plan", "catalog_notes": ["AWS, APPROXIMATE prices"], "total_cost": 73.0, "lower_bound": 72.5, "gap": 0.0068,
+           "baseline_cost": 146.0, "savings": 73.0, "savings_share": 0.5, "monthly_cost": 730.0, "monthly_baseline": 1460.0,
+           "cost_by_pricing": {"reserved_1y": 50.0, "on_demand": 15.0, "spot": 8.0},
+           "cost_by_type": {"m6i.large": 65.0, "c6i.large": 8.0},
+           "savings_by_source": {"reserved_1y": 30.0, "spot": 20.0, "instance_mix_and_capacity": 23.0},
+           "instances": [{"instance_type": "m6i.large", "pricing": "reserved_1y", "count": 8, "hourly_price": 0.0625, "instance_hours": 800.0, "cost": 50.0},
+                          {"instance_type": "m6i.large", "pricing": "on_demand", "hourly_counts": [1, 2, 3], "hourly_price": 0.096, "instance_hours": 156.25, "cost": 15.0},
+                          {"instance_type": "c6i.large", "pricing": "spot", "hourly_counts": [0, 1, 2], "hourly_price": 0.032, "instance_hours": 250.0, "cost": 8.0}],
+           "break_even": [{"instance_type": "m6i.large", "pricing": "reserved_1y", "break_even_utilization": 0.65, "count": 8, "utilization": 0.9}],
+           "binding": [{"constraint": "spot_max_share", "hours": 40, "shadow_price": 12.5, "unit": "$/month per percentage point", "note": "the spot cap binds"}],
+           "hourly": {"demand_vcpu": [10.0, 12.0, 14.0], "capacity_vcpu": [10.0, 12.0, 14.0], "cost": [0.6, 0.7, 0.8], "baseline_cost": [1.0, 1.2, 1.4],
+                      "commitment_coverage": [1.0, 0.9, 0.8], "commitment_utilization": [0.8, 0.9, 1.0], "spot_share": [0.0, 0.1, 0.2]},
+           "solver": {"hours": 100, "levels": 3, "notes": []}})
+}
+
+fn save(dir: &Path, name: &str, v: &serde_json::Value) -> Doc {
+    let p = dir.join(name);
+    std::fs::write(&p, v.to_string()).unwrap();
+    load(&p).unwrap()
+}
+
+fn opts(out: &Path, format: Format) -> Options {
+    Options {
+        out: out.into(),
+        format,
+        export_csv: true,
+        regression: 0.10,
+        start_date: Some("2027-01-01".into()),
+        title: "Q3 <review>".into(),
+    }
+}
+
+#[test]
+fn html_has_every_section_chart_and_table_and_escapes_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = vec![
+        save(dir.path(), "run.json", &run_json("checkout", 120.0, 0.01)),
+        save(dir.path(), "f.json", &forecast_json()),
+        save(dir.path(), "plan.json", &plan_json()),
+    ];
+    let out = dir.path().join("out");
+    let w = write(&docs, &opts(&out, Format::Html)).unwrap();
+    let html = std::fs::read_to_string(&w.page).unwrap();
+    // Structure.
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for id in ["run", "capacity", "finops"] {
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "no section {id}"
+        );
+    }
+    for chart in [
+        "latency_over_time",
+        "latency_distribution",
+        "throughput",
+        "errors",
+        "users_rps",
+        "replicas",
+        "p95",
+        "cost_over_time",
+        "cost_by_pricing",
+        "cost_by_type",
+        "savings",
+        "commitment",
+    ] {
+        assert!(
+            html.contains(&format!("<figure id=\"{chart}\"><svg")),
+            "no inline chart {chart}"
+        );
+        for ext in ["svg", "png"] {
+            assert!(
+                out.join(format!("{chart}.{ext}")).exists(),
+                "no {chart}.{ext}"
+            );
+        }
+    }
+    // Self-contained: no external scripts, styles or fonts.
+    for bad in ["<script", "src=\"http", "href=\"http", "@import", "url("] {
+        assert!(!html.contains(bad), "external reference {bad}");
+    }
+    // Escaped input.
+    assert!(!html.contains("<script>alert(1)"));
+    assert!(html.contains("growth &lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(html.contains("<title>Q3 &lt;review&gt;</title>"));
+    // Verdicts and dated crossings.
+    assert!(html.contains("PASSED: all 1 thresholds held (p95&lt;200ms was 120)"));
+    assert!(html.contains("2028-08-23 (day 600)"), "crossing date");
+    assert!(
+        html.contains("$730/month against $1460/month all on-demand: saves $730/month (50.0%)")
+    );
+    // Numbers in the tables (the CSV export is the same table).
+    let csv = std::fs::read_to_string(out.join("run_summary.csv")).unwrap();
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "measure,mean,p50,p90,p95,p99,p99.9,max"
+    );
+    assert_eq!(
+        csv.lines().nth(1).unwrap(),
+        "corrected,25,20,40,120,180,90,120"
+    );
+    let lines = std::fs::read_to_string(out.join("plan_lines.csv")).unwrap();
+    // 100 hours → 7.3 months: $50 over the horizon is $365/month.
+    assert!(
+        lines.contains("m6i.large,reserved_1y,8 held,0.0625,800,365"),
+        "{lines}"
+    );
+    assert!(lines.contains("c6i.large,spot,0–2 per hour"), "{lines}");
+    assert!(html.contains("<td>8 held</td>"));
+}
+
+#[test]
+fn pngs_are_valid_and_not_trivial() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = vec![save(dir.path(), "run.json", &run_json("a", 50.0, 0.0))];
+    let out = dir.path().join("out");
+    let w = write(&docs, &opts(&out, Format::Html)).unwrap();
+    let pngs: Vec<_> = w
+        .charts
+        .iter()
+        .filter(|p| p.extension().unwrap() == "png")
+        .collect();
+    assert_eq!(pngs.len(), 4);
+    for p in pngs {
+        let b = std::fs::read(p).unwrap();
+        assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{}", p.display());
+        assert!(
+            b.len() > 10_000,
+            "{} is only {} bytes",
+            p.display(),
+            b.len()
+        );
+        // IHDR: 900 × 420.
+        assert_eq!(u32::from_be_bytes(b[16..20].try_into().unwrap()), 900);
+        assert_eq!(u32::from_be_bytes(b[20..24].try_into().unwrap()), 420);
+    }
+}
+
+#[test]
+fn comparison_flags_a_p95_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = save(dir.path(), "a.json", &run_json("base", 100.0, 0.0));
+    let slower = save(dir.path(), "b.json", &run_json("cur", 115.0, 0.0));
+    let same = save(dir.path(), "c.json", &run_json("cur", 105.0, 0.0));
+    let out = dir.path().join("o1");
+    let w = write(&[base.clone(), slower], &opts(&out, Format::Html)).unwrap();
+    assert_eq!(w.regressed, Some(true));
+    let html = std::fs::read_to_string(&w.page).unwrap();
+    assert!(
+        html.contains("REGRESSION: p95 100.0 → 115.0 ms (+15.0%, limit +10%)"),
+        "verdict"
+    );
+    let w = write(&[base, same], &opts(&dir.path().join("o2"), Format::Html)).unwrap();
+    assert_eq!(w.regressed, Some(false));
+}
+
+#[test]
+fn markdown_links_the_pngs() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = vec![save(dir.path(), "plan.json", &plan_json())];
+    let out = dir.path().join("md");
+    let w = write(&docs, &opts(&out, Format::Markdown)).unwrap();
+    assert!(w.page.ends_with("index.md"));
+    let md = std::fs::read_to_string(&w.page).unwrap();
+    assert!(md.contains("![Cost by pricing model](cost_by_pricing.png)"));
+    assert!(md.contains("| instance type | pricing | count |"));
+    assert!(out.join("cost_by_pricing.png").exists());
+}
+
+#[test]
+fn a_foreign_json_is_rejected_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.json");
+    std::fs::write(&p, r#"{"kind": "weather"}"#).unwrap();
+    let e = load(&p).unwrap_err().to_string();
+    assert!(e.contains("x.json: `kind` is `weather`"), "{e}");
+}

@@ -1,0 +1,77 @@
+//! `loadtest report`: any mix of run, simulate and optimize outputs into a
+//! self-contained HTML page (or Markdown), charts as SVG and PNG, and the
+//! tables behind them as CSV.
+
+use anyhow::Context;
+
+use crate::Outcome;
+use crate::cli::ReportArgs;
+
+/// Report options from the flags.
+pub fn options(a: &ReportArgs) -> anyhow::Result<reports::Options> {
+    let format = match a.format.as_str() {
+        "html" => reports::Format::Html,
+        "md" | "markdown" => reports::Format::Markdown,
+        f => anyhow::bail!("--format {f}: use html or md"),
+    };
+    let export_csv = match a.export.as_deref() {
+        None => false,
+        Some("csv") => true,
+        Some(x) => anyhow::bail!("--export {x}: use csv"),
+    };
+    let regression = a
+        .regression
+        .trim()
+        .strip_suffix('%')
+        .and_then(|x| x.trim().parse::<f64>().ok())
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .with_context(|| {
+            format!(
+                "--regression {}: give a percentage such as 10%",
+                a.regression
+            )
+        })?
+        / 100.0;
+    if let Some(d) = &a.start_date
+        && reports::sections::days_from_civil(d).is_none()
+    {
+        anyhow::bail!("--start-date {d}: give a date as YYYY-MM-DD");
+    }
+    Ok(reports::Options {
+        out: a.out.clone(),
+        format,
+        export_csv,
+        regression,
+        start_date: a.start_date.clone(),
+        title: a.title.clone(),
+    })
+}
+
+pub fn report(a: ReportArgs) -> anyhow::Result<Outcome> {
+    let opts = options(&a)?;
+    let docs = a
+        .inputs
+        .iter()
+        .map(|p| reports::load(p).map_err(|e| anyhow::anyhow!("{e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let w = reports::write(&docs, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "wrote {} ({} charts as SVG and PNG{})",
+        w.page.display(),
+        w.charts.len() / 2,
+        if w.tables.is_empty() {
+            String::new()
+        } else {
+            format!(", {} tables as CSV", w.tables.len())
+        }
+    );
+    Ok(match w.regressed {
+        Some(true) => {
+            eprintln!(
+                "loadtest: regression: the current run's p95 is above the baseline's by more than --regression"
+            );
+            Outcome::Failed
+        }
+        _ => Outcome::Passed,
+    })
+}
