@@ -25,6 +25,46 @@ pub enum Command {
     Optimize(Box<OptimizeArgs>),
     /// Charted HTML (or Markdown) reports from run, simulate and optimize outputs.
     Report(ReportArgs),
+    /// Measure → calibrate → forecast → optimize → report, in one go.
+    Plan(PlanArgs),
+    /// Check a scenario for every stage and print every problem, without running anything.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+STAGES: 1 start the target (the built-in one set up as [service], unless [target] url)
+        and measure 3 steps at 30%, 60% and 85% of its capacity; 2 calibrate the simulator
+        from them; 3 forecast [traffic] under [autoscaling]; 4 optimize against [optimize]
+        catalog; 5 write the reports. Every stage's file stays in --out: run_step*.json,
+        forecast.json/.csv, plan.json, verify.json, index.html.
+
+EXIT CODES: 0 done, 1 no plan meets the constraints or --verify missed, 2 bad input")]
+pub struct PlanArgs {
+    /// Scenario file.
+    pub scenario: PathBuf,
+    /// Directory for every stage's output and the report.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Length of each measurement step.
+    #[arg(long, default_value = "30s")]
+    pub step: String,
+    /// Also check the calibrated model against runs it was not calibrated on
+    /// (85% of saturation, and twice the rate on two replicas).
+    #[arg(long)]
+    pub verify: bool,
+    /// Calendar date of day 0 of the forecast (YYYY-MM-DD), to date the crossings.
+    #[arg(long)]
+    pub start_date: Option<String>,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario file.
+    pub scenario: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod cli;
 mod optimize_cmd;
+mod plan_cmd;
 mod report_cmd;
 mod run_cmd;
 mod scenario;
@@ -65,6 +66,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Simulate(args) => simulate_cmd::simulate(args),
         cli::Command::Optimize(args) => optimize_cmd::optimize(*args),
         cli::Command::Report(args) => report_cmd::report(args),
+        cli::Command::Plan(args) => plan_cmd::plan(args),
+        cli::Command::Validate(args) => plan_cmd::validate(args),
     }
 }
 

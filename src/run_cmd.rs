@@ -362,7 +362,7 @@ fn run_length(plan: &RunPlan) -> Duration {
 
 /// Raises the soft open-files limit to the hard one: an open-model run
 /// through a stall needs a descriptor per waiting user.
-fn raise_fd_limit() {
+pub fn raise_fd_limit() {
     if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
         let _ = rlimit::Resource::NOFILE.set(hard, hard);
     }
@@ -371,7 +371,7 @@ fn raise_fd_limit() {
 /// First Ctrl-C: stop sending, let in-flight requests finish, write what
 /// was measured. Second: quit at once (the CSV and HDR rows already
 /// written stay).
-fn stop_on_ctrl_c(stop: StopHandle) {
+pub fn stop_on_ctrl_c(stop: StopHandle) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -129,7 +129,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// distribution: there, latency is service time. A JSON run that saturated
 /// the replica (mean latency well above that service time) gives its
 /// capacity X, and so the concurrency: workers = round(X × mean service time).
-fn calibrate(cfg: &mut SimConfig, paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+pub fn calibrate(cfg: &mut SimConfig, paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
     let runs = paths
         .iter()
         .map(|p| read_measurement(p))

@@ -173,6 +173,8 @@ struct Engine<'a> {
     minute: Minute,
     /// Mean gap between arrivals in each minute, ns (0 for no traffic).
     gaps_ns: Vec<f64>,
+    /// Evenly spaced arrivals instead of Poisson.
+    uniform: bool,
     /// Only target tracking with a warm-up needs busy time per replica.
     per_replica_busy: bool,
     rates: Vec<f64>,
@@ -233,6 +235,7 @@ pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRu
         minute_hist: hist(),
         minute: Minute::default(),
         gaps_ns: Vec::new(),
+        uniform: cfg.traffic.arrivals == crate::model::Arrivals::Uniform,
         per_replica_busy: matches!(&cfg.autoscaling, Some(Autoscaling::TargetTracking { warmup, .. }) if !warmup.is_zero()),
         rates,
         out: WindowRun {
@@ -330,7 +333,12 @@ impl Engine<'_> {
             };
             let boundary = (m as u64 + 1) * MINUTE;
             if gap > 0.0 {
-                let t = from + exp_ns(gap, &mut self.r_arrive).max(1);
+                let step = if self.uniform {
+                    gap as u64
+                } else {
+                    exp_ns(gap, &mut self.r_arrive)
+                };
+                let t = from + step.max(1);
                 if t < boundary {
                     return t;
                 }

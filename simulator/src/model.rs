@@ -130,6 +130,22 @@ pub struct Traffic {
     /// Sudden surges.
     #[serde(default)]
     pub flash_crowds: Vec<FlashCrowd>,
+    /// How requests arrive: `poisson` (independent users, the default) or
+    /// `uniform` (evenly spaced, as an open-model load generator such as
+    /// `loadtest run`, wrk2 or k6 schedules them).
+    #[serde(default)]
+    pub arrivals: Arrivals,
+}
+
+/// The arrival process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Exponential gaps.
+    #[default]
+    Poisson,
+    /// Equal gaps at the current rate.
+    Uniform,
 }
 
 impl Default for Traffic {
@@ -142,6 +158,7 @@ impl Default for Traffic {
             peak_hour: 14.0,
             weekly_peak_to_trough: 1.0,
             flash_crowds: Vec::new(),
+            arrivals: Arrivals::Poisson,
         }
     }
 }

@@ -146,3 +146,28 @@ fn same_seed_same_forecast_whatever_the_thread_count() {
     other.simulation.seed += 1;
     assert_ne!(simulator::forecast(&other).latency_ms, one.latency_ms);
 }
+
+/// Evenly spaced arrivals (as a load generator schedules them) into one
+/// worker with a constant service time shorter than the gap never wait:
+/// D/D/1. Poisson arrivals at the same rate do (M/D/1, P(wait) = ρ).
+#[test]
+fn uniform_arrivals_never_wait_in_d_d_1() {
+    let mut cfg = mmc(1, 0.5, 60_000.0, 2);
+    cfg.service.service_time = Dist::Constant { ms: MEAN_MS / 2.0 };
+    cfg.traffic.rate = Some(1000.0 / MEAN_MS);
+    cfg.traffic.arrivals = simulator::model::Arrivals::Uniform;
+    let f = simulator::forecast(&cfg);
+    assert_eq!(f.waited, 0.0, "uniform arrivals waited");
+    assert!(
+        (f.latency_ms.p95 - MEAN_MS / 2.0).abs() < 0.01 * MEAN_MS,
+        "p95 {}",
+        f.latency_ms.p95
+    );
+    cfg.traffic.arrivals = simulator::model::Arrivals::Poisson;
+    let f = simulator::forecast(&cfg);
+    assert!(
+        (f.waited - 0.5).abs() < 0.02,
+        "Poisson P(wait) {}",
+        f.waited
+    );
+}

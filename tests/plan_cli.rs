@@ -1,0 +1,154 @@
+//! `loadtest plan` and `loadtest validate` as a user runs them, on the
+//! shipped smoke scenario against the built-in target on loopback.
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+use predicates::str::contains;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadtest");
+
+#[test]
+fn every_shipped_scenario_validates() {
+    for e in std::fs::read_dir("scenarios").unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            Command::new(BIN)
+                .arg("validate")
+                .arg(&p)
+                .assert()
+                .success()
+                .stdout(contains("ok for run, simulate, optimize and plan"));
+        }
+    }
+}
+
+#[test]
+fn validate_prints_every_problem_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string("scenarios/smoke.toml")
+        .unwrap()
+        .replace(
+            "catalog = \"catalog/aws-us-east-1.csv\"",
+            "catalog = \"nowhere.csv\"",
+        )
+        .replace("min = 2\nmax = 10", "min = 12\nmax = 10");
+    std::fs::write(&scn, text).unwrap();
+    Command::new(BIN)
+        .arg("validate")
+        .arg(&scn)
+        .assert()
+        .code(2)
+        .stderr(contains("min"))
+        .stderr(contains("nowhere.csv"))
+        .stderr(contains("2 problem(s)"));
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "name = \"x\"\n[optimize]\nspot_share = 0.4\n").unwrap();
+    Command::new(BIN)
+        .arg("validate")
+        .arg(&typo)
+        .assert()
+        .code(2)
+        .stderr(contains("typo.toml:3:1"));
+}
+
+#[test]
+fn a_scenario_error_stops_the_plan_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string("scenarios/smoke.toml")
+        .unwrap()
+        .replace("replica_vcpu = 2", "replica_vcpu = -2");
+    std::fs::write(&scn, text).unwrap();
+    let out = dir.path().join("out");
+    Command::new(BIN)
+        .arg("plan")
+        .arg(&scn)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("replica_vcpu"));
+    assert!(!out.exists(), "a stage ran before the scenario was checked");
+}
+
+/// The whole pipeline, with the accuracy check: the model calibrated on
+/// the 30% and 60% steps predicts p95 within 15% and throughput within 5%
+/// at 85% of saturation and at twice the rate on two replicas.
+#[test]
+fn smoke_plan_runs_every_stage_and_the_forecast_holds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    Command::new(BIN)
+        .args([
+            "plan",
+            "scenarios/smoke.toml",
+            "--step",
+            "6s",
+            "--verify",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("1k users: 2 servers"))
+        .stdout(contains("cost: $"));
+    for f in [
+        "run_step1.json",
+        "run_step2.json",
+        "run_step3.json",
+        "forecast.json",
+        "forecast.csv",
+        "plan.json",
+        "verify.json",
+        "index.html",
+    ] {
+        assert!(out.join(f).exists(), "no {f}");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("verify.json")).unwrap()).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for c in cases {
+        let (p, r) = (
+            c["p95_error"].as_f64().unwrap(),
+            c["rps_error"].as_f64().unwrap(),
+        );
+        eprintln!(
+            "{}: p95 error {:+.1}%, throughput error {:+.1}%",
+            c["case"],
+            100.0 * p,
+            100.0 * r
+        );
+        assert!(p.abs() <= 0.15 && r.abs() <= 0.05, "{c}");
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for s in [
+        "id=\"run\"",
+        "id=\"capacity\"",
+        "id=\"finops\"",
+        "id=\"verify\"",
+    ] {
+        assert!(html.contains(s), "report lacks {s}");
+    }
+    // Any stage re-runs alone from the kept files.
+    Command::new(BIN)
+        .args([
+            "optimize",
+            "--scenario",
+            "scenarios/smoke.toml",
+            "--forecast",
+        ])
+        .arg(out.join("forecast.json"))
+        .assert()
+        .success();
+    Command::new(BIN)
+        .arg("report")
+        .arg(out.join("run_step3.json"))
+        .arg(out.join("forecast.json"))
+        .arg(out.join("plan.json"))
+        .arg("--out")
+        .arg(dir.path().join("again"))
+        .assert()
+        .success();
+}
