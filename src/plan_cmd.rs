@@ -80,7 +80,7 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
     let builtin = match (&url, target.and_then(|t| t.builtin.clone())) {
         (Some(_), _) => None,
         (None, Some(b)) => Some(b),
-        (None, None) => match cfg.as_ref().map(|c| builtin_from_service(c)) {
+        (None, None) => match cfg.as_ref().map(builtin_from_service) {
             Some(Ok(b)) => Some(b),
             Some(Err(e)) => {
                 problems.push(format!("{file}: [target]: {e}"));
@@ -250,18 +250,23 @@ fn measure(
     Ok(r)
 }
 
+/// The built-in target in-process on a free loopback port.
+fn start_builtin(b: &Builtin, seed: u64) -> anyhow::Result<Background> {
+    Background::start(TargetConfig {
+        workers: b.workers,
+        service_time: b.service_time,
+        error_rate: b.error_rate,
+        stall: b.stall,
+        seed,
+        tls: false,
+    })
+}
+
 fn start_target(c: &Checked, seed: u64) -> anyhow::Result<(Option<Background>, String)> {
     match (&c.url, &c.builtin) {
         (Some(u), _) => Ok((None, u.clone())),
         (None, Some(b)) => {
-            let bg = Background::start(TargetConfig {
-                workers: b.workers,
-                service_time: b.service_time.clone(),
-                error_rate: b.error_rate,
-                stall: b.stall.clone(),
-                seed,
-                tls: false,
-            })?;
+            let bg = start_builtin(b, seed)?;
             let url = bg.url.clone();
             Ok((Some(bg), url))
         }
@@ -548,17 +553,8 @@ fn verify(
     );
     // Two replicas: two targets, each driven at the same rate by its own
     // generator, in parallel; their histograms are merged.
-    let b = c.builtin.clone().expect("checked above");
-    let start = |seed| {
-        Background::start(TargetConfig {
-            workers: b.workers,
-            service_time: b.service_time.clone(),
-            error_rate: b.error_rate,
-            stall: b.stall.clone(),
-            seed,
-            tls: false,
-        })
-    };
+    let b = c.builtin.as_ref().expect("checked above");
+    let start = |seed| start_builtin(b, seed);
     let (t1, t2) = (start(11)?, start(12)?);
     if !quiet {
         eprintln!(

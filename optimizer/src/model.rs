@@ -117,6 +117,7 @@ fn big_m(t: &InstanceType, d: &Demand) -> f64 {
 /// Builds and solves the model. `limit` bounds the wall time: HiGHS gets it
 /// as its time limit, and a watchdog returns `Error::Timeout` if HiGHS does
 /// not come back within twice that (it has been seen overrunning its own).
+#[allow(clippy::too_many_arguments)]
 pub fn solve(
     types: &[InstanceType],
     levels: &[Level],

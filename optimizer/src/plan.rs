@@ -11,6 +11,12 @@ use crate::model::{
 };
 use crate::{Error, Options, STAGE1_LEVELS};
 
+/// (1-year, 3-year) reservations per type.
+type Reserved = Vec<(u32, u32)>;
+
+/// A price per unit of capacity, if the type has that price.
+type PricePer = dyn Fn(&InstanceType) -> Option<f64>;
+
 /// Hours in an average month, for the per-month figures.
 const MONTH_H: f64 = 730.0;
 
@@ -380,7 +386,7 @@ pub fn optimize(
     // competes with the two-stage plan below.
     let t1 = Instant::now();
     let n_allowed = allowed.iter().filter(|&&a| a).count();
-    let mut exact: Option<(Vec<Counts>, Vec<(u32, u32)>)> = None;
+    let mut exact: Option<(Vec<Counts>, Reserved)> = None;
     if levels.len() * n_allowed <= EXACT_MAX_CELLS
         && let Ok(s) = model::solve(
             &types,
@@ -712,7 +718,7 @@ fn candidates(
     for i in 0..types.len() {
         c[i] |= chosen[i] && reserved[i].0 + reserved[i].1 > 0;
     }
-    let price: [&dyn Fn(&InstanceType) -> Option<f64>; 4] = [
+    let price: [&PricePer; 4] = [
         &|t| Some(t.on_demand_hourly / t.vcpu),
         &|t| Some(t.on_demand_hourly / t.memory_gib),
         &|t| t.spot_hourly.map(|p| p / t.vcpu),
@@ -830,7 +836,7 @@ fn stage1_result(
     allowed: &[bool],
     s: &Solved,
     opts: &Options,
-) -> Result<(Vec<(u32, u32)>, Vec<bool>), Error> {
+) -> Result<(Reserved, Vec<bool>), Error> {
     let mut reserved = Vec::with_capacity(types.len());
     for (i, t) in types.iter().enumerate() {
         let r1 = integral(s.reserved[i].0, &format!("reserved_1y {}", t.instance_type))?;
@@ -958,7 +964,7 @@ fn hourly(
             let mut o = zero.clone();
             o[i] = n;
             let c: Counts = [r.clone(), o, zero];
-            check_hour(types, &l.d, opts, &c).map_err(|m| Error::Infeasible(m))?;
+            check_hour(types, &l.d, opts, &c).map_err(Error::Infeasible)?;
             Ok((c, true))
         }
     }

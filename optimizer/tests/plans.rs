@@ -46,7 +46,7 @@ fn check(plan: &Plan, cat: &Catalog, demand: &[Demand], o: &Options) {
     let h = demand.len();
     let find = |n: &str| cat.types.iter().find(|t| t.instance_type == n).unwrap();
     let mut cost = 0.0;
-    for hr in 0..h {
+    for (hr, dem) in demand.iter().enumerate() {
         let (mut v, mut m, mut sv) = (0.0, 0.0, 0.0);
         let mut spot_pools: Vec<(f64, f64)> = vec![];
         for l in &plan.instances {
@@ -62,8 +62,8 @@ fn check(plan: &Plan, cat: &Catalog, demand: &[Demand], o: &Options) {
                 spot_pools.push((n * t.vcpu, n * t.memory_gib));
             }
         }
-        let dv = demand[hr].vcpu * (1.0 + o.headroom);
-        let dm = demand[hr].memory_gib * (1.0 + o.headroom);
+        let dv = dem.vcpu * (1.0 + o.headroom);
+        let dm = dem.memory_gib * (1.0 + o.headroom);
         assert!(
             v + 1e-6 >= dv && m + 1e-6 >= dm,
             "hour {hr}: {v} vCPU {m} GiB < {dv} {dm}"
