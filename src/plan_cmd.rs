@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use loadgen::StopHandle;
-use loadgen::target::TargetConfig;
 use simulator::model::{Arrivals, Dist, SimConfig};
 
 use crate::Outcome;
@@ -250,23 +249,11 @@ fn measure(
     Ok(r)
 }
 
-/// The built-in target in-process on a free loopback port.
-fn start_builtin(b: &Builtin, seed: u64) -> anyhow::Result<Background> {
-    Background::start(TargetConfig {
-        workers: b.workers,
-        service_time: b.service_time,
-        error_rate: b.error_rate,
-        stall: b.stall,
-        seed,
-        tls: false,
-    })
-}
-
 fn start_target(c: &Checked, seed: u64) -> anyhow::Result<(Option<Background>, String)> {
     match (&c.url, &c.builtin) {
         (Some(u), _) => Ok((None, u.clone())),
         (None, Some(b)) => {
-            let bg = start_builtin(b, seed)?;
+            let bg = Background::builtin(b, seed)?;
             let url = bg.url.clone();
             Ok((Some(bg), url))
         }
@@ -324,7 +311,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     p.stage(2, "calibrate the simulator from the steps");
     let mut cfg = c.cfg.clone();
     let step_files: Vec<PathBuf> = steps.iter().map(|s| s.0.clone()).collect();
-    crate::simulate_cmd::calibrate(&mut cfg, &step_files)?;
+    crate::simulate_cmd::calibrate(&mut cfg, &step_files, a.quiet)?;
     p.stage(3, "forecast the growth under the autoscaling policy");
     let f = simulator::forecast(&cfg);
     let forecast_json = out("forecast.json");
@@ -509,7 +496,7 @@ fn verify(
         );
     }
     let mut cfg = c.cfg.clone();
-    crate::simulate_cmd::calibrate(&mut cfg, &[steps[0].0.clone(), steps[1].0.clone()])?;
+    crate::simulate_cmd::calibrate(&mut cfg, &[steps[0].0.clone(), steps[1].0.clone()], quiet)?;
     let (_, high, rate) = &steps[2];
     let mut cases = Vec::new();
     let predict = |replicas: u32, rate: f64| -> (f64, f64) {
@@ -554,7 +541,7 @@ fn verify(
     // Two replicas: two targets, each driven at the same rate by its own
     // generator, in parallel; their histograms are merged.
     let b = c.builtin.as_ref().expect("checked above");
-    let start = |seed| start_builtin(b, seed);
+    let start = |seed| Background::builtin(b, seed);
     let (t1, t2) = (start(11)?, start(12)?);
     if !quiet {
         eprintln!(

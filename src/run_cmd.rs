@@ -21,7 +21,6 @@ use crate::Outcome;
 use crate::cli::RunArgs;
 use crate::scenario::{Scenario, expand_env};
 use crate::serve_cmd::Background;
-use loadgen::target::TargetConfig;
 
 /// A checked run: the plan plus what the binary does around it.
 pub struct Settings {
@@ -171,15 +170,7 @@ fn builtin_target(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Option<Backgrou
         return Ok(None);
     }
     let b = from_scenario.unwrap_or_default();
-    let cfg = TargetConfig {
-        workers: b.workers,
-        service_time: b.service_time,
-        error_rate: b.error_rate,
-        stall: b.stall,
-        seed: a.seed.unwrap_or(1),
-        tls: false,
-    };
-    let bg = Background::start(cfg)?;
+    let bg = Background::builtin(&b, a.seed.unwrap_or(1))?;
     if !a.quiet {
         eprintln!(
             "loadtest: built-in target on {} ({} workers)",

@@ -92,6 +92,18 @@ pub struct Background {
 }
 
 impl Background {
+    /// The built-in target as a scenario's `[target] builtin` describes it.
+    pub fn builtin(b: &crate::scenario::Builtin, seed: u64) -> anyhow::Result<Background> {
+        Background::start(TargetConfig {
+            workers: b.workers,
+            service_time: b.service_time,
+            error_rate: b.error_rate,
+            stall: b.stall,
+            seed,
+            tls: false,
+        })
+    }
+
     pub fn start(cfg: TargetConfig) -> anyhow::Result<Background> {
         cfg.check()?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();

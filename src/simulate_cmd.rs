@@ -17,7 +17,7 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     let scn = Scenario::load(&a.scenario)?;
     let mut cfg = sim_config(&scn).map_err(|e| anyhow::anyhow!("{}: {e}", a.scenario.display()))?;
     if !a.calibrate.is_empty() {
-        calibrate(&mut cfg, &a.calibrate)?;
+        calibrate(&mut cfg, &a.calibrate, false)?;
     }
     if let Some(n) = a.replications {
         cfg.simulation.replications = n;
@@ -129,7 +129,11 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// distribution: there, latency is service time. A JSON run that saturated
 /// the replica (mean latency well above that service time) gives its
 /// capacity X, and so the concurrency: workers = round(X × mean service time).
-pub fn calibrate(cfg: &mut SimConfig, paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+pub fn calibrate(
+    cfg: &mut SimConfig,
+    paths: &[std::path::PathBuf],
+    quiet: bool,
+) -> anyhow::Result<()> {
     let runs = paths
         .iter()
         .map(|p| read_measurement(p))
@@ -141,13 +145,15 @@ pub fn calibrate(cfg: &mut SimConfig, paths: &[std::path::PathBuf]) -> anyhow::R
         .with_context(|| "--calibrate: the measurements hold no requests".to_string())?;
     cfg.service.service_time = empirical(&low.latency_us);
     let service_s = low.latency_us.mean() / 1e6;
-    eprintln!(
-        "loadtest: service time from {} ({} requests, mean {:.2} ms, p95 {:.2} ms)",
-        low.path.display(),
-        low.latency_us.len(),
-        service_s * 1e3,
-        low.latency_us.value_at_quantile(0.95) as f64 / 1e3
-    );
+    if !quiet {
+        eprintln!(
+            "loadtest: service time from {} ({} requests, mean {:.2} ms, p95 {:.2} ms)",
+            low.path.display(),
+            low.latency_us.len(),
+            service_s * 1e3,
+            low.latency_us.value_at_quantile(0.95) as f64 / 1e3
+        );
+    }
     let saturated = runs
         .iter()
         .filter(|m| m.latency_us.mean() / 1e6 > 1.5 * service_s)
@@ -157,10 +163,12 @@ pub fn calibrate(cfg: &mut SimConfig, paths: &[std::path::PathBuf]) -> anyhow::R
         // Little's law at saturation: busy workers = throughput × service time.
         let workers = (capacity * service_s).round().max(1.0) as u32;
         cfg.service.workers_per_replica = workers;
-        eprintln!(
-            "loadtest: capacity from {}: {capacity:.1} rps per replica at saturation, so {workers} workers per replica",
-            m.path.display()
-        );
+        if !quiet {
+            eprintln!(
+                "loadtest: capacity from {}: {capacity:.1} rps per replica at saturation, so {workers} workers per replica",
+                m.path.display()
+            );
+        }
     }
     Ok(())
 }

@@ -387,6 +387,7 @@ pub fn optimize(
     let t1 = Instant::now();
     let n_allowed = allowed.iter().filter(|&&a| a).count();
     let mut exact: Option<(Vec<Counts>, Reserved)> = None;
+    let mut proven: Option<(Vec<Counts>, Reserved)> = None;
     if levels.len() * n_allowed <= EXACT_MAX_CELLS
         && let Ok(s) = model::solve(
             &types,
@@ -411,106 +412,100 @@ pub fn optimize(
             report
                 .notes
                 .push("small model: solved exactly as one MILP (every count integer)".into());
-            return Ok(assemble(
-                catalog,
-                &types,
-                &scaled,
-                &levels,
-                &of_hour,
-                &counts,
-                &reserved,
-                &lp,
-                opts,
-                services,
-                report,
-                survive_cost,
-            ));
+            proven = Some((counts, reserved));
+        } else {
+            exact = Some((counts, reserved));
         }
-        exact = Some((counts, reserved));
     }
 
-    // 2. Reservations and the type set.
-    let g = groups(&levels, STAGE1_LEVELS);
-    report.stage1_levels = g.len();
-    let (reserved, chosen) = match model::solve(
-        &types,
-        &g,
-        h,
-        opts,
-        &fixed_all,
-        Mode::Reservations,
-        opts.gap / 2.0,
-        limit,
-    ) {
-        Ok(s) => {
-            report.notes.push(format!("stage 1 (integer reservations, hourly counts relaxed) cost {:.2}; LP relaxation {:.2}", s.cost, lp.cost));
-            stage1_result(&types, &allowed, &s, opts)?
-        }
-        Err(Error::Infeasible(_)) => {
-            return Err(diagnose(
-                &types,
-                &allowed,
-                &levels,
-                h,
-                opts,
-                &first_hour,
-                limit,
-            ));
-        }
-        Err(e) => {
-            report.notes.push(format!(
-                "stage 1 failed ({e}); reservations rounded down from the LP relaxation"
-            ));
-            lp_fallback(&types, &allowed, &lp, opts)
-        }
-    };
-    report.stage1_s = t1.elapsed().as_secs_f64();
+    let (counts, reserved) = if let Some(x) = proven {
+        x
+    } else {
+        // 2. Reservations and the type set.
+        let g = groups(&levels, STAGE1_LEVELS);
+        report.stage1_levels = g.len();
+        let (reserved, chosen) = match model::solve(
+            &types,
+            &g,
+            h,
+            opts,
+            &fixed_all,
+            Mode::Reservations,
+            opts.gap / 2.0,
+            limit,
+        ) {
+            Ok(s) => {
+                report.notes.push(format!("stage 1 (integer reservations, hourly counts relaxed) cost {:.2}; LP relaxation {:.2}", s.cost, lp.cost));
+                stage1_result(&types, &allowed, &s, opts)?
+            }
+            Err(Error::Infeasible(_)) => {
+                return Err(diagnose(
+                    &types,
+                    &allowed,
+                    &levels,
+                    h,
+                    opts,
+                    &first_hour,
+                    limit,
+                ));
+            }
+            Err(e) => {
+                report.notes.push(format!(
+                    "stage 1 failed ({e}); reservations rounded down from the LP relaxation"
+                ));
+                lp_fallback(&types, &allowed, &lp, opts)
+            }
+        };
+        report.stage1_s = t1.elapsed().as_secs_f64();
 
-    // 3. Hourly covering problems, in parallel.
-    let t2 = Instant::now();
-    // The survive rule gains from spreading spot over many pools, so it
-    // keeps every chosen type.
-    let fixed = Fixed {
-        allowed: if opts.survive_spot_loss {
-            chosen.clone()
-        } else {
-            candidates(&types, &chosen, &lp, &reserved)
-        },
-        reserved: reserved
-            .iter()
-            .map(|&(a, b)| (a as f64, b as f64))
-            .collect(),
-    };
-    report.notes.push(format!(
+        // 3. Hourly covering problems, in parallel.
+        let t2 = Instant::now();
+        // The survive rule gains from spreading spot over many pools, so it
+        // keeps every chosen type.
+        let fixed = Fixed {
+            allowed: if opts.survive_spot_loss {
+                chosen.clone()
+            } else {
+                candidates(&types, &chosen, &lp, &reserved)
+            },
+            reserved: reserved
+                .iter()
+                .map(|&(a, b)| (a as f64, b as f64))
+                .collect(),
+        };
+        report.notes.push(format!(
         "hourly problems over {} candidate types (the LP relaxation's most used, the reserved, and the cheapest per vCPU and per GiB)",
         fixed.allowed.iter().filter(|&&a| a).count()
     ));
-    let per_level: Vec<Result<(Counts, bool), Error>> = levels
-        .par_iter()
-        .map(|l| hourly(&types, l, opts, &fixed, &reserved, limit))
-        .collect();
-    let mut counts = Vec::with_capacity(levels.len());
-    for (li, r) in per_level.into_iter().enumerate() {
-        let (c, fell_back) = r.map_err(|e| match e {
-            Error::Infeasible(m) => Error::Infeasible(format!("hour {}: {m}", first_hour(li))),
-            e => e,
-        })?;
-        report.fallbacks += fell_back as usize;
-        counts.push(c);
-    }
-    report.stage2_s = t2.elapsed().as_secs_f64();
-    check_types(&types, &counts, opts)?;
-    let mut reserved = reserved;
-    if let Some((c, r)) = exact
-        && plan_cost(&types, &levels, h, &c, &r) < plan_cost(&types, &levels, h, &counts, &reserved)
-    {
-        report.notes.push(
+        let per_level: Vec<Result<(Counts, bool), Error>> = levels
+            .par_iter()
+            .map(|l| hourly(&types, l, opts, &fixed, &reserved, limit))
+            .collect();
+        let mut counts = Vec::with_capacity(levels.len());
+        for (li, r) in per_level.into_iter().enumerate() {
+            let (c, fell_back) = r.map_err(|e| match e {
+                Error::Infeasible(m) => Error::Infeasible(format!("hour {}: {m}", first_hour(li))),
+                e => e,
+            })?;
+            report.fallbacks += fell_back as usize;
+            counts.push(c);
+        }
+        report.stage2_s = t2.elapsed().as_secs_f64();
+        check_types(&types, &counts, opts)?;
+        let mut reserved = reserved;
+        if let Some((c, r)) = exact
+            && plan_cost(&types, &levels, h, &c, &r)
+                < plan_cost(&types, &levels, h, &counts, &reserved)
+        {
+            report.notes.push(
             "the all-integer MILP's incumbent (not proven optimal in time) beat the two-stage plan"
                 .into(),
         );
-        counts = c;
-        reserved = r;
-    }
+            counts = c;
+            reserved = r;
+        }
+        (counts, reserved)
+    };
     if report.fallbacks > 0 {
         report.notes.push(format!(
             "{} demand level(s) fell back to an on-demand cover after the solver failed or ran out of time",
