@@ -713,7 +713,7 @@ fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>) -> Sectio
         }
     }
     if p.gap > 0.01 {
-        s.next.push(format!("The plan is {:.1}% above the LP lower bound; re-run with a longer --time-limit for a tighter one.", 100.0 * p.gap));
+        s.next.push(format!("The plan costs {:.1}% more than the LP lower bound. The bound buys fractions of instances, so part of that gap cannot be closed; the rest is what a longer --time-limit could still find.", 100.0 * p.gap));
     }
     for n in &p.catalog_notes {
         if n.to_lowercase().contains("approximate") {

@@ -148,7 +148,7 @@ fn cell(v: AnyValue) -> String {
             } else if a >= 10.0 {
                 format!("{x:.1}")
             } else if a >= 0.1 {
-                format!("{x:.2}")
+                format!("{x:.3}")
             } else if a == 0.0 {
                 "0".into()
             } else {
