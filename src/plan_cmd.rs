@@ -364,7 +364,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         ),
     };
     let w = reports::write(&docs, &ropts).map_err(|e| anyhow::anyhow!("{e}"))?;
-    print!("{}", summary(&f, plan.as_ref(), &c.cfg));
+    print!("{}", summary(&f, plan.as_ref(), c.cfg.slo.p95_ms));
     println!(
         "report: {} ({:.0} s in all)",
         w.page.display(),
@@ -384,7 +384,7 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
 }
 
 /// The terminal summary: servers at the marks, when p95 breaks, the cost.
-fn summary(f: &simulator::Forecast, plan: Option<&optimizer::Plan>, cfg: &SimConfig) -> String {
+fn summary(f: &simulator::Forecast, plan: Option<&optimizer::Plan>, p95_target_ms: f64) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
@@ -396,12 +396,15 @@ fn summary(f: &simulator::Forecast, plan: Option<&optimizer::Plan>, cfg: &SimCon
             // The horizon ends on its last hour's middle: allow 0.1% short of the mark.
             match h.users.iter().position(|&u| u >= mark * 0.999) {
                 Some(i) => {
-                    let day_end = (i + 24).min(h.replicas.len());
-                    let need = h.replicas[i..day_end].iter().max().copied().unwrap_or(0);
+                    // The busiest hour within a day either side: the mark
+                    // may first be reached at night, or on the horizon's
+                    // last evening.
+                    let (from, to) = (i.saturating_sub(23), (i + 24).min(h.replicas.len()));
+                    let need = h.replicas[from..to].iter().max().copied().unwrap_or(0);
                     let sim = f
                         .windows
                         .iter()
-                        .find(|w| w.users >= mark)
+                        .find(|w| w.users >= mark * 0.99)
                         .map(|w| format!(" [{}]", w.replicas_max))
                         .unwrap_or_default();
                     let _ = writeln!(s, "  {:>7} users: {need} servers{sim}", short_users(mark));
@@ -430,7 +433,7 @@ fn summary(f: &simulator::Forecast, plan: Option<&optimizer::Plan>, cfg: &SimCon
             let _ = writeln!(
                 s,
                 "p95 target: holds over the whole horizon ({} ms)",
-                cfg.slo.p95_ms
+                p95_target_ms
             );
         }
     }
@@ -579,4 +582,31 @@ fn verify(
         note: "calibrated from the 30% and 60% steps only; predictions simulate the measured arrival process (evenly spaced requests) for 10 minutes × 4 replications".into(),
         cases,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mark reached in the last, quiet hours of the horizon still reports
+    /// the servers that day's peak needs.
+    #[test]
+    fn servers_at_a_mark_are_the_days_peak() {
+        let hours = 48;
+        let users: Vec<f64> = (0..hours).map(|h| 150_000.0 + 1_100.0 * h as f64).collect();
+        let replicas: Vec<u32> = (0..hours)
+            .map(|h| if h % 24 == 14 { 40 } else { 20 })
+            .collect();
+        let f = simulator::Forecast {
+            hourly: Some(simulator::forecast::Hourly {
+                note: String::new(),
+                replicas,
+                rps: vec![0.0; hours],
+                users,
+            }),
+            ..Default::default()
+        };
+        let s = summary(&f, None, 200.0);
+        assert!(s.contains("200k users: 40 servers"), "{s}");
+    }
 }
