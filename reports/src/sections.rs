@@ -762,21 +762,26 @@ fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>) -> Sectio
         percentile_x: false,
         y_from_zero: true,
     });
-    let hours: Vec<f64> = (0..p.hourly.commitment_coverage.len())
-        .map(|x| x as f64)
-        .collect();
+    // Past a month of hours, hourly lines turn into a solid band: plot
+    // daily means instead.
+    let n_hours = p.hourly.commitment_coverage.len();
+    let daily = n_hours > DAILY_AFTER_HOURS;
+    let (step, x_unit) = if daily {
+        (24, "day of the horizon (daily mean)")
+    } else {
+        (1, "hour of the horizon")
+    };
     let series = |v: &[f64], k: f64| {
-        hours
-            .iter()
-            .zip(v)
-            .map(|(&x, &y)| (x, y * k))
+        v.chunks(step)
+            .enumerate()
+            .map(|(i, c)| (i as f64, k * c.iter().sum::<f64>() / c.len() as f64))
             .collect::<Vec<_>>()
     };
-    if !hours.is_empty() {
+    if n_hours > 0 {
         s.charts.push(Chart {
             id: format!("commitment{sfx}"),
             title: "Commitment coverage and utilisation per hour".into(),
-            x_label: "hour of the horizon".into(),
+            x_label: x_unit.into(),
             y_label: "percent".into(),
             body: Body::Lines(vec![
                 Line {
@@ -800,8 +805,12 @@ fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>) -> Sectio
         });
         s.charts.push(Chart {
             id: format!("hourly_cost{sfx}"),
-            title: "Cost per hour: plan vs all on-demand".into(),
-            x_label: "hour of the horizon".into(),
+            title: if daily {
+                "Cost per hour (daily mean): plan vs all on-demand".into()
+            } else {
+                "Cost per hour: plan vs all on-demand".into()
+            },
+            x_label: x_unit.into(),
             y_label: "USD per hour".into(),
             body: Body::Lines(vec![
                 Line {
@@ -970,6 +979,9 @@ fn verify_section(v: &VerifyDoc) -> Section {
     ));
     s
 }
+
+/// Hourly plan charts switch to daily means beyond this many hours.
+const DAILY_AFTER_HOURS: usize = 24 * 31;
 
 fn mean(v: &[f64]) -> f64 {
     if v.is_empty() {

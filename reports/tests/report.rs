@@ -221,3 +221,41 @@ fn a_foreign_json_is_rejected_with_its_name() {
     let e = load(&p).unwrap_err().to_string();
     assert!(e.contains("x.json: `kind` is `weather`"), "{e}");
 }
+
+#[test]
+fn long_plans_chart_daily_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = plan_json();
+    let n = 24 * 40;
+    let series: Vec<f64> = (0..n)
+        .map(|h| if h % 24 < 12 { 1.0 } else { 0.5 })
+        .collect();
+    for k in [
+        "demand_vcpu",
+        "capacity_vcpu",
+        "cost",
+        "baseline_cost",
+        "commitment_coverage",
+        "commitment_utilization",
+        "spot_share",
+    ] {
+        p["hourly"][k] = json!(series);
+    }
+    let docs = vec![save(dir.path(), "plan.json", &p)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    let c = sections[0]
+        .charts
+        .iter()
+        .find(|c| c.id == "commitment")
+        .unwrap();
+    assert_eq!(c.x_label, "day of the horizon (daily mean)");
+    let reports::charts::Body::Lines(lines) = &c.body else {
+        panic!("lines")
+    };
+    assert_eq!(lines[0].points.len(), 40);
+    assert!(
+        (lines[0].points[0].1 - 75.0).abs() < 1e-9,
+        "{:?}",
+        lines[0].points[0]
+    );
+}
