@@ -83,7 +83,7 @@ pub struct ReportArgs {
     /// Page format: html or md.
     #[arg(long, default_value = "html")]
     pub format: String,
-    /// Also write the tables behind the charts: csv.
+    /// Also write the tables behind the charts: csv or parquet.
     #[arg(long)]
     pub export: Option<String>,
     /// A p95 increase over the baseline run above this is a regression, e.g. 10%.

@@ -352,6 +352,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         out: a.out.clone(),
         format: reports::Format::Html,
         export_csv: true,
+        export_parquet: false,
         regression: 0.1,
         start_date: a.start_date.clone(),
         title: format!(

@@ -14,10 +14,11 @@ pub fn options(a: &ReportArgs) -> anyhow::Result<reports::Options> {
         "md" | "markdown" => reports::Format::Markdown,
         f => anyhow::bail!("--format {f}: use html or md"),
     };
-    let export_csv = match a.export.as_deref() {
-        None => false,
-        Some("csv") => true,
-        Some(x) => anyhow::bail!("--export {x}: use csv"),
+    let (export_csv, export_parquet) = match a.export.as_deref() {
+        None => (false, false),
+        Some("csv") => (true, false),
+        Some("parquet") => (false, true),
+        Some(x) => anyhow::bail!("--export {x}: use csv or parquet"),
     };
     let regression = a
         .regression
@@ -41,6 +42,7 @@ pub fn options(a: &ReportArgs) -> anyhow::Result<reports::Options> {
         out: a.out.clone(),
         format,
         export_csv,
+        export_parquet,
         regression,
         start_date: a.start_date.clone(),
         title: a.title.clone(),
@@ -62,7 +64,15 @@ pub fn report(a: ReportArgs) -> anyhow::Result<Outcome> {
         if w.tables.is_empty() {
             String::new()
         } else {
-            format!(", {} tables as CSV", w.tables.len())
+            format!(
+                ", {} tables as {}",
+                w.tables.len(),
+                if opts.export_parquet {
+                    "Parquet"
+                } else {
+                    "CSV"
+                }
+            )
         }
     );
     Ok(match w.regressed {

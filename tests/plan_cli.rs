@@ -149,6 +149,10 @@ fn smoke_plan_runs_every_stage_and_the_forecast_holds_up() {
         .arg(out.join("plan.json"))
         .arg("--out")
         .arg(dir.path().join("again"))
+        .args(["--export", "parquet"])
         .assert()
-        .success();
+        .success()
+        .stdout(contains("tables as Parquet"));
+    let pq = std::fs::read(dir.path().join("again").join("plan_lines.parquet")).unwrap();
+    assert!(pq.starts_with(b"PAR1") && pq.ends_with(b"PAR1"));
 }

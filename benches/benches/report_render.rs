@@ -46,6 +46,7 @@ fn render(c: &mut Criterion) {
         out: dir.path().join("out"),
         format: reports::Format::Html,
         export_csv: true,
+        export_parquet: false,
         regression: 0.1,
         start_date: None,
         title: "bench".into(),

@@ -47,6 +47,8 @@ pub struct Options {
     pub format: Format,
     /// Write the tables as CSV too.
     pub export_csv: bool,
+    /// Write the tables as Parquet too.
+    pub export_parquet: bool,
     /// A current run whose p95 exceeds the baseline's by more than this
     /// fraction is a regression.
     pub regression: f64,
@@ -112,10 +114,15 @@ pub fn write(docs: &[Doc], opts: &Options) -> Result<Written, Error> {
             per.push(svg);
         }
         svgs.push(per);
-        if opts.export_csv {
-            for t in &s.tables {
+        for t in &s.tables {
+            if opts.export_csv {
                 let p = opts.out.join(format!("{}.csv", t.id));
                 std::fs::write(&p, t.csv()).map_err(|e| io(&p, e))?;
+                w.tables.push(p);
+            }
+            if opts.export_parquet {
+                let p = opts.out.join(format!("{}.parquet", t.id));
+                t.parquet(&p)?;
                 w.tables.push(p);
             }
         }

@@ -105,6 +105,16 @@ impl Table {
         s
     }
 
+    /// Writes the table as a Parquet file.
+    pub fn parquet(&self, path: &std::path::Path) -> Result<(), crate::Error> {
+        let err =
+            |e: &dyn std::fmt::Display| crate::Error::Render(format!("{}: {e}", path.display()));
+        let f = std::fs::File::create(path).map_err(|e| err(&e))?;
+        let mut df = self.df.clone();
+        ParquetWriter::new(f).finish(&mut df).map_err(|e| err(&e))?;
+        Ok(())
+    }
+
     /// CSV with full-precision numbers.
     pub fn csv(&self) -> String {
         let cols = self.df.columns();
@@ -173,4 +183,29 @@ fn group(x: f64) -> String {
         out.push(ch);
     }
     if neg { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parquet_round_trips_the_table() {
+        let t = Table::new(
+            "t",
+            "a table",
+            vec![
+                text("type", vec!["m6i.large".into(), "c7g.xlarge".into()]),
+                num("cost", vec![12.5, 0.0625]),
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.parquet");
+        t.parquet(&p).unwrap();
+        let back = ParquetReader::new(std::fs::File::open(&p).unwrap())
+            .finish()
+            .unwrap();
+        assert!(back.equals(&t.df), "{back:?}");
+        assert_eq!(t.csv(), "type,cost\nm6i.large,12.5\nc7g.xlarge,0.0625\n");
+    }
 }

@@ -71,6 +71,7 @@ fn opts(out: &Path, format: Format) -> Options {
         out: out.into(),
         format,
         export_csv: true,
+        export_parquet: false,
         regression: 0.10,
         start_date: Some("2027-01-01".into()),
         title: "Q3 <review>".into(),
