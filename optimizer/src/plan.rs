@@ -321,6 +321,8 @@ pub fn optimize(
     let first_hour = |li: usize| of_hour.iter().position(|&x| x == li).unwrap_or(0);
     precheck_quota(&types, &allowed, &levels, opts, &first_hour)?;
     let limit = Duration::from_secs_f64(opts.time_limit_s);
+    // Names the constraint and the hour when a solve finds no plan.
+    let infeasible = || diagnose(&types, &allowed, &levels, h, opts, &first_hour, limit);
     let mut report = SolverReport {
         backend: "highs".into(),
         hours,
@@ -346,15 +348,7 @@ pub fn optimize(
     ) {
         Ok(s) => s,
         Err(Error::Infeasible(_)) => {
-            return Err(diagnose(
-                &types,
-                &allowed,
-                &levels,
-                h,
-                opts,
-                &first_hour,
-                limit,
-            ));
+            return Err(infeasible());
         }
         Err(e) => return Err(e),
     };
@@ -439,15 +433,7 @@ pub fn optimize(
                 stage1_result(&types, &allowed, &s, opts)?
             }
             Err(Error::Infeasible(_)) => {
-                return Err(diagnose(
-                    &types,
-                    &allowed,
-                    &levels,
-                    h,
-                    opts,
-                    &first_hour,
-                    limit,
-                ));
+                return Err(infeasible());
             }
             Err(e) => {
                 report.notes.push(format!(
@@ -791,20 +777,34 @@ fn exact_counts(
         r[i] = integral(s.reserved[i].0, &format!("reserved_1y {}", t.instance_type))?
             + integral(s.reserved[i].1, &format!("reserved_3y {}", t.instance_type))?;
     }
-    let mut out = Vec::with_capacity(levels.len());
-    for (li, l) in levels.iter().enumerate() {
-        let mut o = vec![0; nt];
-        let mut sp = vec![0; nt];
-        for (i, t) in types.iter().enumerate() {
-            o[i] = integral(s.hourly[li][i].0, &format!("on-demand {}", t.instance_type))?;
-            sp[i] = integral(s.hourly[li][i].1, &format!("spot {}", t.instance_type))?;
-        }
-        let c: Counts = [r.clone(), o, sp];
-        check_hour(types, &l.d, opts, &c)
-            .map_err(|m| Error::Solver(format!("the solver's plan fails the check: {m}")))?;
-        out.push(c);
+    levels
+        .iter()
+        .enumerate()
+        .map(|(li, l)| checked_level(types, s, li, &r, &l.d, opts))
+        .collect()
+}
+
+/// Level `li` of a solution as integer counts (with reservations `r`),
+/// checked against every constraint of the hour.
+fn checked_level(
+    types: &[InstanceType],
+    s: &Solved,
+    li: usize,
+    r: &[u32],
+    d: &Demand,
+    opts: &Options,
+) -> Result<Counts, Error> {
+    let nt = types.len();
+    let mut o = vec![0; nt];
+    let mut sp = vec![0; nt];
+    for (i, t) in types.iter().enumerate() {
+        o[i] = integral(s.hourly[li][i].0, &format!("on-demand {}", t.instance_type))?;
+        sp[i] = integral(s.hourly[li][i].1, &format!("spot {}", t.instance_type))?;
     }
-    Ok(out)
+    let c: Counts = [r.to_vec(), o, sp];
+    check_hour(types, d, opts, &c)
+        .map_err(|m| Error::Solver(format!("the solver's plan fails the check: {m}")))?;
+    Ok(c)
 }
 
 fn limits(opts: &Options) -> String {
@@ -922,24 +922,7 @@ fn hourly(
         opts.gap / 5.0,
         limit.min(HOURLY_LIMIT),
     );
-    let from_solver = solved.and_then(|s| {
-        let mut o = vec![0; nt];
-        let mut sp = vec![0; nt];
-        for i in 0..nt {
-            o[i] = integral(
-                s.hourly[0][i].0,
-                &format!("on-demand {}", types[i].instance_type),
-            )?;
-            sp[i] = integral(
-                s.hourly[0][i].1,
-                &format!("spot {}", types[i].instance_type),
-            )?;
-        }
-        let c: Counts = [r.clone(), o, sp];
-        check_hour(types, &l.d, opts, &c)
-            .map_err(|m| Error::Solver(format!("the solver's plan fails the check: {m}")))?;
-        Ok(c)
-    });
+    let from_solver = solved.and_then(|s| checked_level(types, &s, 0, &r, &l.d, opts));
     match from_solver {
         Ok(c) => Ok((c, false)),
         Err(Error::Infeasible(m)) => Err(Error::Infeasible(m)),
