@@ -14,16 +14,22 @@
 //!    there are that few, else weighted groups of the sorted demand), hourly
 //!    counts continuous.
 //! 3. **Hourly** — with the reservations fixed, one small integer covering
-//!    problem per distinct demand level, solved in parallel with rayon.
+//!    problem per distinct demand level, solved in parallel with rayon by
+//!    a dedicated exact branch-and-bound ([`bb`], dense dual simplex; HiGHS
+//!    takes any hour it gives up on). A local search then moves single
+//!    reservations while that lowers the total, and a last pass searches
+//!    every chosen type, not just the candidates, in each hour.
 //!
 //! Every returned solution is checked here (integrality and every
 //! constraint), and every solve runs under a watchdog; a level whose solve
 //! fails falls back to a feasible on-demand cover, and the plan says so.
 #![warn(missing_docs)]
 
+pub mod bb;
 pub mod input;
 pub mod model;
 mod plan;
+pub mod synthetic;
 
 pub use input::{
     Catalog, Demand, InstanceType, Service, parse_catalog, parse_demand, parse_forecast,

@@ -9,7 +9,7 @@ use crate::input::{Catalog, Demand, InstanceType, Service};
 use crate::model::{
     self, Counts, Fixed, Level, Mode, Solved, cheapest_single, check_hour, integral,
 };
-use crate::{Error, Options, STAGE1_LEVELS};
+use crate::{Error, Options, STAGE1_LEVELS, bb};
 
 /// (1-year, 3-year) reservations per type.
 type Reserved = Vec<(u32, u32)>;
@@ -425,7 +425,7 @@ pub fn optimize(
             opts,
             &fixed_all,
             Mode::Reservations,
-            opts.gap / 2.0,
+            opts.gap / 20.0,
             limit,
         ) {
             Ok(s) => {
@@ -475,6 +475,25 @@ pub fn optimize(
             })?;
             report.fallbacks += fell_back as usize;
             counts.push(c);
+        }
+        let (reserved, mut counts) = improve_reservations(
+            &types,
+            &levels,
+            h,
+            opts,
+            &fixed.allowed,
+            reserved,
+            counts,
+            &mut report,
+        );
+        if chosen != fixed.allowed {
+            let n = widen(&types, &levels, opts, &chosen, &reserved, &mut counts);
+            if n > 0 {
+                report.notes.push(format!(
+                    "{n} demand level(s) found a cheaper mix among all {} chosen types",
+                    chosen.iter().filter(|&&c| c).count()
+                ));
+            }
         }
         report.stage2_s = t2.elapsed().as_secs_f64();
         check_types(&types, &counts, opts)?;
@@ -889,6 +908,81 @@ fn lp_fallback(
     (reserved, chosen)
 }
 
+/// One hour by the exact search over the candidate types, proven within a
+/// fifth of the gap; `None` if it gave up or its plan fails the checker.
+fn hour_bb(
+    types: &[InstanceType],
+    d: &Demand,
+    opts: &Options,
+    candidates: &[bool],
+    r: &[u32],
+) -> Option<Counts> {
+    // With the survive rule every chosen type is a candidate and the search
+    // rarely closes; HiGHS gets those hours sooner.
+    let limit = if opts.survive_spot_loss {
+        bb::SURVIVE_NODE_LIMIT
+    } else {
+        bb::NODE_LIMIT
+    };
+    match bb::solve_hour(types, d, opts, candidates, r, opts.gap / 5.0, limit) {
+        bb::Outcome::Solved(c) => check_hour(types, d, opts, &c).is_ok().then_some(c),
+        _ => None,
+    }
+}
+
+/// The candidate types make the hourly searches fast, but a mix of other
+/// sizes can fit an hour's vCPU and memory more closely. This pass
+/// searches every chosen type in each hour, under a node limit, and keeps
+/// whatever is cheaper and passes the checker.
+fn widen(
+    types: &[InstanceType],
+    levels: &[Level],
+    opts: &Options,
+    chosen: &[bool],
+    reserved: &Reserved,
+    counts: &mut [Counts],
+) -> usize {
+    let r: Vec<u32> = reserved.iter().map(|&(a, b)| a + b).collect();
+    let better: Vec<Option<Counts>> = levels
+        .par_iter()
+        .zip(counts.par_iter())
+        .map(|(l, now)| {
+            if hour_cost(types, now) == 0.0 {
+                return None;
+            }
+            let gap = opts.gap / 5.0;
+            match bb::solve_hour(types, &l.d, opts, chosen, &r, gap, bb::WIDE_NODE_LIMIT) {
+                bb::Outcome::Solved(c) | bb::Outcome::Unproven(c)
+                    if hour_cost(types, &c) < hour_cost(types, now) - 1e-9
+                        && check_hour(types, &l.d, opts, &c).is_ok() =>
+                {
+                    Some(c)
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let mut n = 0;
+    for (c, b) in counts.iter_mut().zip(better) {
+        if let Some(b) = b {
+            *c = b;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// What one hour's on-demand and spot counts cost.
+fn hour_cost(types: &[InstanceType], c: &Counts) -> f64 {
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            c[1][i] as f64 * t.on_demand_hourly + c[2][i] as f64 * t.spot_hourly.unwrap_or(0.0)
+        })
+        .sum()
+}
+
 /// One level of stage 2: the integer hourly counts given the reservations.
 /// Returns the counts and whether the fallback was used.
 fn hourly(
@@ -905,6 +999,12 @@ fn hourly(
     let only_reserved: Counts = [r.clone(), zero.clone(), zero.clone()];
     if check_hour(types, &l.d, opts, &only_reserved).is_ok() {
         return Ok((only_reserved, false));
+    }
+    // The dedicated search first: far cheaper than a MILP solver's set-up
+    // on problems this small. Anything it gives up on, or calls
+    // infeasible, goes to HiGHS, whose answer names the constraint.
+    if let Some(c) = hour_bb(types, &l.d, opts, &fixed.allowed, &r) {
+        return Ok((c, false));
     }
     let one = [Level {
         d: l.d,
@@ -946,6 +1046,95 @@ fn hourly(
             Ok((c, true))
         }
     }
+}
+
+/// Wall time the local search over the reservations may take.
+const LOCAL_SEARCH_BUDGET: Duration = Duration::from_millis(500);
+
+/// Stage 1 decides the reservations against relaxed hourly counts, so they
+/// can be one instance off what the integer hours want. A local search
+/// fixes that: one more or one fewer reservation of each type the hours
+/// may use, every hour re-solved by the exact search, first improvement
+/// kept, until no move helps or the budget is spent.
+#[allow(clippy::too_many_arguments)]
+fn improve_reservations(
+    types: &[InstanceType],
+    levels: &[Level],
+    h: f64,
+    opts: &Options,
+    allowed: &[bool],
+    mut reserved: Reserved,
+    mut counts: Vec<Counts>,
+    report: &mut SolverReport,
+) -> (Reserved, Vec<Counts>) {
+    let started = Instant::now();
+    let before = plan_cost(types, levels, h, &counts, &reserved);
+    let mut best = before;
+    let eval = |res: &Reserved| -> Option<Vec<Counts>> {
+        let r: Vec<u32> = res.iter().map(|&(a, b)| a + b).collect();
+        levels
+            .par_iter()
+            .map(|l| hour_bb(types, &l.d, opts, allowed, &r))
+            .collect()
+    };
+    let mut moves = 0;
+    'search: loop {
+        for i in (0..types.len()).filter(|&i| allowed[i] || reserved[i] != (0, 0)) {
+            let t = &types[i];
+            for term in [0, 1] {
+                let offered = if term == 0 {
+                    t.reserved_1y_hourly.is_some()
+                } else {
+                    t.reserved_3y_hourly.is_some() && opts.allow_3y
+                };
+                if !offered {
+                    continue;
+                }
+                for delta in [1i64, -1] {
+                    if started.elapsed() > LOCAL_SEARCH_BUDGET {
+                        report.notes.push(format!(
+                            "local search over the reservations stopped at its {:?} budget",
+                            LOCAL_SEARCH_BUDGET
+                        ));
+                        break 'search;
+                    }
+                    let mut trial = reserved.clone();
+                    let slot = if term == 0 {
+                        &mut trial[i].0
+                    } else {
+                        &mut trial[i].1
+                    };
+                    let Some(v) = slot.checked_add_signed(delta as i32) else {
+                        continue;
+                    };
+                    *slot = v;
+                    if opts
+                        .max_per_type
+                        .is_some_and(|cap| trial[i].0 + trial[i].1 > cap)
+                    {
+                        continue;
+                    }
+                    let Some(c) = eval(&trial) else { continue };
+                    let cost = plan_cost(types, levels, h, &c, &trial);
+                    if cost < best - 1e-9 * best.abs().max(1.0) {
+                        best = cost;
+                        reserved = trial;
+                        counts = c;
+                        moves += 1;
+                        continue 'search;
+                    }
+                }
+            }
+        }
+        break;
+    }
+    if moves > 0 {
+        report.notes.push(format!(
+            "local search over the reservations: {moves} move(s) saved {:.2}",
+            before - best
+        ));
+    }
+    (reserved, counts)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -397,3 +397,20 @@ fn too_few_types_is_infeasible_and_named() {
     let plan = optimize(&cat, &demand, &o, &[]).unwrap();
     check(&plan, &cat, &demand, &o);
 }
+
+/// The bench's 30 types × 168 hours at ~440 vCPU/h, where 2-vCPU
+/// granularity makes integrality costly: the plan is within the issue's
+/// 0.5% of the LP bound. Without the wide pass over all chosen types (the
+/// hourly search over the candidate types alone) it is 0.66%.
+#[test]
+fn thirty_types_for_a_week_is_within_half_a_percent_of_the_bound() {
+    let (cat, demand) = optimizer::synthetic::instance(30, 168, 400.0);
+    let o = Options {
+        spot_max_share: 0.4,
+        headroom: 0.1,
+        ..Options::default()
+    };
+    let plan = optimize(&cat, &demand, &o, &[]).unwrap();
+    check(&plan, &cat, &demand, &o);
+    assert!(plan.gap < 0.005, "gap {:.3}%", plan.gap * 100.0);
+}
