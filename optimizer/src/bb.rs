@@ -15,7 +15,7 @@
 
 use crate::Options;
 use crate::input::{Demand, InstanceType};
-use crate::model::{Counts, common_divisor, round_up};
+use crate::model::{Counts, big_m, divisors, round_up};
 
 /// How one hour's search ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,9 +106,8 @@ fn build(
         if !allowed[i] {
             continue;
         }
-        // Enough to cover the demand twice over (the survive rule at worst
-        // doubles it): an optimal plan never buys more of one type.
-        let m = 2.0 * (d.vcpu / t.vcpu).max(d.memory_gib / t.memory_gib).ceil() + 2.0;
+        // The MILP's bound on one type's count in an hour.
+        let m = big_m(t, d);
         var.push((i, false));
         cost.push(t.on_demand_hourly);
         upper.push(m);
@@ -125,11 +124,9 @@ fn build(
     // What is bought comes in multiples of the bought types' common
     // divisor, so the residual demand rounds up to one (a valid, tighter
     // relaxation).
-    let bought = |f: fn(&InstanceType) -> f64| {
-        common_divisor(types.iter().zip(allowed).filter(|x| *x.1).map(|x| f(x.0)))
-    };
-    let need_v = round_up((d.vcpu - rv).max(0.0), bought(|t| t.vcpu));
-    let need_m = round_up((d.memory_gib - rm).max(0.0), bought(|t| t.memory_gib));
+    let (gv, gm) = divisors(types, |i| allowed[i]);
+    let need_v = round_up((d.vcpu - rv).max(0.0), gv);
+    let need_m = round_up((d.memory_gib - rm).max(0.0), gm);
     let cpu = col(&|t, _| types[t].vcpu);
     let mem = col(&|t, _| types[t].memory_gib);
     let mut rows = vec![

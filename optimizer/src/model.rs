@@ -112,7 +112,7 @@ fn count_def(integer: bool) -> good_lp::VariableDefinition {
 /// Upper bound on how many instances of one type an optimal plan can use in
 /// one level: enough to cover the demand twice over (the survive rule at
 /// worst doubles it), plus one.
-fn big_m(t: &InstanceType, d: &Demand) -> f64 {
+pub(crate) fn big_m(t: &InstanceType, d: &Demand) -> f64 {
     let n = (d.vcpu / t.vcpu).max(d.memory_gib / t.memory_gib).ceil();
     2.0 * n + 2.0
 }
@@ -245,20 +245,7 @@ fn solve_now(
             .set_mip_rel_gap(gap as f32)
             .map_err(|e| Error::Solver(e.to_string()))?;
     }
-    let gv = common_divisor(
-        types
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| fixed.allowed[*i] || mode == Mode::Hourly)
-            .map(|(_, t)| t.vcpu),
-    );
-    let gm = common_divisor(
-        types
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| fixed.allowed[*i] || mode == Mode::Hourly)
-            .map(|(_, t)| t.memory_gib),
-    );
+    let (gv, gm) = divisors(types, |i| fixed.allowed[i] || mode == Mode::Hourly);
     let mut rows_v = Vec::new();
     let mut rows_m = Vec::new();
     let mut rows_s = Vec::new();
@@ -409,6 +396,22 @@ pub fn common_divisor(sizes: impl Iterator<Item = f64>) -> u64 {
         g = a;
     }
     g
+}
+
+/// The common divisors of the vCPU and of the memory sizes of the types
+/// `keep` selects (each 0 when they are not all whole numbers).
+pub fn divisors(types: &[InstanceType], keep: impl Fn(usize) -> bool) -> (u64, u64) {
+    let kept = || {
+        types
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, t)| t)
+    };
+    (
+        common_divisor(kept().map(|t| t.vcpu)),
+        common_divisor(kept().map(|t| t.memory_gib)),
+    )
 }
 
 /// `x` rounded up to a multiple of `g` (unchanged when `g` is 0).

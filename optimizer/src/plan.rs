@@ -296,20 +296,7 @@ pub fn optimize(
     // Capacity comes in multiples of the allowed types' common divisors, so
     // hours whose demand rounds up to the same multiples have the same
     // integer solutions: one level each (exact, and fewer problems).
-    let gv = model::common_divisor(
-        types
-            .iter()
-            .zip(&allowed)
-            .filter(|x| *x.1)
-            .map(|x| x.0.vcpu),
-    );
-    let gm = model::common_divisor(
-        types
-            .iter()
-            .zip(&allowed)
-            .filter(|x| *x.1)
-            .map(|x| x.0.memory_gib),
-    );
+    let (gv, gm) = model::divisors(&types, |i| allowed[i]);
     let rounded: Vec<Demand> = scaled
         .iter()
         .map(|d| Demand {
@@ -768,11 +755,7 @@ fn plan_cost(
                 + reserved[i].1 as f64 * t.reserved_3y_hourly.unwrap_or(0.0));
     }
     for (l, n) in levels.iter().zip(counts) {
-        for (i, t) in types.iter().enumerate() {
-            c += l.weight
-                * (n[1][i] as f64 * t.on_demand_hourly
-                    + n[2][i] as f64 * t.spot_hourly.unwrap_or(0.0));
-        }
+        c += l.weight * hour_cost(types, n);
     }
     c
 }
