@@ -43,11 +43,12 @@ echo "closed model, $CONNS connections, ${DURATION}s per run, $ROUNDS interleave
 : > "$work/rows"
 for round in $(seq "$ROUNDS"); do
   c=$(cpu_of "$work/wrk.out" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$URL")
+  ! grep -q "Non-2xx\|Socket errors" "$work/wrk.out" || { cat "$work/wrk.out"; echo "compare.sh: wrk saw errors" >&2; exit 1; }
   echo "wrk $(awk '/requests in/ {print $1}' "$work/wrk.out") $c" >> "$work/rows"
   c=$(cpu_of "$work/oha.out" "$OHA" -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json "$URL")
-  echo "oha $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sum(d['statusCodeDistribution'].values()))" "$work/oha.out") $c" >> "$work/rows"
+  echo "oha $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['statusCodeDistribution']; e=set(d.get('errorDistribution') or {}) - {'aborted due to deadline'}; assert set(s) == {'200'} and not e, (s, e); print(s['200'])" "$work/oha.out") $c" >> "$work/rows"
   c=$(cpu_of "$work/lt.out" "$LOADTEST" run --url "$URL" --connections "$CONNS" --workers 1 --duration "${DURATION}s" --quiet --json "$work/lt.json")
-  echo "loadtest $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['requests'])" "$work/lt.json") $c" >> "$work/rows"
+  echo "loadtest $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['ok'] == d['requests'], d['errors']; print(d['ok'])" "$work/lt.json") $c" >> "$work/rows"
 done
 python3 - "$work/rows" "$DURATION" <<'PY'
 import statistics, sys
@@ -72,6 +73,7 @@ open_cpu=$(cpu_of "$work/open.out" "$LOADTEST" run --url "$URL" --rate "$OPEN_RA
 python3 - "$work/open.json" "$open_cpu" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
+assert d['ok'] == d['requests'], d['errors']
 print(f"target {d['target_rps']:.0f} rps, achieved {d['rps']:.0f} rps ({100*d['rps']/d['target_rps']:.2f}%), "
       f"dropped {d['dropped']}, p50 {d['latency_ms']['p50']:.3f} ms, p99 {d['latency_ms']['p99']:.3f} ms, "
       f"connections peak {d['connections']['peak']}, generator cpu {float(sys.argv[2]):.2f} s")

@@ -28,7 +28,10 @@ long=$(run "$LONG")
 python3 - "$short" "$long" "$SHORT" "$LONG" "$RATE" "$work/$SHORT.json" "$work/$LONG.json" <<'PY'
 import json, sys
 s, l = float(sys.argv[1]), float(sys.argv[2])
-cs, cl = (json.load(open(p))["connections"]["peak"] for p in sys.argv[6:8])
+runs = [json.load(open(p)) for p in sys.argv[6:8]]
+for d in runs:
+    assert d["ok"] == d["requests"], d["errors"]
+cs, cl = (d["connections"]["peak"] for d in runs)
 print(f"peak connections: {cs} over {sys.argv[3]} s, {cl} over {sys.argv[4]} s (each holds its own buffers: a busy machine that makes the generator lag opens more)")
 print(f"{sys.argv[5]} rps: peak RSS {s:.1f} MiB over {sys.argv[3]} s, {l:.1f} MiB over {sys.argv[4]} s: "
       f"long/short = {l/s:.3f} ({'flat' if l <= 1.10 * s else 'GROWS'}; the target is <= 1.10)")
