@@ -243,6 +243,13 @@ pub struct RunArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Idle wait before a busy worker sleeps, so that it wakes once per
+    /// batch of responses (less CPU per request). Applies with 16+ requests
+    /// in flight on plain-HTTP/1.1 connections, whose responses are timed
+    /// by the kernel's receive timestamps, so latencies are unchanged.
+    /// 0 turns it off. [default: 50us]
+    #[arg(long, value_name = "DURATION")]
+    pub coalesce: Option<String>,
     /// HTTP/2 (h2c prior knowledge for http://, ALPN for https://).
     #[arg(long)]
     pub http2: bool,

@@ -268,6 +268,9 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
             .or(load.and_then(|l| l.workers))
             .unwrap_or_else(default_workers),
         seed: a.seed.or(load.and_then(|l| l.seed)).unwrap_or(1),
+        coalesce: parse_dur("coalesce", &a.coalesce)?
+            .or(load.and_then(|l| l.coalesce))
+            .unwrap_or(loadgen::DEFAULT_COALESCE),
     };
     plan.check()?;
     Ok(Settings {

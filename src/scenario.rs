@@ -133,6 +133,8 @@ pub struct Load {
     pub timeout: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub think_time: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub coalesce: Option<Duration>,
     #[serde(default, deserialize_with = "thresholds")]
     pub thresholds: Vec<loadgen::Threshold>,
     #[serde(default)]

@@ -335,6 +335,30 @@ fn bad_input_is_one_line_and_exit_2() {
             "--rate must be > 0",
         ),
         (&["run", "--url", "http://127.0.0.1:9/"], "no load given"),
+        (
+            &[
+                "run",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--connections",
+                "4",
+                "--coalesce",
+                "5ms",
+            ],
+            "--coalesce must be at most 1ms",
+        ),
+        (
+            &[
+                "run",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--rate",
+                "10",
+                "--header",
+                "Content-Length: 3",
+            ],
+            "header `Content-Length` is set by loadtest from the body",
+        ),
         (&["run", "--rate", "10"], "no target URL"),
         (
             &["run", "--url", "http://127.0.0.1:9/", "--stages", "fast"],

@@ -146,6 +146,8 @@ pub struct RunOutcome {
     pub connections_opened: u64,
     /// Most connections (or HTTP/2 streams) in use at once.
     pub peak_connections: usize,
+    /// Times a worker waited before sleeping ([`RunPlan::coalesce`]).
+    pub idle_waits: u64,
     /// Why the run ended early, if it did.
     pub stopped: Option<String>,
 }
@@ -219,6 +221,39 @@ impl Mailbox {
 /// behind cannot bury itself in handshakes.
 const MAX_NEW_PER_TICK: usize = 8;
 
+thread_local! {
+    /// Requests in flight on this worker thread over connections whose
+    /// responses carry the kernel's receive time (read by the idle hook).
+    static IN_FLIGHT_STAMPED: Cell<usize> = const { Cell::new(0) };
+    /// Times this worker thread's idle hook waited.
+    static IDLE_WAITS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Fewest timestamped requests in flight for the idle wait: with this many
+/// queued, the server has work while the generator waits, and the wait
+/// costs neither throughput nor accuracy.
+const COALESCE_MIN_IN_FLIGHT: usize = 16;
+
+/// Counts a timestamped request in flight for as long as it lives.
+struct InFlight(bool);
+
+impl InFlight {
+    fn start(stamped: bool) -> Self {
+        if stamped {
+            IN_FLIGHT_STAMPED.with(|n| n.set(n.get() + 1));
+        }
+        InFlight(stamped)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0 {
+            IN_FLIGHT_STAMPED.with(|n| n.set(n.get() - 1));
+        }
+    }
+}
+
 /// Resolution of tokio's timer wheel.
 const TIMER_TICK: Duration = Duration::from_millis(1);
 
@@ -233,6 +268,7 @@ struct WorkerEnd {
     last_send: Option<Instant>,
     opened: u64,
     peak: usize,
+    idle_waits: u64,
 }
 
 struct Shared {
@@ -331,6 +367,7 @@ fn collect(
         sending: Duration::ZERO,
         connections_opened: 0,
         peak_connections: 0,
+        idle_waits: 0,
         stopped: None,
     };
     let (mut last, mut last_send): (Option<Instant>, Option<Instant>) = (None, None);
@@ -359,6 +396,7 @@ fn collect(
                 out.totals.merge(&end.rec);
                 out.connections_opened += end.opened;
                 out.peak_connections += end.peak;
+                out.idle_waits += end.idle_waits;
                 last = last.max(end.last_completion);
                 last_send = last_send.max(end.last_send);
             }
@@ -400,10 +438,22 @@ fn worker_thread(
     stop: watch::Receiver<bool>,
     tx: mpsc::Sender<Msg>,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let mut b = tokio::runtime::Builder::new_current_thread();
+    b.enable_all();
+    let wait = sh.plan.coalesce;
+    if !wait.is_zero() {
+        // Runs when the worker has nothing ready and is about to block in
+        // epoll: waiting a little first lets responses pile up, so one
+        // wake-up (a context switch, the costliest part of a request on
+        // loopback) serves many of them.
+        b.on_thread_park(move || {
+            if IN_FLIGHT_STAMPED.with(Cell::get) >= COALESCE_MIN_IN_FLIGHT {
+                IDLE_WAITS.with(|n| n.set(n.get() + 1));
+                std::thread::sleep(wait);
+            }
+        });
+    }
+    let rt = match b.build() {
         Ok(rt) => rt,
         Err(_) => {
             let end = WorkerEnd {
@@ -412,6 +462,7 @@ fn worker_thread(
                 last_send: None,
                 opened: 0,
                 peak: 0,
+                idle_waits: 0,
             };
             let _ = tx.send(Msg::Done(id, Box::new(end)));
             return;
@@ -529,6 +580,7 @@ impl Worker {
             last_send: self.last_send.get(),
             opened: self.opened.get(),
             peak: self.peak.get(),
+            idle_waits: IDLE_WAITS.with(Cell::get),
         };
         let _ = self.tx.send(Msg::Done(self.id, Box::new(end)));
     }
@@ -696,7 +748,7 @@ impl Worker {
                 self.rec.borrow_mut().record_dropped();
                 continue;
             }
-            self.exchange(&mut link, due).await;
+            self.exchange(&mut link, Some(due)).await;
         }
         self.task_done();
     }
@@ -704,16 +756,21 @@ impl Worker {
     async fn closed_task(self: Rc<Self>, deadline: Instant, think: Duration) {
         let mut link = Link::new();
         let _ = self.sleep_until(self.sh.t0).await;
-        while !self.stopped.get() && Instant::now() < deadline {
-            let outcome = self.exchange(&mut link, Instant::now()).await;
+        let mut now = Instant::now();
+        while !self.stopped.get() && now < deadline {
+            let (outcome, done) = self.exchange(&mut link, None).await;
+            now = done;
             // A refused port answers in microseconds; don't spin on it.
             let pause = if outcome == Outcome::Connect {
                 think.max(Duration::from_millis(10))
             } else {
                 think
             };
-            if !pause.is_zero() && !self.sleep_until(Instant::now() + pause).await {
-                break;
+            if !pause.is_zero() {
+                if !self.sleep_until(now + pause).await {
+                    break;
+                }
+                now = Instant::now();
             }
         }
         self.task_done();
@@ -749,43 +806,51 @@ impl Worker {
         cw.partition_point(|&c| c <= x)
     }
 
-    /// One request due at `due`: connect if needed, send, read, record.
-    async fn exchange(&self, link: &mut Link, due: Instant) -> Outcome {
+    /// One request due at `due` (closed model: `None`, due when sent):
+    /// connect if needed, send, read, record. Returns the outcome and the
+    /// time it completed.
+    async fn exchange(&self, link: &mut Link, due: Option<Instant>) -> (Outcome, Instant) {
         let timeout = self.sh.plan.timeout;
-        let (outcome, sent) = 'send: {
+        let mut due = due;
+        let (outcome, sent, arrived) = 'send: {
             if link.conn.as_ref().is_none_or(Conn::is_closed) {
                 let start = Instant::now();
+                // A closed-model request waits for its connection too.
+                due.get_or_insert(start);
                 match self.dial().await {
                     Ok(c) => link.conn = Some(c),
-                    Err(o) => break 'send (o, start),
+                    Err(o) => break 'send (o, start, None),
                 }
             }
             let c = link.conn.as_mut().expect("connected above");
-            let req = self.sh.requests[self.pick()].build(c.is_h2());
+            let req = &self.sh.requests[self.pick()];
             let sent = Instant::now();
             self.last_send.set(Some(sent));
-            let outcome = tokio::select! {
+            let _in_flight = InFlight::start(c.stamped());
+            tokio::select! {
                 biased;
                 r = c.exchange(req) => match r {
-                    Ok(status) => Outcome::from_status(status),
-                    Err(o) => o,
+                    Ok((status, arrived)) => (Outcome::from_status(status), sent, arrived),
+                    Err(o) => (o, sent, None),
                 },
-                _ = Link::expire(&mut link.watchdog, sent + timeout) => Outcome::Timeout,
-            };
-            (outcome, sent)
+                _ = Link::expire(&mut link.watchdog, sent + timeout) => (Outcome::Timeout, sent, None),
+            }
         };
         if !matches!(outcome, Outcome::Ok | Outcome::Http4xx | Outcome::Http5xx) {
             link.conn = None;
         }
-        let now = Instant::now();
+        // The kernel's receive time when the socket gives it: what the
+        // generator was busy with meanwhile is not the server's latency.
+        let now = arrived.map_or_else(Instant::now, |at| Instant::from_std(at).max(sent));
         self.last_completion.set(Some(now));
         let us = |from: Instant| now.saturating_duration_since(from).as_micros() as u64;
         // Latency counts from the due time, or from the send when the timer
         // let it go out up to a tick early: lateness is never hidden, and
         // earliness never shortens a latency.
+        let from_schedule = due.map_or(sent, |due| due.min(sent));
         self.rec
             .borrow_mut()
-            .record(outcome, us(due.min(sent)), us(sent));
-        outcome
+            .record(outcome, us(from_schedule), us(sent));
+        (outcome, now)
     }
 }

@@ -27,6 +27,7 @@
 //!     timeout: Duration::from_secs(5),
 //!     workers: 1,
 //!     seed: 1,
+//!     coalesce: loadgen::DEFAULT_COALESCE,
 //! };
 //! let outcome = loadgen::run(&plan, &StopHandle::default(), |_, _| ControlFlow::Continue(()))?;
 //! let thresholds = vec![loadgen::parse_threshold("p95<200ms")?];
@@ -37,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod exec;
+mod h1;
 pub mod net;
 mod result;
 pub mod schedule;
@@ -87,6 +89,9 @@ pub enum LoadgenError {
     /// A header that is not `Name: value`.
     #[error("bad header `{0}`: write 'Name: value' with a valid name and printable value")]
     BadHeader(String),
+    /// A header that loadtest derives from the body itself.
+    #[error("header `{0}` is set by loadtest from the body: remove it from the request")]
+    FramingHeader(String),
     /// A load option out of range.
     #[error("{0}")]
     BadLoad(String),
@@ -164,7 +169,16 @@ pub struct RunPlan {
     pub workers: usize,
     /// Seed for the choice among weighted requests.
     pub seed: u64,
+    /// Idle wait: with many requests in flight on timestamped connections,
+    /// a worker about to sleep waits this long first, so that it wakes once
+    /// for a batch of responses rather than once per response. Latencies
+    /// are unaffected: those responses are timed by the kernel's receive
+    /// timestamps. Zero turns it off.
+    pub coalesce: Duration,
 }
+
+/// The default idle wait ([`RunPlan::coalesce`]).
+pub const DEFAULT_COALESCE: Duration = Duration::from_micros(50);
 
 impl RunPlan {
     /// Checks ranges the types cannot express.
@@ -175,6 +189,9 @@ impl RunPlan {
         }
         if self.timeout.is_zero() {
             return bad("--timeout must be > 0, e.g. 5s");
+        }
+        if self.coalesce > Duration::from_millis(1) {
+            return bad("--coalesce must be at most 1ms (default 50us; 0 turns it off)");
         }
         match &self.load {
             Load::Open {

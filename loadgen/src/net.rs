@@ -5,21 +5,22 @@
 //! [`crate::exec`].
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper::header::{AUTHORIZATION, HOST, HeaderName, HeaderValue};
+use hyper::client::conn::http2;
+use hyper::header::{
+    AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderName, HeaderValue, TRANSFER_ENCODING,
+};
 use hyper::{HeaderMap, Method, Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 
+use crate::h1::{self, Http1, Plain, Stream, Tcp};
 use crate::stats::Outcome;
 use crate::{LoadgenError, RequestSpec, TargetSpec};
 
@@ -27,28 +28,23 @@ use crate::{LoadgenError, RequestSpec, TargetSpec};
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub method: Method,
-    /// Origin-form (`/path?q`) for HTTP/1.1.
-    pub path: Uri,
     /// Absolute form for HTTP/2's pseudo-headers.
     pub absolute: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The whole HTTP/1.1 request (origin-form path), encoded once.
+    pub wire: Bytes,
 }
 
 impl Prepared {
-    pub fn build(&self, h2: bool) -> Request<Full<Bytes>> {
+    /// The request for hyper's HTTP/2 connection.
+    pub fn build_h2(&self) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(self.body.clone()));
         *req.method_mut() = self.method.clone();
-        *req.uri_mut() = if h2 {
-            self.absolute.clone()
-        } else {
-            self.path.clone()
-        };
+        *req.uri_mut() = self.absolute.clone();
         *req.headers_mut() = self.headers.clone();
-        if h2 {
-            // HTTP/2 carries the authority as a pseudo-header.
-            req.headers_mut().remove(HOST);
-        }
+        // HTTP/2 carries the authority as a pseudo-header.
+        req.headers_mut().remove(HOST);
         req
     }
 }
@@ -107,16 +103,21 @@ pub(crate) fn prepare(target: &Uri, spec: &RequestSpec) -> Result<Prepared, Load
     for (k, v) in &spec.headers {
         let name = HeaderName::from_bytes(k.trim().as_bytes())
             .map_err(|_| LoadgenError::BadHeader(format!("{k}: ...")))?;
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            return Err(LoadgenError::FramingHeader(k.trim().to_string()));
+        }
         let value = HeaderValue::from_str(v.trim())
             .map_err(|_| LoadgenError::BadHeader(format!("{k}: ...")))?;
         headers.append(name, value);
     }
+    let body = Bytes::from(spec.body.clone());
+    let wire = h1::encode(&method, &path.to_string(), &headers, &body);
     Ok(Prepared {
         method,
-        path,
         absolute,
         headers,
-        body: Bytes::from(spec.body.clone()),
+        body,
+        wire,
     })
 }
 
@@ -136,89 +137,45 @@ pub fn redact_header(name: &str, value: &str) -> String {
     }
 }
 
-/// hyper's HTTP/1 connection state machine, type-erased over TCP or TLS.
-type H1Driver = Pin<Box<dyn Future<Output = Result<(), hyper::Error>>>>;
-
 /// An open client connection.
 pub(crate) enum Conn {
-    /// HTTP/1.1: the connection future is polled by the task that sends,
-    /// so a request and its response cost no cross-task wake-ups.
-    H1 {
-        send: http1::SendRequest<Full<Bytes>>,
-        driver: Option<H1Driver>,
-    },
-    /// HTTP/2: one spawned connection carries the streams of many tasks.
+    /// HTTP/1.1 on our own hot path ([`crate::h1`]), polled by the task
+    /// that sends: a request and its response cost no cross-task wake-ups.
+    H1(Box<Http1>),
+    /// HTTP/2 (hyper): one spawned connection carries the streams of many tasks.
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl Conn {
+    /// Whether responses are timed by the kernel's receive timestamps.
+    pub fn stamped(&self) -> bool {
+        matches!(self, Conn::H1(c) if c.stamped())
+    }
+
     pub fn is_closed(&self) -> bool {
         match self {
-            Conn::H1 { send, driver } => driver.is_none() || send.is_closed(),
+            Conn::H1(c) => !c.is_open(),
             Conn::H2(s) => s.is_closed(),
         }
     }
 
-    pub fn is_h2(&self) -> bool {
-        matches!(self, Conn::H2(_))
-    }
-
-    /// Sends one request and reads the whole body; the status tells the outcome.
-    pub async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<u16, Outcome> {
+    /// Sends one request and reads the whole body; the status tells the
+    /// outcome. Also returns when the response arrived, if the socket says.
+    pub async fn exchange(&mut self, req: &Prepared) -> Result<(u16, Option<Instant>), Outcome> {
         match self {
-            Conn::H1 { send, driver } => {
-                let work = async {
-                    send.ready().await.map_err(classify)?;
-                    read_response(send.send_request(req).await.map_err(classify)?).await
-                };
-                drive(driver, work).await
-            }
+            Conn::H1(c) => c.exchange(&req.wire, req.method == Method::HEAD).await,
             Conn::H2(s) => {
                 s.ready().await.map_err(classify)?;
-                read_response(s.send_request(req).await.map_err(classify)?).await
-            }
-        }
-    }
-}
-
-async fn read_response(resp: hyper::Response<hyper::body::Incoming>) -> Result<u16, Outcome> {
-    let status = resp.status().as_u16();
-    let mut body = resp.into_body();
-    while let Some(frame) = body.frame().await {
-        frame.map_err(classify)?;
-    }
-    Ok(status)
-}
-
-/// Polls `work` and the connection together until `work` is done. A
-/// connection that ends (cleanly or not) is dropped and never polled again.
-async fn drive<T>(
-    driver: &mut Option<H1Driver>,
-    work: impl Future<Output = Result<T, Outcome>>,
-) -> Result<T, Outcome> {
-    let mut work = std::pin::pin!(work);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(out) = work.as_mut().poll(cx) {
-            return Poll::Ready(out);
-        }
-        let Some(d) = driver.as_mut() else {
-            return Poll::Ready(Err(Outcome::Reset));
-        };
-        match d.as_mut().poll(cx) {
-            Poll::Pending => {}
-            Poll::Ready(end) => {
-                *driver = None;
-                // The response may have completed just before the close.
-                if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                    return Poll::Ready(out);
+                let resp = s.send_request(req.build_h2()).await.map_err(classify)?;
+                let status = resp.status().as_u16();
+                let mut body = resp.into_body();
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(classify)?;
                 }
-                return Poll::Ready(Err(end.err().map(classify).unwrap_or(Outcome::Reset)));
+                Ok((status, None))
             }
         }
-        // The connection may have delivered what `work` waits for.
-        work.as_mut().poll(cx)
-    })
-    .await
+    }
 }
 
 /// Maps a hyper error to its class.
@@ -293,44 +250,36 @@ impl Connector {
             .map_err(|_| Outcome::Connect)?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => handshake(TokioIo::new(tcp), self.http2).await,
+            None if self.http2 => h2_handshake(tcp).await,
+            None => {
+                let tcp = Tcp::new(tcp).map_err(|_| Outcome::Connect)?;
+                Ok(Conn::H1(Box::new(Http1::new(Stream::Tcp(tcp)))))
+            }
             Some((connector, name)) => {
                 let tls = connector
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|_| Outcome::Connect)?;
-                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                handshake(TokioIo::new(tls), h2).await
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    h2_handshake(tls).await
+                } else {
+                    let tls = Plain(Box::new(tls));
+                    Ok(Conn::H1(Box::new(Http1::new(Stream::Tls(tls)))))
+                }
             }
         }
     }
 }
 
-async fn handshake<T>(io: TokioIo<T>, h2: bool) -> Result<Conn, Outcome>
+async fn h2_handshake<T>(io: T) -> Result<Conn, Outcome>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    if h2 {
-        let (send, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(classify_connect)?;
-        tokio::spawn(conn);
-        Ok(Conn::H2(send))
-    } else {
-        // One flat write per request (the request is small, and a flat
-        // buffer is one `write` rather than a `writev` over pieces) and a
-        // fixed read buffer (no adaptive resizing per response).
-        let (send, conn) = http1::Builder::new()
-            .writev(false)
-            .read_buf_exact_size(Some(16 * 1024))
-            .handshake(io)
-            .await
-            .map_err(classify_connect)?;
-        Ok(Conn::H1 {
-            send,
-            driver: Some(Box::pin(conn)),
-        })
-    }
+    let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(classify_connect)?;
+    tokio::spawn(conn);
+    Ok(Conn::H2(send))
 }
 
 fn classify_connect(_: hyper::Error) -> Outcome {
@@ -441,10 +390,13 @@ mod tests {
         };
         let p = prepare(&target, &spec).unwrap();
         assert_eq!(p.method, Method::POST);
-        assert_eq!(p.path, "/cart?id=7");
+        assert!(
+            p.wire
+                .starts_with(b"POST /cart?id=7 HTTP/1.1\r\nhost: 127.0.0.1:9\r\n")
+        );
         assert_eq!(p.absolute.to_string(), "http://127.0.0.1:9/cart?id=7");
         assert_eq!(p.headers[HOST], "127.0.0.1:9");
-        let r = p.build(true);
+        let r = p.build_h2();
         assert!(r.headers().get(HOST).is_none());
         assert_eq!(r.uri().to_string(), "http://127.0.0.1:9/cart?id=7");
     }

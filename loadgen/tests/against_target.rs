@@ -86,6 +86,7 @@ fn open_plan(url: &str, rate: f64, secs: u64) -> RunPlan {
         timeout: Duration::from_secs(5),
         workers: 1,
         seed: 7,
+        coalesce: loadgen::DEFAULT_COALESCE,
     }
 }
 
@@ -227,6 +228,49 @@ fn closed_model_loops_its_connections() {
     assert!((500..=800).contains(&r.requests), "{} requests", r.requests);
     assert_eq!(t.stats.served(), r.requests);
     assert_eq!(r.connections.opened, 4);
+}
+
+/// With many requests in flight the worker waits (here the longest
+/// allowed, 1 ms) before it sleeps, so that it wakes once per batch of
+/// responses; with few in flight, or with the wait turned off, it never
+/// does. Either way every request is counted, and the kernel's receive
+/// timestamps keep the wait out of the latencies.
+#[test]
+fn the_idle_wait_applies_only_with_many_requests_in_flight() {
+    let _g = serial();
+    let t = start(TargetConfig {
+        workers: 64,
+        service_time: constant(3.0),
+        ..TargetConfig::default()
+    });
+    for (connections, coalesce, waits) in [(32, 1000, true), (32, 0, false), (4, 1000, false)] {
+        let mut plan = open_plan(&t.url, 1.0, 1);
+        plan.load = Load::Closed {
+            connections,
+            think_time: Duration::ZERO,
+            duration: Duration::from_secs(1),
+        };
+        plan.coalesce = Duration::from_micros(coalesce);
+        let served = t.stats.served();
+        let out = loadgen::run(&plan, &StopHandle::default(), |_, _| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let r = loadgen::summarize(&plan, &out, &[]);
+        let case = format!("{connections} connections, wait {coalesce} µs");
+        assert_eq!(
+            out.idle_waits > 0,
+            waits,
+            "{case}: {} waits",
+            out.idle_waits
+        );
+        assert_eq!(r.errors.values().sum::<u64>(), 0, "{case}: {:?}", r.errors);
+        assert_eq!(t.stats.served() - served, r.requests, "{case}");
+        // The target sleeps 3 ms on a 1 ms timer wheel: 3-4 ms, plus its
+        // own scheduling. A wait counted in the latency would add ~0.5 ms.
+        let p50 = r.latency_uncorrected_ms.p50;
+        assert!((3.0..5.5).contains(&p50), "{case}: p50 {p50} ms");
+    }
 }
 
 #[test]
