@@ -311,7 +311,7 @@ impl<W: Wire> Http1<W> {
             return Err(Outcome::Reset);
         }
         if self.start != self.end {
-            // Bytes nobody asked for arrived while idle.
+            // The last response carried more than its framing said.
             return Err(Outcome::Protocol);
         }
         self.arrived = None;
