@@ -3,7 +3,8 @@
 # interleaved over several rounds (this machine is noisy; medians are quoted),
 # closed model, against one nginx worker serving a small static file on
 # loopback. nginx is pinned to core 0 and the generator to core 1, so the
-# generator's own CPU time is what is compared. Also checks that the open
+# generator's own CPU time is what is compared (loadtest also without its
+# idle wait, `--coalesce 0`, to show that part's share). Also checks that the open
 # model holds 40,000 rps on one generator core.
 #
 #   bash benches/compare.sh            # 10 s per tool
@@ -47,8 +48,13 @@ for round in $(seq "$ROUNDS"); do
   echo "wrk $(awk '/requests in/ {print $1}' "$work/wrk.out") $c" >> "$work/rows"
   c=$(cpu_of "$work/oha.out" "$OHA" -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json "$URL")
   echo "oha $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['statusCodeDistribution']; e=set(d.get('errorDistribution') or {}) - {'aborted due to deadline'}; assert set(s) == {'200'} and not e, (s, e); print(s['200'])" "$work/oha.out") $c" >> "$work/rows"
-  c=$(cpu_of "$work/lt.out" "$LOADTEST" run --url "$URL" --connections "$CONNS" --workers 1 --duration "${DURATION}s" --quiet --json "$work/lt.json")
-  echo "loadtest $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['ok'] == d['requests'], d['errors']; print(d['ok'])" "$work/lt.json") $c" >> "$work/rows"
+  # loadtest as shipped, and without its idle wait (--coalesce 0) to show
+  # what that part is worth.
+  for co in 50us 0; do
+    c=$(cpu_of "$work/lt.out" "$LOADTEST" run --url "$URL" --connections "$CONNS" --workers 1 --duration "${DURATION}s" --coalesce "$co" --quiet --json "$work/lt.json")
+    name=loadtest; [ "$co" = 0 ] && name=lt-nowait
+    echo "$name $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['ok'] == d['requests'], d['errors']; print(d['ok'])" "$work/lt.json") $c" >> "$work/rows"
+  done
 done
 python3 - "$work/rows" "$DURATION" <<'PY'
 import statistics, sys
@@ -59,12 +65,13 @@ for name, n, c in rows:
     per.setdefault(name, []).append((float(n), float(c)))
 print(f"{'tool':<10} {'req/s (median)':>15} {'req per cpu-s (median)':>23}   each round")
 med = {}
-for name in ["wrk", "oha", "loadtest"]:
+for name in ["wrk", "oha", "loadtest", "lt-nowait"]:
     eff = [n / c for n, c in per[name]]
     med[name] = statistics.median(eff)
     rate = statistics.median([n / d for n, _ in per[name]])
     print(f"{name:<10} {rate:>15.0f} {med[name]:>23.0f}   " + " ".join(f"{e:.0f}" for e in eff))
 print(f"loadtest/wrk = {med['loadtest']/med['wrk']:.2f}x   loadtest/oha = {med['loadtest']/med['oha']:.2f}x   (medians of requests per CPU-second)")
+print(f"without the idle wait (--coalesce 0): loadtest/wrk = {med['lt-nowait']/med['wrk']:.2f}x   loadtest/oha = {med['lt-nowait']/med['oha']:.2f}x")
 PY
 
 echo
