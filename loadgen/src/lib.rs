@@ -1,7 +1,8 @@
 //! HTTP load generation with honest latency.
 //!
 //! `loadgen` owns the `run` stage: a target and a load profile in, a
-//! [`RunResult`] out. It drives hyper's client connections directly on one
+//! [`RunResult`] out. It drives its connections directly (HTTP/1.1 on its
+//! own hot path, HTTP/2 with hyper's connection API) on one
 //! single-threaded runtime per worker, measures latency from each request's
 //! *scheduled* send time (the coordinated-omission correction) as well as
 //! from the actual send, and records per-worker HdrHistograms that a

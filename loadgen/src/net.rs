@@ -1,8 +1,8 @@
 //! The socket side of the generator: resolving the target, opening TCP or
-//! TLS connections, the HTTP/1.1 or HTTP/2 handshake (hyper's connection
-//! API, driven directly: no pooled client on the hot path), one exchange,
-//! and classifying what went wrong. Scheduling and recording are left to
-//! [`crate::exec`].
+//! TLS connections, HTTP/1.1 ([`crate::h1`]) or the HTTP/2 handshake
+//! (hyper's connection API, driven directly: no pooled client on the hot
+//! path), one exchange, and classifying what went wrong. Scheduling and
+//! recording are left to [`crate::exec`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
