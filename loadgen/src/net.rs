@@ -1,5 +1,5 @@
 //! The socket side of the generator: resolving the target, opening TCP or
-//! TLS connections, HTTP/1.1 ([`crate::h1`]) or the HTTP/2 handshake
+//! TLS connections, HTTP/1.1 (`h1.rs`) or the HTTP/2 handshake
 //! (hyper's connection API, driven directly: no pooled client on the hot
 //! path), one exchange, and classifying what went wrong. Scheduling and
 //! recording are left to [`crate::exec`].
