@@ -2,7 +2,7 @@
 //! TLS connections, HTTP/1.1 (`h1.rs`) or the HTTP/2 handshake
 //! (hyper's connection API, driven directly: no pooled client on the hot
 //! path), one exchange, and classifying what went wrong. Scheduling and
-//! recording are left to [`crate::exec`].
+//! recording are left to `exec.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
