@@ -235,22 +235,18 @@ thread_local! {
 const COALESCE_MIN_IN_FLIGHT: usize = 16;
 
 /// Counts a timestamped request in flight for as long as it lives.
-struct InFlight(bool);
+struct InFlight;
 
 impl InFlight {
-    fn start(stamped: bool) -> Self {
-        if stamped {
-            IN_FLIGHT_STAMPED.with(|n| n.set(n.get() + 1));
-        }
-        InFlight(stamped)
+    fn start() -> Self {
+        IN_FLIGHT_STAMPED.with(|n| n.set(n.get() + 1));
+        InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0 {
-            IN_FLIGHT_STAMPED.with(|n| n.set(n.get() - 1));
-        }
+        IN_FLIGHT_STAMPED.with(|n| n.set(n.get() - 1));
     }
 }
 
@@ -809,9 +805,8 @@ impl Worker {
     /// One request due at `due` (closed model: `None`, due when sent):
     /// connect if needed, send, read, record. Returns the outcome and the
     /// time it completed.
-    async fn exchange(&self, link: &mut Link, due: Option<Instant>) -> (Outcome, Instant) {
+    async fn exchange(&self, link: &mut Link, mut due: Option<Instant>) -> (Outcome, Instant) {
         let timeout = self.sh.plan.timeout;
-        let mut due = due;
         let (outcome, sent, arrived) = 'send: {
             if link.conn.as_ref().is_none_or(Conn::is_closed) {
                 let start = Instant::now();
@@ -826,7 +821,7 @@ impl Worker {
             let req = &self.sh.requests[self.pick()];
             let sent = Instant::now();
             self.last_send.set(Some(sent));
-            let _in_flight = InFlight::start(c.stamped());
+            let _in_flight = c.stamped().then(InFlight::start);
             tokio::select! {
                 biased;
                 r = c.exchange(req) => match r {

@@ -72,8 +72,8 @@ pub(crate) enum Stream {
 impl Wire for Stream {
     fn stamped(&self) -> bool {
         match self {
-            Stream::Tcp(s) => s.stamps,
-            Stream::Tls(_) => false,
+            Stream::Tcp(s) => s.stamped(),
+            Stream::Tls(s) => s.stamped(),
         }
     }
 
@@ -153,23 +153,17 @@ impl Wire for Tcp {
 
     async fn send(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            // A socket is nearly always writable: try before waiting.
-            let n = match self.fd.get_ref().write(buf) {
-                Ok(n) => n,
+            // A socket is nearly always writable: write first, and wait for
+            // room only when the send buffer is full.
+            match self.fd.get_ref().write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut ready = self.fd.writable().await?;
-                    match ready.try_io(|s| s.get_ref().write(buf)) {
-                        Ok(r) => r?,
-                        Err(_would_block) => continue,
-                    }
+                    self.fd.writable().await?.clear_ready()
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
-            };
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
             }
-            buf = &buf[n..];
         }
         Ok(())
     }
@@ -194,41 +188,32 @@ impl Wire for Tcp {
     }
 }
 
-/// One `recvmsg`; with `stamps`, also when the data arrived.
-#[cfg(target_os = "linux")]
+/// One `recvmsg`; with `stamps` (Linux only), also when the data arrived.
 fn recv_stamped(
     s: &std::net::TcpStream,
     buf: &mut [u8],
     stamps: bool,
     cmsg: &mut CmsgBuf,
 ) -> io::Result<(usize, Option<Instant>)> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use nix::sys::socket::{MsgFlags, recvmsg};
     use std::os::fd::AsRawFd;
     let mut iov = [io::IoSliceMut::new(buf)];
     let control = if stamps { Some(&mut cmsg.0[..]) } else { None };
     let msg = recvmsg::<()>(s.as_raw_fd(), &mut iov, control, MsgFlags::empty())
         .map_err(io::Error::from)?;
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     let mut at = None;
+    #[cfg(target_os = "linux")]
     if msg.bytes > 0
         && let Ok(cmsgs) = msg.cmsgs()
     {
         for c in cmsgs {
-            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+            if let nix::sys::socket::ControlMessageOwned::ScmTimestampns(ts) = c {
                 at = arrival(ts.tv_sec(), ts.tv_nsec());
             }
         }
     }
     Ok((msg.bytes, at))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn recv_stamped(
-    s: &std::net::TcpStream,
-    buf: &mut [u8],
-    _stamps: bool,
-    _cmsg: &mut CmsgBuf,
-) -> io::Result<(usize, Option<Instant>)> {
-    Ok((std::io::Read::read(&mut &*s, buf)?, None))
 }
 
 /// A kernel timestamp (wall clock) as an `Instant`: now, less the data's age.
@@ -329,10 +314,8 @@ impl<W: Wire> Http1<W> {
             Framing::Empty => {}
             Framing::Length(n) => self.skip(n).await?,
             Framing::Chunked => self.skip_chunked().await?,
-            Framing::UntilClose => {
-                self.skip_to_close().await?;
-                return Ok((head_of.status, self.arrived));
-            }
+            // `close` is set for this framing: the connection ends here.
+            Framing::UntilClose => self.skip_to_close().await?,
         }
         self.open = !head_of.close;
         Ok((head_of.status, self.arrived))
@@ -701,6 +684,28 @@ mod tests {
         );
         drop(c);
         peer.join().unwrap();
+    }
+
+    /// A request larger than the socket's send buffer waits for room and
+    /// arrives whole.
+    #[tokio::test]
+    async fn plain_tcp_sends_past_a_full_send_buffer() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            use std::io::Read;
+            let (mut s, _) = l.accept().unwrap();
+            // Read late, so the sender first fills its buffer.
+            std::thread::sleep(Duration::from_millis(50));
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut tcp = Tcp::new(TcpStream::connect(addr).await.unwrap()).unwrap();
+        let body: Vec<u8> = (0..16 << 20).map(|i: u32| (i % 251) as u8).collect();
+        tcp.send(&body).await.unwrap();
+        drop(tcp);
+        assert!(peer.join().unwrap() == body);
     }
 
     #[tokio::test]
