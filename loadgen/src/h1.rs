@@ -648,16 +648,22 @@ mod tests {
         assert_eq!((got, open), (Ok(200), true));
     }
 
+    /// A peer on its own thread (it works while the test's thread sleeps),
+    /// running `f` on the one connection it accepts.
+    fn peer_thread<T: Send + 'static>(
+        f: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+    ) -> (std::net::SocketAddr, std::thread::JoinHandle<T>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        (addr, std::thread::spawn(move || f(l.accept().unwrap().0)))
+    }
+
     /// A response read 50 ms after it arrived is still timed at its arrival.
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn plain_tcp_reads_carry_the_kernel_receive_time() {
-        // The peer is a thread of its own: it answers while this one sleeps.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let peer = std::thread::spawn(move || {
+        let (addr, peer) = peer_thread(|mut s| {
             use std::io::Read;
-            let (mut s, _) = l.accept().unwrap();
             let mut got = [0u8; 1024];
             let _ = s.read(&mut got).unwrap();
             s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -690,11 +696,8 @@ mod tests {
     /// arrives whole.
     #[tokio::test]
     async fn plain_tcp_sends_past_a_full_send_buffer() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let peer = std::thread::spawn(move || {
+        let (addr, peer) = peer_thread(|mut s| {
             use std::io::Read;
-            let (mut s, _) = l.accept().unwrap();
             // Read late, so the sender first fills its buffer.
             std::thread::sleep(Duration::from_millis(50));
             let mut got = Vec::new();
