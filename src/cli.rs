@@ -34,25 +34,62 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 STAGES: 1 start the target (the built-in one set up as [service], unless [target] url)
-        and measure 3 steps at 30%, 60% and 85% of its capacity; 2 calibrate the simulator
-        from them; 3 forecast [traffic] under [autoscaling]; 4 optimize against [optimize]
-        catalog; 5 write the reports. Every stage's file stays in --out: run_step*.json,
-        forecast.json/.csv, plan.json, verify.json, index.html.
+        and find its capacity: a closed-model concurrency sweep to the saturation
+        throughput, then open-model steps at 20%..110% of it (never above --max-rate);
+        2 fit the service model to the steps; 3 forecast [traffic] under [autoscaling];
+        4 optimize against [optimize] catalog; 5 write the reports. Every stage's file
+        stays in --out: capacity.json, run_step*.json, forecast.json/.csv, plan.json,
+        verify.json, index.html.
 
-EXIT CODES: 0 done, 1 no plan meets the constraints or --verify missed, 2 bad input")]
+VERIFY: the fit chooses its model on the 20-60% steps; the 80% step and the steps
+        past 90% are predicted and compared (p95 within 15%, goodput within 5%; past
+        90%: saturated where the measurement is, within one step). Two replicas are
+        predicted from the one-replica fit and measured: two built-in targets, the
+        --replica-url list (the load split evenly), or --verify-url, a load balancer
+        in front of --verify-replicas replicas.
+
+EXIT CODES: 0 done, 1 no plan meets the constraints, no model fits the measurements, or
+            the target failed the search's first step past its error limit, 2 bad input,
+            4 --verify found a prediction outside its tolerance, 130 interrupted
+            (what was measured is in --out)")]
 pub struct PlanArgs {
     /// Scenario file.
     pub scenario: PathBuf,
     /// Directory for every stage's output and the report.
     #[arg(long)]
     pub out: PathBuf,
-    /// Length of each measurement step.
-    #[arg(long, default_value = "30s")]
+    /// Length of each rate step of the capacity search.
+    #[arg(long, default_value = "10s")]
     pub step: String,
-    /// Also check the calibrated model against runs it was not calibrated on
-    /// (85% of saturation, and twice the rate on two replicas).
+    /// Length of each concurrency probe of the capacity search.
+    #[arg(long, default_value = "3s")]
+    pub probe: String,
+    /// Uncounted warm-up before each rate step.
+    #[arg(long, default_value = "2s")]
+    pub warmup: String,
+    /// Never send faster than this, requests/s (staging safety).
+    #[arg(long, default_value_t = 5000.0)]
+    pub max_rate: f64,
+    /// Also check the calibrated model against steps it was not fitted
+    /// on, and against two replicas (exit 4 on a miss).
     #[arg(long)]
     pub verify: bool,
+    /// With --verify and a URL: one replica's URL (repeat for each); the
+    /// multi-replica case sends each its share of the load.
+    #[arg(long = "replica-url")]
+    pub replica_urls: Vec<String>,
+    /// With --verify and a URL: a load balancer in front of --verify-replicas replicas.
+    #[arg(long, conflicts_with = "replica_urls")]
+    pub verify_url: Option<String>,
+    /// Replicas behind --verify-url.
+    #[arg(long, default_value_t = 2)]
+    pub verify_replicas: u32,
+    /// Rates of the multi-replica check, as fractions of its capacity (replicas × one replica's).
+    #[arg(long, default_value = "0.4,0.8")]
+    pub verify_levels: String,
+    /// Forecast even when no model fits the measurements within 15% p95 / 5% goodput.
+    #[arg(long)]
+    pub allow_bad_fit: bool,
     /// Calendar date of day 0 of the forecast (YYYY-MM-DD), to date the crossings.
     #[arg(long)]
     pub start_date: Option<String>,
@@ -181,7 +218,7 @@ pub struct SimulateArgs {
     pub fail_on_slo: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[command(after_help = "\
 MODELS:
   --rate R or --stages   open model: requests arrive on schedule whatever the server does;
@@ -228,6 +265,11 @@ pub struct RunArgs {
     /// How long to run, e.g. 30s, 2m.
     #[arg(long)]
     pub duration: Option<String>,
+    /// Warm the service up first for this long, at the run's mean rate (or
+    /// its connections)
+    /// (caches, pools, JIT); not counted in any result. [default: 0s]
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
     /// Pass/fail criterion (repeatable).
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
@@ -271,6 +313,19 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Find the service's capacity instead of one run (a breakpoint test):
+    /// a closed-model concurrency sweep to the saturation throughput, then
+    /// open-model steps at 20%..110% of it (--duration each, after
+    /// --warmup), judged by the p95 and error-rate thresholds. --json
+    /// writes capacity.json. Exit 0 when a knee was found.
+    #[arg(long)]
+    pub find_capacity: bool,
+    /// With --find-capacity: never send faster than this, requests/s.
+    #[arg(long, default_value_t = 5000.0)]
+    pub max_rate: f64,
+    /// With --find-capacity: length of each concurrency probe.
+    #[arg(long, default_value = "3s")]
+    pub probe: String,
 }
 
 #[derive(Debug, Args)]

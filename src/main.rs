@@ -2,6 +2,7 @@
 //! exit codes, and the order of the pipeline's stages; the stage crates
 //! take data and return data.
 
+mod capacity;
 mod cli;
 mod optimize_cmd;
 mod plan_cmd;
@@ -10,6 +11,7 @@ mod run_cmd;
 mod scenario;
 mod serve_cmd;
 mod simulate_cmd;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,10 @@ pub enum Outcome {
     Passed,
     /// A threshold was missed, the run was cut short, or a plan is infeasible.
     Failed,
+    /// `--verify` found a prediction outside its tolerance.
+    VerifyMiss,
+    /// Ctrl-C: what was measured so far was written.
+    Interrupted,
 }
 
 impl Outcome {
@@ -35,6 +41,8 @@ impl Outcome {
         match self {
             Outcome::Passed => ExitCode::SUCCESS,
             Outcome::Failed => ExitCode::from(1),
+            Outcome::VerifyMiss => ExitCode::from(4),
+            Outcome::Interrupted => ExitCode::from(130),
         }
     }
 }

@@ -4,18 +4,21 @@
 //! not calibrated on. `loadtest validate` checks a scenario for every stage
 //! without running anything.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use loadgen::StopHandle;
-use simulator::model::{Arrivals, Dist, SimConfig};
+use simulator::model::{Dist, SimConfig};
 
 use crate::Outcome;
+use crate::capacity::Verdict;
 use crate::cli::{Cli, Command, OptimizeArgs, PlanArgs, RunArgs, ValidateArgs};
+use crate::run_cmd::Settings;
 use crate::scenario::{Builtin, Scenario};
 use crate::serve_cmd::Background;
+use crate::verify::Replicas;
 
 /// Users at which the summary reports the servers needed.
 const USER_MARKS: [f64; 4] = [1_000.0, 10_000.0, 50_000.0, 200_000.0];
@@ -26,9 +29,6 @@ struct Checked {
     cfg: SimConfig,
     builtin: Option<Builtin>,
     url: Option<String>,
-    /// Requests/s one replica serves at saturation, from the scenario's
-    /// service model (workers / mean service time).
-    capacity_rps: f64,
 }
 
 /// Checks a scenario for every stage; returns every problem found.
@@ -94,24 +94,9 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
         problems.push(format!("{file}: [target] url `{u}` is not an http(s) URL"));
     }
     // The run settings the measurement steps will use.
-    if let Err(e) = step_args(
-        "http://127.0.0.1:1/",
-        10.0,
-        Duration::from_secs(1),
-        Path::new("x.json"),
-    )
-    .and_then(|a| crate::run_cmd::resolve(&a, &scn, Some("http://127.0.0.1:1/")).map(|_| ()))
-    {
+    if let Err(e) = run_settings(&scn, "http://127.0.0.1:1/") {
         problems.push(format!("{file}: [load]/[[requests]]: {e:#}"));
     }
-    let capacity_rps = match (&builtin, &cfg) {
-        (Some(b), _) => b.workers as f64 / (b.service_time.mean_ms() / 1e3),
-        (None, Some(c)) => {
-            c.service.workers_per_replica as f64
-                / (simulator::dist::Sampler::new(&c.service.service_time).mean_ns() / 1e9)
-        }
-        _ => 0.0,
-    };
     if !problems.is_empty() {
         return (None, problems);
     }
@@ -124,7 +109,6 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
             cfg,
             builtin,
             url,
-            capacity_rps,
         }),
         problems,
     )
@@ -168,27 +152,18 @@ fn optimize_args(scn: &Path, json: &Path) -> OptimizeArgs {
     }
 }
 
-fn step_args(url: &str, rate: f64, len: Duration, json: &Path) -> anyhow::Result<RunArgs> {
-    let rate = format!("{rate:.3}");
-    let dur = format!("{}ms", len.as_millis());
-    let cli = Cli::try_parse_from([
-        "loadtest".as_ref(),
-        "run".as_ref(),
-        "--url".as_ref(),
-        url.as_ref(),
-        "--rate".as_ref(),
-        rate.as_ref(),
-        "--duration".as_ref(),
-        dur.as_ref(),
-        "--quiet".as_ref(),
-        "--json".as_ref(),
-        json.as_os_str(),
-    ])
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    match cli.command {
-        Command::Run(a) => Ok(*a),
-        _ => unreachable!("fixed run arguments parse"),
-    }
+/// The scenario's run settings (requests, timeout, thresholds) against
+/// `url`; the capacity search sets the load of each step.
+fn run_settings(scn: &Scenario, url: &str) -> anyhow::Result<Settings> {
+    let args = RunArgs {
+        url: Some(url.to_string()),
+        rate: Some(1.0),
+        duration: Some("1s".into()),
+        abort_delay: "5s".into(),
+        quiet: true,
+        ..RunArgs::default()
+    };
+    crate::run_cmd::resolve(&args, scn, None)
 }
 
 pub fn validate(a: ValidateArgs) -> anyhow::Result<Outcome> {
@@ -222,33 +197,6 @@ impl Progress {
     }
 }
 
-/// One measurement step against `url`.
-fn measure(
-    scn: &Scenario,
-    url: &str,
-    rate: f64,
-    len: Duration,
-    json: &Path,
-) -> anyhow::Result<loadgen::RunResult> {
-    let args = step_args(url, rate, len, json)?;
-    let mut settings = crate::run_cmd::resolve(&args, scn, Some(url))?;
-    settings.name = format!(
-        "{} at {rate:.0} rps",
-        if scn.name.is_empty() {
-            "step"
-        } else {
-            &scn.name
-        }
-    );
-    let stop = StopHandle::default();
-    crate::run_cmd::stop_on_ctrl_c(stop.clone());
-    let r = crate::run_cmd::execute(&settings, &args, &stop)?;
-    if let Some(why) = &r.stopped {
-        anyhow::bail!("measurement at {rate:.0} rps stopped early: {why}");
-    }
-    Ok(r)
-}
-
 fn start_target(c: &Checked, seed: u64) -> anyhow::Result<(Option<Background>, String)> {
     match (&c.url, &c.builtin) {
         (Some(u), _) => Ok((None, u.clone())),
@@ -261,6 +209,76 @@ fn start_target(c: &Checked, seed: u64) -> anyhow::Result<(Option<Background>, S
     }
 }
 
+/// The multi-replica case `--verify` measures, checked before any request.
+fn verify_replicas(a: &PlanArgs, c: &Checked) -> anyhow::Result<Option<Replicas>> {
+    if !a.verify {
+        return Ok(None);
+    }
+    let check = |u: &str, flag: &str| -> anyhow::Result<()> {
+        loadgen::net::parse_url(u).with_context(|| format!("--{flag} `{u}`"))?;
+        reachable(u).with_context(|| format!("--{flag}"))
+    };
+    match (&c.url, &a.verify_url, a.replica_urls.as_slice()) {
+        (_, Some(u), _) => {
+            if a.verify_replicas < 2 {
+                anyhow::bail!(
+                    "--verify-replicas must be at least 2 (the replicas behind --verify-url)"
+                );
+            }
+            check(u, "verify-url")?;
+            Ok(Some(Replicas::Balancer(u.clone(), a.verify_replicas)))
+        }
+        (_, None, urls) if urls.len() >= 2 => {
+            for u in urls {
+                check(u, "replica-url")?;
+            }
+            Ok(Some(Replicas::Each(urls.to_vec())))
+        }
+        (_, None, [_]) => anyhow::bail!(
+            "--replica-url names one replica: give one --replica-url per replica (at least 2), or --verify-url with --verify-replicas"
+        ),
+        (Some(_), None, []) => anyhow::bail!(
+            "--verify with [target] url needs the replicas to check the multi-replica forecast against: --replica-url URL for each (at least 2), or --verify-url LB --verify-replicas N"
+        ),
+        // The built-in target: two more are started for the check.
+        (None, None, []) => Ok(None),
+        _ => unreachable!("slices of every length are matched above"),
+    }
+}
+
+/// Whether a URL's host accepts a TCP connection (within 3 s).
+fn reachable(url: &str) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    let uri = loadgen::net::parse_url(url)?;
+    let host = uri.host().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    let addr = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .with_context(|| format!("{host} has no address"))?;
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map(|_| ())
+        .with_context(|| format!("cannot connect to {url}; is the service running?"))
+}
+
+fn parse_levels(text: &str) -> anyhow::Result<Vec<f64>> {
+    text.split(',')
+        .map(|t| {
+            let v: f64 = t.trim().parse().ok().filter(|v: &f64| *v > 0.0 && *v <= 2.0).with_context(|| {
+                format!("--verify-levels: `{t}` is not a fraction of capacity in (0, 2]: write e.g. 0.4,0.8")
+            })?;
+            Ok(v)
+        })
+        .collect()
+}
+
 pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     let (checked, problems) = check(&a.scenario);
     let Some(c) = checked else {
@@ -270,6 +288,9 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         anyhow::bail!("{}", problems.last().cloned().unwrap_or_default());
     };
     let step = loadgen::parse_duration(&a.step).with_context(|| "--step")?;
+    let warmup = loadgen::parse_duration(&a.warmup).with_context(|| "--warmup")?;
+    let levels = parse_levels(&a.verify_levels)?;
+    let replicas = verify_replicas(&a, &c)?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     crate::run_cmd::raise_fd_limit();
@@ -278,42 +299,151 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         quiet: a.quiet,
     };
     let out = |name: &str| a.out.join(name);
+    let stop = StopHandle::default();
+    crate::run_cmd::stop_on_ctrl_c(stop.clone());
 
-    // 1-2. Start the target and measure in steps up to near saturation.
+    // 1. Start the target and find its capacity.
     let (target, url) = start_target(&c, 1)?;
+    let base = run_settings(&c.scn, &url)?;
+    let limits =
+        crate::run_cmd::search_limits(Some(&a.step), Some(&a.warmup), &base, a.max_rate, &a.probe)?;
     p.stage(
         1,
         &format!(
-            "measure {url}: 3 steps of {} up to 85% of ~{:.0} rps",
-            a.step, c.capacity_rps
+            "find the capacity of {url} (at most {:.0} rps): concurrency sweep, then {}-step rates at 20%..110%",
+            limits.max_rate_rps, a.step
         ),
     );
-    let fractions = [0.3, 0.6, 0.85];
-    let mut steps = Vec::new();
-    for (i, f) in fractions.iter().enumerate() {
-        let rate = (f * c.capacity_rps).max(1.0);
-        let json = out(&format!("run_step{}.json", i + 1));
-        let r = measure(&c.scn, &url, rate, step, &json)?;
-        if !a.quiet {
-            eprintln!(
-                "          step {}: {rate:.0} rps offered, {:.1} achieved, p95 {:.1} ms, errors {:.2}%",
-                i + 1,
-                r.rps,
-                r.latency_ms.p95,
-                100.0 * r.error_rate
-            );
-        }
-        steps.push((json, r, rate));
-    }
+    let capacity_json = out("capacity.json");
+    let mut n = 0;
+    let (found, runs) = crate::capacity::search(&base, &limits, &stop, a.quiet, |f, r| {
+        n += 1;
+        write_json(&out(&format!("run_step{n}.json")), r)?;
+        crate::capacity::write(&capacity_json, f)
+    })?;
     drop(target);
+    if stop.is_stopped() {
+        eprintln!(
+            "loadtest: interrupted during the capacity search: the {} steps measured are in {} (capacity.json, run_step*.json)",
+            found.steps.len(),
+            a.out.display()
+        );
+        return Ok(Outcome::Interrupted);
+    }
+    if !a.quiet {
+        eprint!("{}", crate::capacity::render(&found));
+    }
 
-    // 3. Calibrate and forecast.
-    p.stage(2, "calibrate the simulator from the steps");
+    // 2. Calibrate on the rate steps (not those with errors over the limit).
+    p.stage(2, "fit the service model to the measured steps");
+    let mut steps = Vec::new();
+    for (st, r) in found
+        .steps
+        .iter()
+        .zip(&runs)
+        .filter(|(s, _)| s.phase == "rate")
+    {
+        if st.verdict == Verdict::Errors {
+            eprintln!(
+                "loadtest: the step at {:.0} rps had {:.2}% errors, over the limit of {}%: not used as a capacity measurement",
+                st.offered_rps.unwrap_or(0.0),
+                100.0 * st.error_rate,
+                100.0 * limits.error_limit
+            );
+            continue;
+        }
+        steps.extend(crate::simulate_cmd::step_of(r));
+    }
+    if steps.is_empty() {
+        anyhow::bail!(
+            "the capacity search measured no usable rate step; see {}",
+            capacity_json.display()
+        );
+    }
     let mut cfg = c.cfg.clone();
-    let step_files: Vec<PathBuf> = steps.iter().map(|s| s.0.clone()).collect();
-    crate::simulate_cmd::calibrate(&mut cfg, &step_files, a.quiet)?;
+    let max_workers = found
+        .saturating_connections
+        .map_or(64, |n| (2 * n as u32).clamp(8, 256));
+    let fit_below = if a.verify {
+        crate::verify::FIT_BELOW
+    } else {
+        0.9
+    };
+    let fit = crate::simulate_cmd::fit_steps(
+        &mut cfg,
+        &steps,
+        found.capacity_rps,
+        max_workers,
+        fit_below,
+    )?;
+    if !a.quiet {
+        eprintln!(
+            "{}\n          ({})",
+            crate::simulate_cmd::fit_line(&fit),
+            fit.assumes
+        );
+    }
+    let mut verdict = Outcome::Passed;
+    if a.verify {
+        let mut cases = crate::verify::one_replica_cases(&fit);
+        // The built-in target: two more, one per replica, while they are needed.
+        let (_extra, many) = match &replicas {
+            Some(r) => (None, r.clone()),
+            None => {
+                let b = c
+                    .builtin
+                    .as_ref()
+                    .context("--verify: no built-in target to start")?;
+                let (t1, t2) = (Background::builtin(b, 11)?, Background::builtin(b, 12)?);
+                let urls = vec![t1.url.clone(), t2.url.clone()];
+                (Some((t1, t2)), Replicas::Each(urls))
+            }
+        };
+        cases.extend(crate::verify::multi_replica_cases(
+            &cfg, &fit, &base, &many, &levels, step, warmup, &a.out, &stop, a.quiet,
+        )?);
+        let doc = crate::verify::Doc {
+            kind: "verify".into(),
+            note: format!(
+                "one replica: the model was chosen on the steps below {:.0}% of the measured capacity; higher steps and the multi-replica case are predictions (evenly spaced requests for each step's length, from idle, 6 replications). {}",
+                100.0 * crate::verify::FIT_BELOW,
+                fit.assumes
+            ),
+            cases,
+        };
+        write_json(&out("verify.json"), &doc)?;
+        eprint!("{}", crate::verify::render(&doc));
+        let misses: Vec<String> = doc.misses().map(|c| c.case.clone()).collect();
+        if stop.is_stopped() {
+            return Ok(Outcome::Interrupted);
+        }
+        if !misses.is_empty() {
+            eprintln!(
+                "loadtest: --verify: {} case(s) outside tolerance: {}; exit 4 once the plan is written (the forecast's model does not predict this service well enough)",
+                misses.len(),
+                misses.join("; ")
+            );
+            verdict = Outcome::VerifyMiss;
+        }
+    }
+    let bad_fit = fit.max_p95_error > crate::verify::P95_TOL
+        || fit.max_goodput_error > crate::verify::RPS_TOL;
+    if bad_fit && !a.allow_bad_fit {
+        eprintln!(
+            "loadtest: no model fits the measurements: the best ({} workers) misses p95 by {:.0}% or goodput by {:.0}% on the steps below 90% of capacity (tolerance 15% and 5%); not forecasting from it. The steps and the fit are in {}; --allow-bad-fit forecasts anyway. Exit 1",
+            fit.workers,
+            100.0 * fit.max_p95_error,
+            100.0 * fit.max_goodput_error,
+            a.out.display()
+        );
+        write_json(&out("fit.json"), &fit)?;
+        return Ok(Outcome::Failed);
+    }
+
+    // 3. Forecast.
     p.stage(3, "forecast the growth under the autoscaling policy");
-    let f = simulator::forecast(&cfg);
+    let mut f = simulator::forecast(&cfg);
+    f.calibration = Some(fit);
     let forecast_json = out("forecast.json");
     write_json(&forecast_json, &f)?;
     std::fs::write(out("forecast.csv"), simulator::series_csv(&f))
@@ -328,22 +458,26 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     let prepared = crate::optimize_cmd::prepare(&oargs, section)?;
     let (opt_outcome, plan) = crate::optimize_cmd::execute(&prepared, Some(&plan_json))?;
 
-    // Verify the calibration on runs it did not see.
-    let mut inputs = vec![steps[2].0.clone(), forecast_json.clone()];
+    // 5. Report: the highest rate step that held, the forecast, the plan, the check.
+    p.stage(5, "write the reports");
+    let held = found
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.phase == "rate" && s.verdict == Verdict::Held)
+        .map(|(i, _)| i)
+        .next_back()
+        .unwrap_or(runs.len() - 1);
+    let mut inputs = vec![
+        out(&format!("run_step{}.json", held + 1)),
+        forecast_json.clone(),
+    ];
     if plan.is_some() {
         inputs.push(plan_json.clone());
     }
-    let mut verified = true;
     if a.verify {
-        let v = verify(&c, &steps, step, &a.out, a.quiet)?;
-        verified = v.cases.iter().all(|x| x.ok);
-        let vp = out("verify.json");
-        write_json(&vp, &v)?;
-        inputs.push(vp);
+        inputs.push(out("verify.json"));
     }
-
-    // 5. Report.
-    p.stage(5, "write the reports");
     let docs = inputs
         .iter()
         .map(|x| reports::load(x).map_err(|e| anyhow::anyhow!("{e}")))
@@ -367,14 +501,22 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     let w = reports::write(&docs, &ropts).map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{}", summary(&f, plan.as_ref(), c.cfg.slo.p95_ms));
     println!(
+        "measured capacity: {:.1} rps per replica; knee {}",
+        found.capacity_rps,
+        found
+            .knee_rps
+            .map(|k| format!("{k:.0} rps"))
+            .unwrap_or_else(|| "none".into())
+    );
+    println!(
         "report: {} ({:.0} s in all)",
         w.page.display(),
         p.started.elapsed().as_secs_f64()
     );
-    Ok(if opt_outcome == Outcome::Failed || !verified {
+    Ok(if opt_outcome == Outcome::Failed {
         Outcome::Failed
     } else {
-        Outcome::Passed
+        verdict
     })
 }
 
@@ -457,132 +599,6 @@ fn short_users(x: f64) -> String {
     } else {
         format!("{x:.0}")
     }
-}
-
-/// A forecast checked against one held-out measurement.
-#[derive(Debug, serde::Serialize)]
-struct VerifyCase {
-    case: String,
-    predicted_p95_ms: f64,
-    measured_p95_ms: f64,
-    p95_error: f64,
-    predicted_rps: f64,
-    measured_rps: f64,
-    rps_error: f64,
-    ok: bool,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct VerifyDoc {
-    kind: String,
-    note: String,
-    cases: Vec<VerifyCase>,
-}
-
-/// Tolerances of issue #6: p95 within 15%, throughput within 5%.
-const P95_TOL: f64 = 0.15;
-const RPS_TOL: f64 = 0.05;
-
-/// Calibrates from the low and medium steps only, then predicts the
-/// high step (one replica) and twice the rate on two replicas (two
-/// built-in targets, the generator's load split evenly between them),
-/// measures the latter, and compares.
-fn verify(
-    c: &Checked,
-    steps: &[(PathBuf, loadgen::RunResult, f64)],
-    step: Duration,
-    out: &Path,
-    quiet: bool,
-) -> anyhow::Result<VerifyDoc> {
-    if c.builtin.is_none() {
-        anyhow::bail!(
-            "--verify starts built-in targets for the 2-replica case; it needs a scenario without [target] url"
-        );
-    }
-    let mut cfg = c.cfg.clone();
-    crate::simulate_cmd::calibrate(&mut cfg, &[steps[0].0.clone(), steps[1].0.clone()], quiet)?;
-    let (_, high, rate) = &steps[2];
-    let mut cases = Vec::new();
-    let predict = |replicas: u32, rate: f64| -> (f64, f64) {
-        let mut v = cfg.clone();
-        v.name = format!("verify {replicas}x{rate:.0}");
-        v.traffic = simulator::model::Traffic {
-            rate: Some(rate),
-            arrivals: Arrivals::Uniform,
-            ..Default::default()
-        };
-        v.autoscaling = None;
-        v.service.replicas = replicas;
-        v.service.balancer = simulator::model::Balancer::RoundRobin;
-        v.service.spot = None;
-        v.simulation.duration = Duration::from_secs(660);
-        v.simulation.warmup = Duration::from_secs(60);
-        v.simulation.replications = 4;
-        let f = simulator::forecast(&v);
-        let secs = 600.0 * v.simulation.replications as f64;
-        (f.latency_ms.p95, (f.requests - f.errors) as f64 / secs)
-    };
-    let mut case = |name: String, predicted: (f64, f64), measured_p95: f64, measured_rps: f64| {
-        let p95_error = (predicted.0 - measured_p95) / measured_p95;
-        let rps_error = (predicted.1 - measured_rps) / measured_rps;
-        cases.push(VerifyCase {
-            case: name,
-            predicted_p95_ms: predicted.0,
-            measured_p95_ms: measured_p95,
-            p95_error,
-            predicted_rps: predicted.1,
-            measured_rps,
-            rps_error,
-            ok: p95_error.abs() <= P95_TOL && rps_error.abs() <= RPS_TOL,
-        });
-    };
-    case(
-        format!("1 replica at {rate:.0} rps (85% of saturation)"),
-        predict(1, *rate),
-        high.latency_ms.p95,
-        high.rps,
-    );
-    // Two replicas: two targets, each driven at the same rate by its own
-    // generator, in parallel; their histograms are merged.
-    let b = c.builtin.as_ref().expect("checked above");
-    let start = |seed| Background::builtin(b, seed);
-    let (t1, t2) = (start(11)?, start(12)?);
-    if !quiet {
-        eprintln!(
-            "          verify: 2 replicas at {:.0} rps in all ({} and {})",
-            2.0 * rate,
-            t1.url,
-            t2.url
-        );
-    }
-    let (j1, j2) = (
-        out.join("verify_replica1.json"),
-        out.join("verify_replica2.json"),
-    );
-    let (r1, r2) = std::thread::scope(|s| {
-        let a = s.spawn(|| measure(&c.scn, &t1.url, *rate, step, &j1));
-        let b = s.spawn(|| measure(&c.scn, &t2.url, *rate, step, &j2));
-        (
-            a.join().expect("measure thread"),
-            b.join().expect("measure thread"),
-        )
-    });
-    let (r1, r2) = (r1?, r2?);
-    let mut h = r1.latency_histogram().context("verify: no histogram")?;
-    h.add(r2.latency_histogram().context("verify: no histogram")?)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let measured_p95 = h.value_at_quantile(0.95) as f64 / 1e3;
-    case(
-        format!("2 replicas at {:.0} rps (round-robin)", 2.0 * rate),
-        predict(2, 2.0 * rate),
-        measured_p95,
-        r1.rps + r2.rps,
-    );
-    Ok(VerifyDoc {
-        kind: "verify".into(),
-        note: "calibrated from the 30% and 60% steps only; predictions simulate the measured arrival process (evenly spaced requests) for 10 minutes × 4 replications".into(),
-        cases,
-    })
 }
 
 #[cfg(test)]

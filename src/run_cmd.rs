@@ -23,12 +23,15 @@ use crate::scenario::{Scenario, expand_env};
 use crate::serve_cmd::Background;
 
 /// A checked run: the plan plus what the binary does around it.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub name: String,
     pub plan: RunPlan,
     pub thresholds: Vec<Threshold>,
     pub abort_on_fail: bool,
     pub abort_delay: Duration,
+    /// Load sent before the measured run and not counted.
+    pub warmup: Duration,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
@@ -46,7 +49,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     raise_fd_limit();
     let stop = StopHandle::default();
     stop_on_ctrl_c(stop.clone());
-    let result = execute(&settings, &args, &stop)?;
+    if args.find_capacity {
+        return find_capacity(&args, settings, &stop);
+    }
+    let result = execute(&settings, &Sinks::of(&args), &stop)?;
     let mut out = std::io::stdout().lock();
     out.write_all(render_summary(&result).as_bytes())?;
     out.flush()?;
@@ -66,11 +72,145 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Runs a checked plan, writing the sinks the flags ask for.
-pub fn execute(s: &Settings, args: &RunArgs, stop: &StopHandle) -> anyhow::Result<RunResult> {
+/// The search's bounds from the flags and thresholds: the p95 SLO and the
+/// error limit come from `p95<…` and `error_rate<…` thresholds (else 200 ms
+/// and 1%), each step's length from --duration (else 10 s), the warm-up
+/// from --warmup (else 2 s).
+pub fn search_limits(
+    a_duration: Option<&str>,
+    a_warmup: Option<&str>,
+    s: &Settings,
+    max_rate: f64,
+    probe: &str,
+) -> anyhow::Result<crate::capacity::Limits> {
+    use loadgen::spec::Metric;
+    if !(max_rate.is_finite() && max_rate >= 1.0) {
+        bail!("--max-rate must be at least 1 request/s, got {max_rate}");
+    }
+    let limit =
+        |m: fn(&Metric) -> bool| s.thresholds.iter().find(|t| m(&t.metric)).map(|t| t.limit);
+    let step = match a_duration {
+        Some(d) => loadgen::parse_duration(d).context("--duration")?,
+        None => Duration::from_secs(10),
+    };
+    let warmup = match a_warmup {
+        Some(d) => loadgen::parse_duration(d).context("--warmup")?,
+        None => Duration::from_secs(2),
+    };
+    let probe = loadgen::parse_duration(probe).context("--probe")?;
+    if probe.is_zero() || step.is_zero() {
+        bail!("--probe and --duration must be > 0, e.g. 3s and 10s");
+    }
+    let max_connections = match &s.plan.load {
+        Load::Open {
+            max_connections, ..
+        } => (*max_connections).min(1024),
+        Load::Closed { .. } => 1024,
+    };
+    Ok(crate::capacity::Limits {
+        max_rate_rps: max_rate,
+        p95_slo_ms: limit(|m| *m == Metric::Percentile(95.0)).unwrap_or(200.0),
+        error_limit: limit(|m| *m == Metric::ErrorRate).unwrap_or(0.01),
+        probe,
+        step,
+        warmup,
+        max_connections,
+        levels: crate::capacity::RATE_LEVELS.to_vec(),
+    })
+}
+
+/// `run --find-capacity`.
+fn find_capacity(a: &RunArgs, s: Settings, stop: &StopHandle) -> anyhow::Result<Outcome> {
+    if a.csv.is_some() || a.hdr.is_some() {
+        bail!("--csv and --hdr record one run; with --find-capacity use --json for capacity.json");
+    }
+    let l = search_limits(
+        a.duration.as_deref(),
+        a.warmup.as_deref(),
+        &s,
+        a.max_rate,
+        &a.probe,
+    )?;
+    if let Some(p) = &a.json {
+        create(p)?;
+    }
+    if !a.quiet {
+        eprintln!(
+            "loadtest: finding the capacity of {} (at most {:.0} rps; p95 < {} ms, errors < {}%)",
+            loadgen::redact_url(&s.plan.target.url),
+            l.max_rate_rps,
+            l.p95_slo_ms,
+            100.0 * l.error_limit
+        );
+    }
+    let json = a.json.clone();
+    let (found, _) = crate::capacity::search(&s, &l, stop, a.quiet, |f, _| match &json {
+        Some(p) => crate::capacity::write(p, f),
+        None => Ok(()),
+    })?;
+    if let Some(p) = &a.json {
+        crate::capacity::write(p, &found)?;
+    }
+    print!("{}", crate::capacity::render(&found));
+    if stop.is_stopped() {
+        eprintln!(
+            "loadtest: interrupted: the steps measured so far are above{}",
+            a.json
+                .as_ref()
+                .map(|p| format!(" and in {}", p.display()))
+                .unwrap_or_default()
+        );
+        return Ok(Outcome::Interrupted);
+    }
+    Ok(if found.knee_rps.is_some() {
+        Outcome::Passed
+    } else {
+        eprintln!("loadtest: no rate step held its thresholds: exit 1");
+        Outcome::Failed
+    })
+}
+
+/// Where a run writes what it measured, and whether it shows progress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sinks<'a> {
+    pub json: Option<&'a Path>,
+    pub csv: Option<&'a Path>,
+    pub hdr: Option<&'a Path>,
+    pub quiet: bool,
+}
+
+impl<'a> Sinks<'a> {
+    pub fn of(a: &'a RunArgs) -> Self {
+        Sinks {
+            json: a.json.as_deref(),
+            csv: a.csv.as_deref(),
+            hdr: a.hdr.as_deref(),
+            quiet: a.quiet,
+        }
+    }
+}
+
+/// Runs a checked plan, writing the sinks asked for.
+pub fn execute(s: &Settings, args: &Sinks<'_>, stop: &StopHandle) -> anyhow::Result<RunResult> {
+    execute_with(s, args, stop, |_| ControlFlow::Continue(()))
+}
+
+/// The current time, UTC, RFC 3339 to the second.
+pub fn utc_now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// [`execute`], with one more check of each second that may stop the run.
+pub fn execute_with(
+    s: &Settings,
+    args: &Sinks<'_>,
+    stop: &StopHandle,
+    mut check: impl FnMut(&SecondRow) -> ControlFlow<String>,
+) -> anyhow::Result<RunResult> {
+    warm_up(s, args.quiet, stop)?;
     let started = SystemTime::now();
-    let mut csv = args.csv.as_deref().map(CsvSink::create).transpose()?;
-    let mut hdr_file = args.hdr.as_deref().map(create).transpose()?;
+    let mut csv = args.csv.map(CsvSink::create).transpose()?;
+    let mut hdr_file = args.hdr.map(create).transpose()?;
     let mut serializer = V2DeflateSerializer::new();
     let mut hdr: Option<IntervalLogWriter<'_, '_, _, _>> = match hdr_file.as_mut() {
         Some(f) => Some(
@@ -110,6 +250,7 @@ pub fn execute(s: &Settings, args: &RunArgs, stop: &StopHandle) -> anyhow::Resul
             sink_error = Some(e);
             return ControlFlow::Break("an output file could not be written".into());
         }
+        check(row)?;
         if s.abort_on_fail
             && Duration::from_secs(iv.second + 1) >= s.abort_delay
             && let Some(lost) = lost_threshold(&s.thresholds, &cumulative.0, &cumulative.1)
@@ -125,7 +266,9 @@ pub fn execute(s: &Settings, args: &RunArgs, stop: &StopHandle) -> anyhow::Resul
     }
     let mut result = loadgen::summarize(&s.plan, &outcome, &s.thresholds);
     result.name = s.name.clone();
-    if let Some(path) = &args.json {
+    result.started_at = humantime::format_rfc3339_seconds(started).to_string();
+    result.version = env!("CARGO_PKG_VERSION").into();
+    if let Some(path) = args.json {
         let mut f = create(path)?;
         serde_json::to_writer_pretty(&mut f, &result)?;
         writeln!(f)?;
@@ -136,6 +279,47 @@ pub fn execute(s: &Settings, args: &RunArgs, stop: &StopHandle) -> anyhow::Resul
         Some(e) => Err(e),
         None => Ok(result),
     }
+}
+
+/// Sends the run's starting load for `s.warmup` and discards what it
+/// measured: right after a restart a service is slower (cold caches,
+/// connection pools, JIT), and that is not its capacity.
+fn warm_up(s: &Settings, quiet: bool, stop: &StopHandle) -> anyhow::Result<()> {
+    if s.warmup.is_zero() {
+        return Ok(());
+    }
+    let mut plan = s.plan.clone();
+    plan.load = match &plan.load {
+        Load::Open {
+            schedule,
+            initial_connections,
+            max_connections,
+        } => Load::Open {
+            schedule: Schedule::constant(schedule.mean_rps().max(1.0), s.warmup),
+            initial_connections: *initial_connections,
+            max_connections: *max_connections,
+        },
+        Load::Closed {
+            connections,
+            think_time,
+            ..
+        } => Load::Closed {
+            connections: *connections,
+            think_time: *think_time,
+            duration: s.warmup,
+        },
+    };
+    let out = loadgen::run(&plan, stop, |_, _| ControlFlow::Continue(()))?;
+    if !quiet {
+        let c = &out.totals.counts;
+        eprintln!(
+            "loadtest: warm-up {:.1} s: {} requests, {} errors (not counted)",
+            s.warmup.as_secs_f64(),
+            c.requests(),
+            c.errors()
+        );
+    }
+    Ok(())
 }
 
 /// The first latency or error-rate threshold the data so far has lost.
@@ -279,6 +463,9 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
         thresholds,
         abort_on_fail: a.abort_on_fail || load.is_some_and(|l| l.abort_on_fail),
         abort_delay: loadgen::parse_duration(&a.abort_delay).context("--abort-delay")?,
+        warmup: parse_dur("warmup", &a.warmup)?
+            .or(load.and_then(|l| l.warmup))
+            .unwrap_or_default(),
     })
 }
 
@@ -501,11 +688,13 @@ pub fn render_summary(r: &RunResult) -> String {
     );
     let _ = writeln!(
         s,
-        "  achieved {:.1} rps{}",
+        "  achieved {:.1} rps{}; goodput {:.1} rps (ok responses per second of the {:.1} s window)",
         r.rps,
-        r.target_rps
+        r.offered_rps
             .map(|t| format!(" of {t:.1} scheduled ({:.2}%)", 100.0 * r.rps / t))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        r.goodput_rps,
+        r.window_s
     );
     let by_class: Vec<String> = Class::ERRORS
         .iter()

@@ -135,6 +135,8 @@ pub struct Load {
     pub think_time: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub coalesce: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub warmup: Option<Duration>,
     #[serde(default, deserialize_with = "thresholds")]
     pub thresholds: Vec<loadgen::Threshold>,
     #[serde(default)]

@@ -16,9 +16,11 @@ use crate::scenario::Scenario;
 pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     let scn = Scenario::load(&a.scenario)?;
     let mut cfg = sim_config(&scn).map_err(|e| anyhow::anyhow!("{}: {e}", a.scenario.display()))?;
-    if !a.calibrate.is_empty() {
-        calibrate(&mut cfg, &a.calibrate, false)?;
-    }
+    let fit = if a.calibrate.is_empty() {
+        None
+    } else {
+        calibrate(&mut cfg, &a.calibrate, false)?
+    };
     if let Some(n) = a.replications {
         cfg.simulation.replications = n;
     }
@@ -27,7 +29,8 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     }
     cfg.check()
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.scenario.display()))?;
-    let f = simulator::forecast(&cfg);
+    let mut f = simulator::forecast(&cfg);
+    f.calibration = fit;
     if let Some(p) = &a.json {
         let mut text = serde_json::to_string_pretty(&f)?;
         text.push('\n');
@@ -69,8 +72,8 @@ pub fn sim_config(scn: &Scenario) -> Result<SimConfig, SimError> {
 struct Measured {
     path: std::path::PathBuf,
     latency_us: hdrhistogram::Histogram<u64>,
-    /// Achieved requests/s (JSON results only).
-    rps: Option<f64>,
+    /// The run result (JSON results only).
+    run: Option<loadgen::RunResult>,
 }
 
 fn read_measurement(path: &Path) -> anyhow::Result<Measured> {
@@ -89,7 +92,7 @@ fn read_measurement(path: &Path) -> anyhow::Result<Measured> {
         return Ok(Measured {
             path: path.into(),
             latency_us,
-            rps: Some(r.rps),
+            run: Some(r),
         });
     }
     // An interval log (`run --hdr`): the sum of its intervals.
@@ -115,7 +118,7 @@ fn read_measurement(path: &Path) -> anyhow::Result<Measured> {
     Ok(Measured {
         path: path.into(),
         latency_us: total,
-        rps: None,
+        run: None,
     })
 }
 
@@ -124,68 +127,137 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
-/// Fits the service model to measurements of one replica. The one at the
-/// lowest load (the smallest mean latency) gives the service-time
-/// distribution: there, latency is service time. A JSON run that saturated
-/// the replica (mean latency well above that service time) gives its
-/// capacity X, and so the concurrency: workers = round(X × mean service time).
+/// A run saturated its replica: a closed-model run, or an open-model one
+/// that fell behind its offered rate.
+fn saturated(r: &loadgen::RunResult) -> bool {
+    match r.offered_rps {
+        None => true,
+        Some(o) => r.goodput_rps < crate::capacity::BEHIND * o,
+    }
+}
+
+/// A run as a calibration step (open-model JSON results only).
+pub fn step_of(
+    r: &loadgen::RunResult,
+) -> Option<(simulator::calibrate::Measured, Vec<(f64, u64)>)> {
+    let offered = r.offered_rps?;
+    let h = r.latency_histogram()?;
+    Some((
+        simulator::calibrate::Measured {
+            offered_rps: offered,
+            duration_s: r.window_s.max(1e-3),
+            p95_ms: r.latency_ms.p95,
+            goodput_rps: r.goodput_rps,
+            replicas: 1,
+        },
+        points(&h),
+    ))
+}
+
+/// Fits the service model to measurements of one replica (see
+/// `simulator::calibrate`): the saturation throughput is the most goodput
+/// any saturated run delivered (a closed-model run, or an open one that
+/// fell behind); the open-model runs are the steps the model is fitted to.
+/// Without a saturated run the capacity is unknown: the lowest-load run
+/// gives the service time and the scenario keeps its workers.
 pub fn calibrate(
     cfg: &mut SimConfig,
     paths: &[std::path::PathBuf],
     quiet: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<simulator::calibrate::Fit>> {
     let runs = paths
         .iter()
         .map(|p| read_measurement(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let capacity = runs
+        .iter()
+        .filter_map(|m| m.run.as_ref())
+        .filter(|r| saturated(r))
+        .map(|r| r.goodput_rps)
+        .fold(0.0, f64::max);
+    let steps: Vec<_> = runs
+        .iter()
+        .filter_map(|m| m.run.as_ref().and_then(step_of))
+        .collect();
+    if capacity > 0.0 && !steps.is_empty() {
+        let fit = fit_steps(cfg, &steps, capacity, 64, 0.9)?;
+        if !quiet {
+            eprintln!("{}", fit_line(&fit));
+        }
+        return Ok(Some(fit));
+    }
     let low = runs
         .iter()
         .filter(|m| !m.latency_us.is_empty())
         .min_by(|a, b| a.latency_us.mean().total_cmp(&b.latency_us.mean()))
         .with_context(|| "--calibrate: the measurements hold no requests".to_string())?;
     cfg.service.service_time = empirical(&low.latency_us);
-    let service_s = low.latency_us.mean() / 1e6;
     if !quiet {
         eprintln!(
-            "loadtest: service time from {} ({} requests, mean {:.2} ms, p95 {:.2} ms)",
+            "loadtest: service time from {} ({} requests, mean {:.2} ms, p95 {:.2} ms); no saturated run (closed model, or an open one that fell behind), so the capacity is not measured and workers stay at {}",
             low.path.display(),
             low.latency_us.len(),
-            service_s * 1e3,
-            low.latency_us.value_at_quantile(0.95) as f64 / 1e3
+            low.latency_us.mean() / 1e3,
+            low.latency_us.value_at_quantile(0.95) as f64 / 1e3,
+            cfg.service.workers_per_replica
         );
     }
-    let saturated = runs
-        .iter()
-        .filter(|m| m.latency_us.mean() / 1e6 > 1.5 * service_s)
-        .filter_map(|m| m.rps.map(|x| (m, x)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    if let Some((m, capacity)) = saturated {
-        // Little's law at saturation: busy workers = throughput × service time.
-        let workers = (capacity * service_s).round().max(1.0) as u32;
-        cfg.service.workers_per_replica = workers;
-        if !quiet {
-            eprintln!(
-                "loadtest: capacity from {}: {capacity:.1} rps per replica at saturation, so {workers} workers per replica",
-                m.path.display()
-            );
-        }
-    }
-    Ok(())
+    Ok(None)
 }
 
-/// An empirical distribution from a latency histogram (µs), one point per
-/// recorded bucket.
-pub fn empirical(h: &hdrhistogram::Histogram<u64>) -> Dist {
-    let points = h
-        .iter_recorded()
+/// Fits and applies the model; `fit_below` as in `FitInput`.
+pub fn fit_steps(
+    cfg: &mut SimConfig,
+    steps: &[(simulator::calibrate::Measured, Vec<(f64, u64)>)],
+    capacity_rps: f64,
+    max_workers: u32,
+    fit_below: f64,
+) -> anyhow::Result<simulator::calibrate::Fit> {
+    let (measured, latencies): (Vec<_>, Vec<_>) = steps.iter().cloned().unzip();
+    let input = simulator::calibrate::FitInput {
+        base: cfg,
+        capacity_rps,
+        latencies: &latencies,
+        steps: &measured,
+        max_workers,
+        p95_slo_ms: cfg.slo.p95_ms,
+        fit_below,
+    };
+    let fit = simulator::calibrate::fit(&input).context("calibration: no step to fit")?;
+    let shape = simulator::calibrate::shape_source(&input).context("calibration: no latencies")?;
+    *cfg = simulator::calibrate::apply(cfg, &fit, &shape);
+    Ok(fit)
+}
+
+/// The fit in one line.
+pub fn fit_line(f: &simulator::calibrate::Fit) -> String {
+    format!(
+        "loadtest: calibrated: {} worker(s) per replica × {:.2} ms mean service time = {:.1} rps capacity, + {:.2} ms latency floor; p95 within {:.1}%, goodput within {:.1}% on the steps below 90% of capacity",
+        f.workers,
+        f.service_mean_ms,
+        f.capacity_rps,
+        f.latency_floor_ms,
+        100.0 * f.max_p95_error,
+        100.0 * f.max_goodput_error
+    )
+}
+
+/// `(ms, count)` points of a latency histogram (µs).
+pub fn points(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
+    h.iter_recorded()
         .map(|v| {
             (
                 h.median_equivalent(v.value_iterated_to()) as f64 / 1e3,
                 v.count_at_value(),
             )
         })
-        .collect();
-    Dist::Empirical { points }
+        .collect()
+}
+
+/// An empirical distribution from a latency histogram (µs), one point per
+/// recorded bucket.
+pub fn empirical(h: &hdrhistogram::Histogram<u64>) -> Dist {
+    Dist::Empirical { points: points(h) }
 }
 
 fn render(f: &Forecast) -> String {

@@ -655,7 +655,7 @@ fn simulate_calibrates_service_time_and_workers_from_runs() {
         ])
         .assert()
         .code(0)
-        .stderr(contains("service time from").and(contains("so 4 workers per replica")));
+        .stderr(contains("calibrated: 4 worker(s) per replica"));
     // The measured ~20-21 ms service time replaces the scenario's 10 ms mean.
     let p50 = read_json(&json)["latency_ms"]["p50"].as_f64().unwrap();
     assert!((19.0..26.0).contains(&p50), "p50 {p50}");

@@ -25,6 +25,7 @@ fn config(rate: f64, workers: u32, service: Dist, autoscaling: Option<Autoscalin
             queue_timeout: None,
             balancer: Balancer::Random,
             cpu_ms_per_request: None,
+            latency_floor_ms: 0.0,
             spot: None,
         },
         autoscaling,

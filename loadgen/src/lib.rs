@@ -52,7 +52,7 @@ use std::time::Duration;
 pub use exec::{Load, RunOutcome, SecondRow, StopHandle, run};
 pub use result::{
     Connections, Latency, PercentilePoint, RequestInfo, RunResult, ThresholdResult, csv_header,
-    csv_row, evaluate, histogram_from_base64, summarize,
+    csv_row, evaluate, histogram_from_base64, redact_url, summarize,
 };
 pub use schedule::Schedule;
 pub use spec::{Stage, Threshold, parse_duration, parse_stages, parse_threshold};

@@ -115,6 +115,12 @@ pub struct RunResult {
     pub kind: String,
     /// The scenario's name.
     pub name: String,
+    /// When the measured run started (UTC, RFC 3339); set by the binary.
+    #[serde(default)]
+    pub started_at: String,
+    /// The version of the tool that measured it; set by the binary.
+    #[serde(default)]
+    pub version: String,
     /// The target URL (credentials in it replaced by `***`).
     pub url: String,
     /// What was sent, with secret header values shown as `***`.
@@ -135,9 +141,23 @@ pub struct RunResult {
     /// was later (or, when stopped early, until the last send); closed model:
     /// until the last response.
     pub duration_s: f64,
-    /// Achieved requests per second.
+    /// Requests completed (any outcome) per second of the measured window:
+    /// the backlog a saturated service drains after the window is not
+    /// throughput.
     pub rps: f64,
+    /// Successful responses per second of the measured window: what the
+    /// service really delivered. Calibration and verification use this.
+    #[serde(default)]
+    pub goodput_rps: f64,
     /// Scheduled requests per second (null in the closed model).
+    #[serde(default)]
+    pub offered_rps: Option<f64>,
+    /// The measured window, s: the schedule (open model) or the whole run
+    /// (closed model, or a run stopped early).
+    #[serde(default)]
+    pub window_s: f64,
+    /// Scheduled requests per second (null in the closed model); the same
+    /// as `offered_rps`, kept for readers of earlier results.
     pub target_rps: Option<f64>,
     /// Latency from the scheduled send time (coordinated-omission corrected).
     pub latency_ms: Latency,
@@ -224,11 +244,7 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         Load::Open { .. } => out.sending.as_secs_f64(),
         Load::Closed { .. } => out.elapsed.as_secs_f64(),
     };
-    let rps = if duration_s > 0.0 {
-        c.requests() as f64 / duration_s
-    } else {
-        0.0
-    };
+    let (rps, goodput_rps, window_s) = window_rates(plan, out, duration_s);
     let h = &out.totals.corrected_us;
     let distribution = if h.is_empty() {
         Vec::new()
@@ -250,6 +266,8 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
     RunResult {
         kind: "run".into(),
         name: String::new(),
+        started_at: String::new(),
+        version: String::new(),
         url: redact_url(&plan.target.url),
         requests_sent: plan
             .requests
@@ -277,6 +295,9 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         dropped: c.dropped,
         duration_s,
         rps,
+        goodput_rps,
+        offered_rps: plan.target_rps(),
+        window_s,
         target_rps: plan.target_rps(),
         latency_ms: Latency::from_histogram(h),
         latency_uncorrected_ms: Latency::from_histogram(&out.totals.uncorrected_us),
@@ -291,6 +312,30 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         stopped: out.stopped.clone(),
         series: out.series.clone(),
         histogram: histogram_to_base64(h),
+    }
+}
+
+/// Completed and successful requests per second of the measured window,
+/// and the window. Open model: the schedule's seconds, counted by when each
+/// response arrived, so what a saturated service drains after the window
+/// (or what was late because the generator fell behind) does not count as
+/// throughput. Closed model, or a run stopped early: the whole run.
+fn window_rates(plan: &RunPlan, out: &RunOutcome, duration_s: f64) -> (f64, f64, f64) {
+    let per_s = |n: u64, w: f64| if w > 0.0 { n as f64 / w } else { 0.0 };
+    let c = &out.totals.counts;
+    match &plan.load {
+        Load::Open { schedule, .. } if out.stopped.is_none() && !out.series.is_empty() => {
+            let w = schedule.duration().as_secs_f64();
+            // Rows are whole seconds; a fractional last second counts whole.
+            let rows = out.series.iter().filter(|r| (r.t_s as f64) < w);
+            let (done, ok) = rows.fold((0, 0), |(d, o), r| (d + r.requests, o + r.ok));
+            (per_s(done, w), per_s(ok, w), w)
+        }
+        _ => (
+            per_s(c.requests(), duration_s),
+            per_s(c.get(Outcome::Ok), duration_s),
+            duration_s,
+        ),
     }
 }
 

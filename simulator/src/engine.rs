@@ -469,7 +469,9 @@ impl Engine<'_> {
         if arrival >= self.warmup {
             ev.tag |= COUNTED;
         }
-        ev.us = ((done - arrival) / 1000).clamp(1, u32::MAX as u64) as u32;
+        // The floor is latency outside the worker (network, proxy).
+        let floor_us = (self.cfg.service.latency_floor_ms * 1e3) as u64;
+        ev.us = ((done - arrival) / 1000 + floor_us).clamp(1, u32::MAX as u64) as u32;
         self.heap.push(done, ev);
     }
 

@@ -198,6 +198,9 @@ pub struct Forecast {
     pub crossings: Vec<Crossing>,
     /// Events the engine processed.
     pub events: u64,
+    /// The service model's fit to measurements, when it was calibrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::calibrate::Fit>,
     /// One row per window and minute, averaged over replications.
     #[serde(skip)]
     pub series: Vec<SeriesRow>,

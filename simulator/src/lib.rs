@@ -23,6 +23,7 @@
 //!         queue_timeout: None,
 //!         balancer: Balancer::RoundRobin,
 //!         cpu_ms_per_request: None,
+//!         latency_floor_ms: 0.0,
 //!         spot: None,
 //!     },
 //!     autoscaling: None,
@@ -42,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod autoscale;
+pub mod calibrate;
 pub mod dist;
 pub mod engine;
 pub mod forecast;

@@ -209,6 +209,10 @@ pub struct Service {
     pub balancer: Balancer,
     /// CPU per request, ms of one replica's CPU; if absent, CPU = busy workers / workers.
     pub cpu_ms_per_request: Option<f64>,
+    /// A fixed latency every response carries without holding a worker
+    /// (network, proxy), ms; calibration fits it.
+    #[serde(default)]
+    pub latency_floor_ms: f64,
     /// Spot capacity that can be taken back.
     #[serde(default)]
     pub spot: Option<Spot>,
@@ -621,6 +625,12 @@ impl SimConfig {
             && !(c > 0.0 && c.is_finite())
         {
             return bad("[service] cpu_ms_per_request must be > 0".into());
+        }
+        if !(s.latency_floor_ms >= 0.0 && s.latency_floor_ms < 3_600_000.0) {
+            return bad(format!(
+                "[service] latency_floor_ms must be >= 0 and under an hour, got {}",
+                s.latency_floor_ms
+            ));
         }
         if let Some(a) = &self.autoscaling {
             let (min, max) = a.bounds();

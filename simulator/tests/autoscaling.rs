@@ -28,6 +28,7 @@ fn stepped(autoscaling: Autoscaling) -> SimConfig {
             queue_timeout: None,
             balancer: Balancer::LeastOutstanding,
             cpu_ms_per_request: None,
+            latency_floor_ms: 0.0,
             spot: None,
         },
         autoscaling: Some(autoscaling),

@@ -31,6 +31,7 @@ fn growth(max: u32) -> SimConfig {
             queue_timeout: Some(Duration::from_secs(10)),
             balancer: Balancer::LeastOutstanding,
             cpu_ms_per_request: None,
+            latency_floor_ms: 0.0,
             spot: None,
         },
         autoscaling: Some(Autoscaling::Hpa {

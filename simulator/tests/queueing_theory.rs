@@ -28,6 +28,7 @@ fn mmc(c: u32, rho: f64, requests: f64, replications: u32) -> SimConfig {
             queue_timeout: None,
             balancer: Balancer::RoundRobin,
             cpu_ms_per_request: None,
+            latency_floor_ms: 0.0,
             spot: None,
         },
         autoscaling: None,

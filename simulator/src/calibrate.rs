@@ -1,0 +1,501 @@
+//! Fitting the service model to measurements of one replica, and
+//! predicting a measurement from a model.
+//!
+//! The model of a replica is `c` FIFO workers holding a request for a
+//! service time `S` (the shape of the measured low-load latency), plus a
+//! fixed latency floor `L` that holds no worker (network, proxy). Two
+//! measurements pin it for any `c`:
+//! - the saturation throughput `X`: `c / E[S] = X`, so `E[S] = c / X`
+//!   exactly, with no rounding of `c` that loses capacity;
+//! - the low-load mean latency `R0 = L + E[S]`, so `L = R0 - E[S]`
+//!   (clamped to `[0, the fastest 1% of responses]`).
+//!
+//! `c` is the model family's one free parameter, and it is what separates
+//! a service limited by its workers from one limited by its cores: a CPU-
+//! bound service with 8 workers on one core behaves like `c = 1` (the core
+//! is the server; its workers share it), not `c = 8`. It is chosen by how
+//! well each candidate predicts the measured steps (p95 and goodput,
+//! simulated exactly as the generator sent them: evenly spaced requests
+//! for the step's length, from an idle replica). The shape comes from the
+//! steps below half of `X`, merged, less any whose p95 stands out (a
+//! stall in one low-load run does not become the service time).
+//!
+//! Replicas are modelled as independent: a tier they share (one database,
+//! one host) is not in this model, and a fit says so.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Window, simulate};
+use crate::model::{Arrivals, Balancer, Dist, SimConfig, Traffic};
+
+/// One measured step of one replica (or of `replicas` behind a balancer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// Scheduled requests/s.
+    pub offered_rps: f64,
+    /// The measured window, s.
+    pub duration_s: f64,
+    /// p95 from the scheduled time, ms.
+    pub p95_ms: f64,
+    /// Successful responses/s in the window.
+    pub goodput_rps: f64,
+    /// Replicas the load was spread over.
+    #[serde(default = "one")]
+    pub replicas: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A prediction of one step next to its measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFit {
+    /// The step.
+    pub offered_rps: f64,
+    /// Replicas.
+    pub replicas: u32,
+    /// Measured p95, ms.
+    pub measured_p95_ms: f64,
+    /// Predicted p95, ms.
+    pub predicted_p95_ms: f64,
+    /// (predicted − measured) / measured.
+    pub p95_error: f64,
+    /// Measured goodput, requests/s.
+    pub measured_goodput_rps: f64,
+    /// Predicted goodput, requests/s.
+    pub predicted_goodput_rps: f64,
+    /// (predicted − measured) / measured.
+    pub goodput_error: f64,
+    /// The measurement fell behind (goodput under 95% of offered) or left the SLO.
+    pub measured_saturated: bool,
+    /// The prediction did.
+    pub predicted_saturated: bool,
+}
+
+/// The fitted model and how well it predicts each step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    /// What the model is.
+    pub family: String,
+    /// Concurrent workers per replica.
+    pub workers: u32,
+    /// Mean service time, ms (`workers / capacity`).
+    pub service_mean_ms: f64,
+    /// Fixed latency outside the workers, ms.
+    pub latency_floor_ms: f64,
+    /// Saturation throughput of one replica, requests/s.
+    pub capacity_rps: f64,
+    /// The low-load mean latency the floor was taken from, ms.
+    pub low_load_mean_ms: f64,
+    /// Every candidate `workers` with its score (mean absolute relative
+    /// error over the fitted steps; lower is better).
+    pub candidates: Vec<(u32, f64)>,
+    /// Each fitted step.
+    pub steps: Vec<StepFit>,
+    /// Largest |p95 error| over the steps below 90% of capacity.
+    pub max_p95_error: f64,
+    /// Largest |goodput error| over the steps below 90% of capacity.
+    pub max_goodput_error: f64,
+    /// What the model leaves out.
+    pub assumes: String,
+}
+
+/// What the fit needs.
+#[derive(Debug, Clone)]
+pub struct FitInput<'a> {
+    /// The service model to fit (its service time, workers and floor are replaced).
+    pub base: &'a SimConfig,
+    /// Saturation throughput of one replica, requests/s.
+    pub capacity_rps: f64,
+    /// Latency `(ms, count)` points of each step, by step.
+    pub latencies: &'a [Vec<(f64, u64)>],
+    /// The steps.
+    pub steps: &'a [Measured],
+    /// Largest `workers` to try.
+    pub max_workers: u32,
+    /// The SLO the saturation verdict uses, ms.
+    pub p95_slo_ms: f64,
+    /// Steps offered less than this fraction of capacity (× replicas)
+    /// choose `workers`; the rest are predicted, not fitted (0.9 by default;
+    /// lower to hold more steps out).
+    pub fit_below: f64,
+}
+
+/// A replica's model for `workers` candidates.
+fn model(
+    base: &SimConfig,
+    shape: &[(f64, u64)],
+    capacity_rps: f64,
+    workers: u32,
+) -> (SimConfig, f64, f64) {
+    let total: u64 = shape.iter().map(|p| p.1).sum();
+    let mean = shape.iter().map(|p| p.0 * p.1 as f64).sum::<f64>() / total.max(1) as f64;
+    let fastest = quantile(shape, 0.01);
+    let service_mean = 1e3 * workers as f64 / capacity_rps;
+    let floor = (mean - service_mean).clamp(0.0, fastest);
+    // Service time: the latency net of the floor, scaled to its mean.
+    let net_mean = (mean - floor).max(1e-6);
+    let k = service_mean / net_mean;
+    let points = shape
+        .iter()
+        .map(|&(ms, n)| (((ms - floor).max(0.0) * k).max(1e-3), n))
+        .collect();
+    let mut cfg = base.clone();
+    cfg.service.workers_per_replica = workers;
+    cfg.service.service_time = Dist::Empirical { points };
+    cfg.service.latency_floor_ms = floor;
+    (cfg, service_mean, floor)
+}
+
+fn quantile(points: &[(f64, u64)], q: f64) -> f64 {
+    let total: u64 = points.iter().map(|p| p.1).sum();
+    let want = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for &(ms, n) in points {
+        seen += n;
+        if seen >= want {
+            return ms;
+        }
+    }
+    points.last().map_or(0.0, |p| p.0)
+}
+
+/// Predicts one step: `replicas` of `cfg` behind round-robin, offered
+/// `rate` evenly spaced for `duration_s` from idle, `reps` replications.
+/// Returns (p95 ms, goodput requests/s).
+pub fn predict(cfg: &SimConfig, m: &Measured, reps: u32) -> (f64, f64) {
+    let mut v = cfg.clone();
+    v.traffic = Traffic {
+        rate: Some(m.offered_rps),
+        arrivals: Arrivals::Uniform,
+        ..Traffic::default()
+    };
+    v.autoscaling = None;
+    v.service.replicas = m.replicas.max(1);
+    v.service.balancer = Balancer::RoundRobin;
+    v.service.spot = None;
+    let w = Window {
+        start_s: 0.0,
+        length_ns: (m.duration_s * 1e9) as u64,
+        warmup_ns: 0,
+        initial_replicas: v.service.replicas,
+    };
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("static bounds");
+    let mut ok = 0u64;
+    for i in 0..reps.max(1) {
+        let run = simulate(&v, &w, v.simulation.seed, u64::from(i));
+        let _ = h.add(&run.latency_us);
+        ok += run.completed;
+    }
+    let p95 = h.value_at_quantile(0.95) as f64 / 1e3;
+    (p95, ok as f64 / (m.duration_s * reps.max(1) as f64))
+}
+
+/// Compares a model's predictions with the steps.
+pub fn compare(cfg: &SimConfig, steps: &[Measured], p95_slo_ms: f64, reps: u32) -> Vec<StepFit> {
+    steps
+        .iter()
+        .map(|m| {
+            let (p95, goodput) = predict(cfg, m, reps);
+            let rel = |p: f64, x: f64| if x > 0.0 { (p - x) / x } else { 0.0 };
+            let saturated =
+                |p95: f64, goodput: f64| goodput < 0.95 * m.offered_rps || p95 > p95_slo_ms;
+            StepFit {
+                offered_rps: m.offered_rps,
+                replicas: m.replicas,
+                measured_p95_ms: m.p95_ms,
+                predicted_p95_ms: p95,
+                p95_error: rel(p95, m.p95_ms),
+                measured_goodput_rps: m.goodput_rps,
+                predicted_goodput_rps: goodput,
+                goodput_error: rel(goodput, m.goodput_rps),
+                measured_saturated: saturated(m.p95_ms, m.goodput_rps),
+                predicted_saturated: saturated(p95, goodput),
+            }
+        })
+        .collect()
+}
+
+/// Replications per predicted step.
+const REPS: u32 = 6;
+
+/// Scores within this of the best (mean relative error) are a tie.
+const TIE: f64 = 0.01;
+
+/// Fits the model to the steps (see the module doc).
+pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
+    let x = input.capacity_rps;
+    if !(x > 0.0 && x.is_finite()) || input.steps.is_empty() {
+        return None;
+    }
+    let shape = shape_source(input)?;
+    let total: u64 = shape.iter().map(|p| p.1).sum();
+    let low_mean = shape.iter().map(|p| p.0 * p.1 as f64).sum::<f64>() / total.max(1) as f64;
+    // Steps below 90% of capacity are fitted on; saturated ones only test
+    // the saturation verdict, which every candidate shares (same X).
+    let fitted: Vec<Measured> = input
+        .steps
+        .iter()
+        .filter(|m| m.offered_rps < input.fit_below * x * m.replicas as f64)
+        .cloned()
+        .collect();
+    let score = |fits: &[StepFit]| {
+        fits.iter()
+            .map(|f| f.p95_error.abs() + f.goodput_error.abs())
+            .sum::<f64>()
+            / fits.len().max(1) as f64
+    };
+    let mut candidates = Vec::new();
+    for c in worker_candidates(input.max_workers) {
+        let (cfg, _, floor) = model(input.base, &shape, x, c);
+        let s = score(&compare(&cfg, &fitted, input.p95_slo_ms, REPS));
+        candidates.push((c, s, floor));
+    }
+    let best = candidates.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+    // Steps that cannot tell candidates apart (all at low load) leave
+    // several within a point of the best: then the smallest floor wins,
+    // i.e. the latency is taken to be service time (Little's law at
+    // saturation, c = X × R0), the smaller c on a tie.
+    let workers = candidates
+        .iter()
+        .filter(|c| c.1 <= best + TIE)
+        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))
+        .map(|c| c.0)?;
+    let candidates: Vec<(u32, f64)> = candidates.into_iter().map(|(c, s, _)| (c, s)).collect();
+    let (cfg, service_mean_ms, latency_floor_ms) = model(input.base, &shape, x, workers);
+    let steps = compare(&cfg, input.steps, input.p95_slo_ms, REPS);
+    let within = |f: &&StepFit| f.offered_rps < 0.9 * x * f.replicas as f64;
+    let max_of = |g: fn(&StepFit) -> f64| {
+        steps
+            .iter()
+            .filter(within)
+            .map(|f| g(f).abs())
+            .fold(0.0, f64::max)
+    };
+    Some(Fit {
+        family: format!(
+            "{workers} FIFO worker(s) per replica, empirical service time scaled to {workers}/capacity, plus a fixed latency floor"
+        ),
+        workers,
+        service_mean_ms,
+        latency_floor_ms,
+        capacity_rps: x,
+        low_load_mean_ms: low_mean,
+        candidates,
+        max_p95_error: max_of(|f| f.p95_error),
+        max_goodput_error: max_of(|f| f.goodput_error),
+        steps,
+        assumes: "replicas are independent: a tier they share (database, cache, host) is not modelled, so capacity scales with replicas".into(),
+    })
+}
+
+/// The model with a fit applied.
+pub fn apply(base: &SimConfig, fit: &Fit, shape: &[(f64, u64)]) -> SimConfig {
+    model(base, shape, fit.capacity_rps, fit.workers).0
+}
+
+/// The latency points the shape comes from: the one-replica steps below
+/// half of capacity (the lowest-load step if none is), merged, leaving out
+/// any whose p95 is more than 1.25× the smallest of them: a stall in one
+/// run is not service time. Merging rather than picking the smallest p95
+/// keeps the shape free of the bias a minimum over noisy runs has.
+pub fn shape_source(input: &FitInput<'_>) -> Option<Vec<(f64, u64)>> {
+    let usable: Vec<usize> = (0..input.steps.len())
+        .filter(|&i| input.steps[i].replicas == 1)
+        .filter(|&i| !input.latencies.get(i).is_none_or(|l| l.is_empty()))
+        .collect();
+    let mut low: Vec<usize> = usable
+        .iter()
+        .copied()
+        .filter(|&i| input.steps[i].offered_rps < 0.5 * input.capacity_rps)
+        .collect();
+    if low.is_empty() {
+        low.extend(usable.iter().copied().min_by(|&a, &b| {
+            input.steps[a]
+                .offered_rps
+                .total_cmp(&input.steps[b].offered_rps)
+        }));
+    }
+    let least = low
+        .iter()
+        .map(|&i| input.steps[i].p95_ms)
+        .fold(f64::INFINITY, f64::min);
+    let points: Vec<(f64, u64)> = low
+        .iter()
+        .filter(|&&i| input.steps[i].p95_ms <= 1.25 * least)
+        .flat_map(|&i| input.latencies[i].iter().copied())
+        .collect();
+    (!points.is_empty()).then_some(points)
+}
+
+/// 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... up to `max`.
+fn worker_candidates(max: u32) -> Vec<u32> {
+    let mut v = vec![1, 2, 3];
+    let mut c = 4;
+    while c <= max.max(1) {
+        v.push(c);
+        v.push(c + c / 2);
+        c *= 2;
+    }
+    v.retain(|&c| c <= max.max(1));
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    fn base() -> SimConfig {
+        SimConfig {
+            name: "fit".into(),
+            traffic: Traffic {
+                rate: Some(10.0),
+                ..Traffic::default()
+            },
+            service: Service {
+                replicas: 1,
+                workers_per_replica: 1,
+                service_time: Dist::Constant { ms: 1.0 },
+                queue_limit: None,
+                queue_timeout: None,
+                balancer: Balancer::RoundRobin,
+                cpu_ms_per_request: None,
+                latency_floor_ms: 0.0,
+                spot: None,
+            },
+            autoscaling: None,
+            cost: Cost::default(),
+            slo: Slo::default(),
+            simulation: Simulation::default(),
+        }
+    }
+
+    /// Measurements made by the simulator itself of a known service
+    /// (4 workers, exponential 20 ms, a 2 ms floor): the fit recovers the
+    /// workers, the floor and the capacity, and predicts the steps.
+    #[test]
+    fn the_fit_recovers_a_known_service() {
+        let mut truth = base();
+        truth.service.workers_per_replica = 4;
+        truth.service.service_time = Dist::Exponential { mean_ms: 20.0 };
+        truth.service.latency_floor_ms = 2.0;
+        let capacity = 4.0 / 0.020;
+        let mut steps = Vec::new();
+        let mut latencies = Vec::new();
+        for f in [0.2, 0.4, 0.6, 0.8] {
+            let m = Measured {
+                offered_rps: f * capacity,
+                duration_s: 60.0,
+                p95_ms: 0.0,
+                goodput_rps: 0.0,
+                replicas: 1,
+            };
+            let mut v = truth.clone();
+            v.traffic.rate = Some(m.offered_rps);
+            v.traffic.arrivals = Arrivals::Uniform;
+            let w = Window {
+                start_s: 0.0,
+                length_ns: 60_000_000_000,
+                warmup_ns: 0,
+                initial_replicas: 1,
+            };
+            let run = simulate(&v, &w, 99, 0);
+            let h = &run.latency_us;
+            latencies.push(
+                h.iter_recorded()
+                    .map(|x| (x.value_iterated_to() as f64 / 1e3, x.count_at_value()))
+                    .collect(),
+            );
+            steps.push(Measured {
+                p95_ms: h.value_at_quantile(0.95) as f64 / 1e3,
+                goodput_rps: run.completed as f64 / 60.0,
+                ..m
+            });
+        }
+        let b = base();
+        let fit = fit(&FitInput {
+            base: &b,
+            capacity_rps: capacity,
+            latencies: &latencies,
+            steps: &steps,
+            max_workers: 16,
+            p95_slo_ms: 200.0,
+            fit_below: 0.9,
+        })
+        .expect("fits");
+        assert_eq!(fit.workers, 4, "{:?}", fit.candidates);
+        assert!((fit.service_mean_ms - 20.0).abs() < 1e-9);
+        // The floor is what the low-load mean has beyond 20 ms of service.
+        assert!(
+            (fit.latency_floor_ms - 2.0).abs() < 1.5,
+            "{}",
+            fit.latency_floor_ms
+        );
+        assert!(fit.max_p95_error < 0.15, "{:?}", fit.steps);
+        assert!(fit.max_goodput_error < 0.05, "{:?}", fit.steps);
+    }
+
+    /// Workers × service time reproduces the capacity whatever the
+    /// candidate: no rounding loses throughput.
+    #[test]
+    fn every_candidate_keeps_the_measured_capacity() {
+        let shape = vec![(3.0, 10), (5.0, 80), (9.0, 10)];
+        for c in [1, 3, 7] {
+            let (cfg, mean, floor) = model(&base(), &shape, 240.0, c);
+            assert!((c as f64 / (mean / 1e3) - 240.0).abs() < 1e-9);
+            let s = crate::dist::Sampler::new(&cfg.service.service_time);
+            let got = s.mean_ns() / 1e6;
+            assert!((got - mean).abs() / mean < 0.02, "c={c}: {got} vs {mean}");
+            assert!((0.0..=3.0).contains(&floor));
+        }
+    }
+
+    /// A 0.5 s stall inside one low-load run (5% of its requests) does not
+    /// become service time: the shape leaves that run out, and the fit is
+    /// the same as without the stall.
+    #[test]
+    fn a_stall_in_one_low_load_run_does_not_change_the_fit() {
+        let clean = vec![(18.0, 50), (20.0, 400), (25.0, 50)];
+        let mut stalled = clean.clone();
+        stalled.push((500.0, 25));
+        let step = |rate: f64, p95: f64| Measured {
+            offered_rps: rate,
+            duration_s: 10.0,
+            p95_ms: p95,
+            goodput_rps: rate,
+            replicas: 1,
+        };
+        let b = base();
+        let fit_with = |second: &Vec<(f64, u64)>, p95: f64| {
+            let lat = vec![clean.clone(), second.clone()];
+            let steps = vec![step(20.0, 25.0), step(40.0, p95)];
+            let input = FitInput {
+                base: &b,
+                capacity_rps: 200.0,
+                latencies: &lat,
+                steps: &steps,
+                max_workers: 16,
+                p95_slo_ms: 200.0,
+                fit_below: 0.9,
+            };
+            (fit(&input).unwrap(), shape_source(&input).unwrap())
+        };
+        let (f_clean, s_clean) = fit_with(&clean, 25.0);
+        let (f_stall, s_stall) = fit_with(&stalled, 480.0);
+        assert!(s_stall.iter().all(|p| p.0 < 100.0), "{s_stall:?}");
+        assert_eq!(s_clean.len(), 2 * clean.len());
+        assert_eq!(f_stall.workers, f_clean.workers);
+        assert!((f_stall.latency_floor_ms - f_clean.latency_floor_ms).abs() < 0.5);
+    }
+
+    #[test]
+    fn worker_candidates_cover_the_range() {
+        assert_eq!(worker_candidates(1), vec![1]);
+        assert_eq!(worker_candidates(8), vec![1, 2, 3, 4, 6, 8]);
+        assert_eq!(worker_candidates(20), vec![1, 2, 3, 4, 6, 8, 12, 16]);
+    }
+}
