@@ -30,9 +30,10 @@ for i in $(seq "$ROUNDS"); do
   taskset -c "$SHARED_CPU" "$LOADTEST" plan scenarios/real-stack.toml --out "$out/round$i" \
     --step "$STEP" --verify --verify-url http://127.0.0.1:58080/item --verify-replicas 2 \
     --verify-levels "$LEVELS" --allow-bad-fit --quiet > "$out/round$i.log" 2>&1 || code=$?
-  echo "round $i: exit $code ($(grep -m1 'calibrated' "$out/round$i.log" | sed 's/^loadtest: //'))" >&2
+  fit=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["calibration"]; print("fit: %d worker(s) x %.2f ms + %.2f ms floor = %.0f rps" % (c["workers"], c["service_mean_ms"], c["latency_floor_ms"], c["capacity_rps"]))' "$out/round$i/forecast.json" 2>/dev/null || echo "no fit")
+  echo "round $i: exit $code ($fit)" >&2
   [ -f "$out/round$i/verify.json" ] || { cat "$out/round$i.log" >&2; exit 1; }
 done
 echo
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); app replicas: ${REPLICA_CPU_PCT}% of core $APP_CPU each, $APP_WORKERS gunicorn workers; nginx, PostgreSQL, Redis and the generator on core $SHARED_CPU"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); app replicas on core $APP_CPU (CPU quota: ${REPLICA_CPU_PCT}% each, 0 = none), $APP_WORKERS gunicorn workers; nginx, PostgreSQL, Redis and the generator on core $SHARED_CPU"
 python3 benches/real_stack/table.py "$out"/round*/verify.json

@@ -398,10 +398,19 @@ pub fn open_load(rate: f64, len: Duration, base: &Load) -> Load {
     }
 }
 
-/// One step, stopped at once by any second faster than the rate cap.
+/// One step, stopped at once by any second faster than the rate cap or
+/// with most of its requests failing. The step has its own stop handle, so
+/// that such a stop ends the search without looking like Ctrl-C; Ctrl-C
+/// (`stop`) reaches it within a second.
 fn run_step(s: &Settings, max_rate: f64, stop: &StopHandle) -> anyhow::Result<RunResult> {
+    let local = StopHandle::default();
+    if stop.is_stopped() {
+        local.stop();
+    }
     let guard = |row: &loadgen::SecondRow| {
-        if row.rps > max_rate * 1.02 {
+        if stop.is_stopped() {
+            ControlFlow::Break("interrupted".into())
+        } else if row.rps > max_rate * 1.02 {
             ControlFlow::Break(format!(
                 "a second at {:.0} rps passed --max-rate {max_rate:.0}",
                 row.rps
@@ -423,9 +432,11 @@ fn run_step(s: &Settings, max_rate: f64, stop: &StopHandle) -> anyhow::Result<Ru
         quiet: true,
         ..Sinks::default()
     };
-    crate::run_cmd::execute_with(&s, &sinks, stop, guard)
+    crate::run_cmd::execute_with(&s, &sinks, &local, guard)
 }
 
+/// The search ends early when the last step was stopped: by Ctrl-C
+/// (`stop`), or by its guard (the rate cap, failing seconds).
 fn interrupted(
     runs: &[RunResult],
     stop: &StopHandle,

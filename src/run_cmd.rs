@@ -428,6 +428,10 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
             think_time: think,
             duration: duration.unwrap_or(Duration::from_secs(30)),
         },
+        // The capacity search sets each step's load itself.
+        (None, None, None) if a.find_capacity => {
+            open(Schedule::constant(1.0, Duration::from_secs(1)))
+        }
         (None, None, None) => {
             bail!(
                 "no load given: use --rate RPS (open model), --stages, or --connections N (closed model)"
