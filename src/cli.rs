@@ -228,7 +228,9 @@ MODELS:
 THRESHOLDS (repeatable):  p50|p90|p95|p99|p99.9|max|mean <|<= DURATION,
                           error_rate<1%, rps>=1000
 
-EXIT CODES: 0 all thresholds held, 1 a threshold failed or the run was cut short, 2 bad input")]
+EXIT CODES: 0 all thresholds held, 1 a threshold failed or the run was cut short, 2 bad input
+            --find-capacity: 0 a knee was found, 1 no rate step held, 2 bad input or the
+            first step failed, 130 interrupted (capacity.json keeps the steps so far)")]
 pub struct RunArgs {
     /// Scenario file (TOML); flags override it.
     pub scenario: Option<PathBuf>,
