@@ -247,6 +247,9 @@ pub struct PlanDoc {
 #[serde(default)]
 pub struct VerifyCase {
     pub case: String,
+    /// `fitted` (chose the model: shown, not judged), `held_out` or
+    /// `saturation`; empty in files from before roles, all held out.
+    pub role: String,
     pub predicted_p95_ms: f64,
     pub measured_p95_ms: f64,
     pub p95_error: f64,

@@ -2,7 +2,7 @@
 //! review and forecast verification; each a verdict, next steps, charts and
 //! tables. Then the page around them.
 use crate::charts::{Body, Chart, Line, short};
-use crate::docs::{Doc, ERROR_CLASSES, ForecastDoc, PlanDoc, RunDoc, VerifyDoc};
+use crate::docs::{Doc, ERROR_CLASSES, ForecastDoc, PlanDoc, RunDoc, VerifyCase, VerifyDoc};
 use crate::table::{Table, num, text};
 use crate::{Error, Options, escape};
 
@@ -927,23 +927,46 @@ fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>) -> Sectio
 
 fn verify_section(v: &VerifyDoc) -> Section {
     let mut s = Section::new("verify", "Forecast vs measurement".into());
-    s.ok = v.cases.iter().all(|c| c.ok);
+    let judged: Vec<&VerifyCase> = v.cases.iter().filter(|c| c.role != "fitted").collect();
+    let missed = judged.iter().filter(|c| !c.ok).count();
+    s.ok = missed == 0;
     s.verdict = if s.ok {
         format!(
-            "The calibrated model predicted all {} held-out measurements within tolerance (p95 ±15%, throughput ±5%)",
-            v.cases.len()
+            "The calibrated model predicted all {} measurements it was not fitted on within tolerance (p95 ±15%, throughput ±5%; saturation within one step)",
+            judged.len()
         )
     } else {
-        "The calibrated model MISSED a held-out measurement: treat the forecast with caution".into()
+        format!(
+            "The calibrated model MISSED {missed} of {} measurements it was not fitted on: treat the forecast with caution",
+            judged.len()
+        )
     };
     if !v.note.is_empty() {
         s.next.push(v.note.clone());
     }
+    let verdict = |c: &VerifyCase| match (c.role.as_str(), c.ok) {
+        ("fitted", _) => "fitted on",
+        (_, true) => "within",
+        (_, false) => "MISSED",
+    };
     s.tables.push(Table::new(
         "verify",
-        "Predicted vs measured, on runs the model was not calibrated on",
+        "Predicted vs measured: the fitted steps, then those the model did not see",
         vec![
             text("case", v.cases.iter().map(|c| c.case.clone()).collect()),
+            text(
+                "role",
+                v.cases
+                    .iter()
+                    .map(|c| {
+                        if c.role.is_empty() {
+                            "held_out".into()
+                        } else {
+                            c.role.clone()
+                        }
+                    })
+                    .collect(),
+            ),
             num(
                 "predicted p95 ms",
                 v.cases.iter().map(|c| c.predicted_p95_ms).collect(),
@@ -970,10 +993,7 @@ fn verify_section(v: &VerifyDoc) -> Section {
             ),
             text(
                 "verdict",
-                v.cases
-                    .iter()
-                    .map(|c| if c.ok { "within" } else { "MISSED" }.to_string())
-                    .collect(),
+                v.cases.iter().map(|c| verdict(c).to_string()).collect(),
             ),
         ],
     ));
@@ -1087,4 +1107,34 @@ pub fn markdown(sections: &[Section], opts: &Options) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(role: &str, ok: bool) -> VerifyCase {
+        VerifyCase {
+            case: format!("{role} {ok}"),
+            role: role.into(),
+            ok,
+            ..VerifyCase::default()
+        }
+    }
+
+    /// The steps the model was fitted on are shown but not judged; a miss
+    /// on a step it did not see fails the section.
+    #[test]
+    fn fitted_steps_are_shown_not_judged() {
+        let doc = |cases| VerifyDoc {
+            note: String::new(),
+            cases,
+        };
+        let s = verify_section(&doc(vec![case("fitted", false), case("held_out", true)]));
+        assert!(s.ok, "{}", s.verdict);
+        assert!(s.verdict.contains("all 1 measurements"), "{}", s.verdict);
+        let s = verify_section(&doc(vec![case("fitted", true), case("saturation", false)]));
+        assert!(!s.ok);
+        assert!(s.verdict.contains("MISSED 1 of 1"), "{}", s.verdict);
+    }
 }
