@@ -21,10 +21,8 @@
 //! result that calibration reads.
 
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
 use loadgen::{Load, RunResult, Schedule, StopHandle};
 use serde::Serialize;
 
@@ -33,9 +31,7 @@ use crate::run_cmd::{Settings, Sinks};
 /// The rate sweep's levels, as fractions of the saturation throughput.
 pub const RATE_LEVELS: [f64; 7] = [0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1];
 
-/// A step that delivers less than this share of its offered rate is
-/// falling behind.
-pub const BEHIND: f64 = 0.95;
+pub use simulator::calibrate::BEHIND;
 
 /// Doubling the connections must add this much goodput, or the sweep has
 /// reached the plateau.
@@ -505,13 +501,6 @@ pub fn render(f: &Found) -> String {
         );
     }
     s
-}
-
-/// Writes `capacity.json`.
-pub fn write(path: &Path, f: &Found) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(f)?;
-    text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -67,6 +67,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes `v` as pretty JSON with a final newline: every output file.
+pub fn write_json<T: serde::Serialize + ?Sized>(
+    path: &std::path::Path,
+    v: &T,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
 fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         cli::Command::Run(args) => run_cmd::run(*args),

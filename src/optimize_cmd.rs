@@ -136,10 +136,7 @@ pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Op
     match optimizer::optimize(&p.catalog, &p.demand, &p.opts, &p.services) {
         Ok(plan) => {
             if let Some(path) = json {
-                let mut text = serde_json::to_string_pretty(&plan)?;
-                text.push('\n');
-                std::fs::write(path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                crate::write_json(path, &plan)?;
             }
             Ok((Outcome::Passed, Some(plan)))
         }

@@ -12,13 +12,13 @@ use clap::Parser;
 use loadgen::StopHandle;
 use simulator::model::{Dist, SimConfig};
 
-use crate::Outcome;
 use crate::capacity::Verdict;
 use crate::cli::{Cli, Command, OptimizeArgs, PlanArgs, RunArgs, ValidateArgs};
 use crate::run_cmd::Settings;
 use crate::scenario::{Builtin, Scenario};
 use crate::serve_cmd::Background;
 use crate::verify::Replicas;
+use crate::{Outcome, write_json};
 
 /// Users at which the summary reports the servers needed.
 const USER_MARKS: [f64; 4] = [1_000.0, 10_000.0, 50_000.0, 200_000.0];
@@ -319,7 +319,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     let (found, runs) = crate::capacity::search(&base, &limits, &stop, a.quiet, |f, r| {
         n += 1;
         write_json(&out(&format!("run_step{n}.json")), r)?;
-        crate::capacity::write(&capacity_json, f)
+        crate::write_json(&capacity_json, f)
     })?;
     drop(target);
     if stop.is_stopped() {
@@ -367,7 +367,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     let fit_below = if a.verify {
         crate::verify::FIT_BELOW
     } else {
-        0.9
+        simulator::calibrate::BELOW_KNEE
     };
     let fit = crate::simulate_cmd::fit_steps(
         &mut cfg,
@@ -385,7 +385,6 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     }
     let mut verdict = Outcome::Passed;
     if a.verify {
-        let mut cases = crate::verify::one_replica_cases(&fit);
         // The built-in target: two more, one per replica, while they are needed.
         let (_extra, many) = match &replicas {
             Some(r) => (None, r.clone()),
@@ -399,18 +398,17 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
                 (Some((t1, t2)), Replicas::Each(urls))
             }
         };
-        cases.extend(crate::verify::multi_replica_cases(
-            &cfg, &fit, &base, &many, &levels, step, warmup, &a.out, &stop, a.quiet,
-        )?);
-        let doc = crate::verify::Doc {
-            kind: "verify".into(),
-            note: format!(
-                "one replica: the model was chosen on the steps below {:.0}% of the measured capacity; higher steps and the multi-replica case are predictions (evenly spaced requests for each step's length, from idle, 6 replications). {}",
-                100.0 * crate::verify::FIT_BELOW,
-                fit.assumes
-            ),
-            cases,
+        let check = crate::verify::Check {
+            cfg: &cfg,
+            fit: &fit,
+            base: &base,
+            step,
+            warmup,
+            out: &a.out,
+            stop: &stop,
+            quiet: a.quiet,
         };
+        let doc = check.run(&many, &levels)?;
         write_json(&out("verify.json"), &doc)?;
         eprint!("{}", crate::verify::render(&doc));
         let misses: Vec<String> = doc.misses().map(|c| c.case.clone()).collect();
@@ -518,12 +516,6 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     } else {
         verdict
     })
-}
-
-fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(v)?;
-    text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The terminal summary: servers at the marks, when p95 breaks, the cost.

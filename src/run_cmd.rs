@@ -145,11 +145,11 @@ fn find_capacity(a: &RunArgs, s: Settings, stop: &StopHandle) -> anyhow::Result<
     }
     let json = a.json.clone();
     let (found, _) = crate::capacity::search(&s, &l, stop, a.quiet, |f, _| match &json {
-        Some(p) => crate::capacity::write(p, f),
+        Some(p) => crate::write_json(p, f),
         None => Ok(()),
     })?;
     if let Some(p) = &a.json {
-        crate::capacity::write(p, &found)?;
+        crate::write_json(p, &found)?;
     }
     print!("{}", crate::capacity::render(&found));
     if stop.is_stopped() {

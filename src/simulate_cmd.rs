@@ -32,9 +32,7 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     let mut f = simulator::forecast(&cfg);
     f.calibration = fit;
     if let Some(p) = &a.json {
-        let mut text = serde_json::to_string_pretty(&f)?;
-        text.push('\n');
-        std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+        crate::write_json(p, &f)?;
     }
     if let Some(p) = &a.csv {
         std::fs::write(p, simulator::series_csv(&f))
@@ -180,7 +178,7 @@ pub fn calibrate(
         .filter_map(|m| m.run.as_ref().and_then(step_of))
         .collect();
     if capacity > 0.0 && !steps.is_empty() {
-        let fit = fit_steps(cfg, &steps, capacity, 64, 0.9)?;
+        let fit = fit_steps(cfg, &steps, capacity, 64, simulator::calibrate::BELOW_KNEE)?;
         if !quiet {
             eprintln!("{}", fit_line(&fit));
         }

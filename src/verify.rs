@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use loadgen::{RunResult, StopHandle};
 use serde::Serialize;
-use simulator::calibrate::{Fit, Measured, StepFit};
+use simulator::calibrate::{BELOW_KNEE, Fit, Measured, StepFit};
 use simulator::model::SimConfig;
 
 use crate::run_cmd::{Settings, Sinks};
@@ -107,7 +107,7 @@ pub fn one_replica_cases(fit: &Fit) -> Vec<Case> {
         .filter(|s| s.replicas == 1)
         .map(|s| {
             let level = s.offered_rps / x;
-            let role = if level >= 0.9 {
+            let role = if level >= BELOW_KNEE {
                 "saturation"
             } else if level < FIT_BELOW {
                 "fitted"
@@ -163,127 +163,154 @@ fn case(s: &StepFit, level: f64, role: &'static str) -> Case {
     }
 }
 
-/// Measures the multi-replica case at each level and compares it with
-/// the prediction from the one-replica model `cfg`.
-#[allow(clippy::too_many_arguments)]
-pub fn multi_replica_cases(
-    cfg: &SimConfig,
-    fit: &Fit,
-    base: &Settings,
-    replicas: &Replicas,
-    levels: &[f64],
-    step: Duration,
-    warmup: Duration,
-    out: &Path,
-    stop: &StopHandle,
-    quiet: bool,
-) -> anyhow::Result<Vec<Case>> {
-    let n = replicas.count();
-    let mut cases = Vec::new();
-    for (i, &level) in levels.iter().enumerate() {
-        let rate = level * fit.capacity_rps * n as f64;
-        if !quiet {
-            eprintln!(
-                "          verify: {n} replicas at {rate:.0} rps ({:.0}% of their capacity)",
-                100.0 * level
-            );
-        }
-        let json = out.join(format!("verify_{n}x_step{}.json", i + 1));
-        let (p95, goodput, window) = measure(base, replicas, rate, step, warmup, &json, stop)?;
-        if stop.is_stopped() {
-            break;
-        }
-        let m = Measured {
-            offered_rps: rate,
-            duration_s: window,
-            p95_ms: p95,
-            goodput_rps: goodput,
-            replicas: n,
-        };
-        let s = simulator::calibrate::compare(cfg, &[m], cfg.slo.p95_ms, 6).remove(0);
-        let role = if level < 0.9 {
-            "held_out"
-        } else {
-            "saturation"
-        };
-        let mut c = case(&s, level, role);
-        if role == "saturation" {
-            c.ok = c.predicted_saturated == c.measured_saturated;
-        }
-        cases.push(c);
-    }
-    Ok(cases)
+/// What a verification needs: the one-replica model and its fit, the run
+/// settings the steps reuse, and where and how long to measure.
+pub struct Check<'a> {
+    /// The one-replica model the fit produced.
+    pub cfg: &'a SimConfig,
+    /// The fit.
+    pub fit: &'a Fit,
+    /// The scenario's run settings; each step sets its target and load.
+    pub base: &'a Settings,
+    /// Length of each measured step.
+    pub step: Duration,
+    /// Uncounted warm-up before each.
+    pub warmup: Duration,
+    /// Where each step's result goes.
+    pub out: &'a Path,
+    /// Ctrl-C.
+    pub stop: &'a StopHandle,
+    /// No progress lines.
+    pub quiet: bool,
 }
 
-/// One multi-replica measurement: (p95 ms, goodput rps, window s).
-fn measure(
-    base: &Settings,
-    replicas: &Replicas,
-    rate: f64,
-    step: Duration,
-    warmup: Duration,
-    json: &Path,
-    stop: &StopHandle,
-) -> anyhow::Result<(f64, f64, f64)> {
-    let settings_for = |url: &str, rate: f64| {
-        let mut s = base.clone();
-        s.plan.target.url = url.to_string();
-        s.plan.load = crate::capacity::open_load(rate, step, &base.plan.load);
-        s.warmup = warmup;
-        s
-    };
-    let quiet = Sinks {
-        quiet: true,
-        ..Sinks::default()
-    };
-    let runs: Vec<RunResult> = match replicas {
-        Replicas::Balancer(url, _) => {
-            let sinks = Sinks {
-                json: Some(json),
-                ..quiet
+impl Check<'_> {
+    /// Every case: the one-replica steps of the fit, then `replicas`
+    /// measured at each of `levels` of their combined capacity.
+    pub fn run(&self, replicas: &Replicas, levels: &[f64]) -> anyhow::Result<Doc> {
+        let mut cases = one_replica_cases(self.fit);
+        cases.extend(self.multi_replica_cases(replicas, levels)?);
+        Ok(Doc {
+            kind: "verify".into(),
+            note: format!(
+                "one replica: the model was chosen on the steps below {:.0}% of the measured capacity; higher steps and the multi-replica case are predictions (evenly spaced requests for each step's length, from idle, 6 replications). {}",
+                100.0 * FIT_BELOW,
+                self.fit.assumes
+            ),
+            cases,
+        })
+    }
+
+    /// Measures the multi-replica case at each level and compares it with
+    /// the prediction from the one-replica model.
+    fn multi_replica_cases(
+        &self,
+        replicas: &Replicas,
+        levels: &[f64],
+    ) -> anyhow::Result<Vec<Case>> {
+        let n = replicas.count();
+        let mut cases = Vec::new();
+        for (i, &level) in levels.iter().enumerate() {
+            let rate = level * self.fit.capacity_rps * n as f64;
+            if !self.quiet {
+                eprintln!(
+                    "          verify: {n} replicas at {rate:.0} rps ({:.0}% of their capacity)",
+                    100.0 * level
+                );
+            }
+            let json = self.out.join(format!("verify_{n}x_step{}.json", i + 1));
+            let (p95, goodput, window) = self.measure(replicas, rate, &json)?;
+            if self.stop.is_stopped() {
+                break;
+            }
+            let m = Measured {
+                offered_rps: rate,
+                duration_s: window,
+                p95_ms: p95,
+                goodput_rps: goodput,
+                replicas: n,
             };
-            vec![crate::run_cmd::execute(
-                &settings_for(url, rate),
-                &sinks,
-                stop,
-            )?]
+            let s = simulator::calibrate::compare(self.cfg, &[m], self.cfg.slo.p95_ms, 6).remove(0);
+            let role = if level < BELOW_KNEE {
+                "held_out"
+            } else {
+                "saturation"
+            };
+            let mut c = case(&s, level, role);
+            if role == "saturation" {
+                c.ok = c.predicted_saturated == c.measured_saturated;
+            }
+            cases.push(c);
         }
-        Replicas::Each(urls) => {
-            let share = rate / urls.len() as f64;
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = urls
-                    .iter()
-                    .map(|u| {
-                        let s = settings_for(u, share);
-                        sc.spawn(move || crate::run_cmd::execute(&s, &quiet, stop))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .map_err(|_| anyhow::anyhow!("a verify generator panicked"))?
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()
-            })?
+        Ok(cases)
+    }
+
+    /// One multi-replica measurement: (p95 ms, goodput rps, window s).
+    fn measure(
+        &self,
+        replicas: &Replicas,
+        rate: f64,
+        json: &Path,
+    ) -> anyhow::Result<(f64, f64, f64)> {
+        let (base, stop) = (self.base, self.stop);
+        let settings_for = |url: &str, rate: f64| {
+            let mut s = base.clone();
+            s.plan.target.url = url.to_string();
+            s.plan.load = crate::capacity::open_load(rate, self.step, &base.plan.load);
+            s.warmup = self.warmup;
+            s
+        };
+        let quiet = Sinks {
+            quiet: true,
+            ..Sinks::default()
+        };
+        let runs: Vec<RunResult> = match replicas {
+            Replicas::Balancer(url, _) => {
+                let sinks = Sinks {
+                    json: Some(json),
+                    ..quiet
+                };
+                vec![crate::run_cmd::execute(
+                    &settings_for(url, rate),
+                    &sinks,
+                    stop,
+                )?]
+            }
+            Replicas::Each(urls) => {
+                let share = rate / urls.len() as f64;
+                std::thread::scope(|sc| {
+                    let handles: Vec<_> = urls
+                        .iter()
+                        .map(|u| {
+                            let s = settings_for(u, share);
+                            sc.spawn(move || crate::run_cmd::execute(&s, &quiet, stop))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join()
+                                .map_err(|_| anyhow::anyhow!("a verify generator panicked"))?
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })?
+            }
+        };
+        let mut h = loadgen::stats::latency_histogram();
+        for r in &runs {
+            h.add(
+                r.latency_histogram()
+                    .context("verify: a run has no histogram")?,
+            )
+            .map_err(|e| anyhow::anyhow!("verify: cannot merge histograms: {e:?}"))?;
         }
-    };
-    let mut h = loadgen::stats::latency_histogram();
-    for r in &runs {
-        h.add(
-            r.latency_histogram()
-                .context("verify: a run has no histogram")?,
-        )
-        .map_err(|e| anyhow::anyhow!("verify: cannot merge histograms: {e:?}"))?;
+        if let Replicas::Each(_) = replicas {
+            crate::write_json(json, &runs)?;
+        }
+        let goodput = runs.iter().map(|r| r.goodput_rps).sum();
+        let window = runs.iter().map(|r| r.window_s).fold(0.0, f64::max);
+        Ok((h.value_at_quantile(0.95) as f64 / 1e3, goodput, window))
     }
-    if let Replicas::Each(_) = replicas {
-        let mut text = serde_json::to_string_pretty(&runs)?;
-        text.push('\n');
-        std::fs::write(json, text).with_context(|| format!("cannot write {}", json.display()))?;
-    }
-    let goodput = runs.iter().map(|r| r.goodput_rps).sum();
-    let window = runs.iter().map(|r| r.window_s).fold(0.0, f64::max);
-    Ok((h.value_at_quantile(0.95) as f64 / 1e3, goodput, window))
 }
 
 /// The verification's table for the terminal.

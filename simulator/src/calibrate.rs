@@ -28,6 +28,14 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Window, simulate};
 use crate::model::{Arrivals, Balancer, Dist, SimConfig, Traffic};
 
+/// A step that delivers less than this share of its offered rate is
+/// falling behind: saturated.
+pub const BEHIND: f64 = 0.95;
+
+/// Steps offered less than this fraction of capacity are "below the knee":
+/// the fit is judged on them, and the higher ones test saturation.
+pub const BELOW_KNEE: f64 = 0.9;
+
 /// One measured step of one replica (or of `replicas` behind a balancer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
@@ -117,8 +125,8 @@ pub struct FitInput<'a> {
     /// The SLO the saturation verdict uses, ms.
     pub p95_slo_ms: f64,
     /// Steps offered less than this fraction of capacity (× replicas)
-    /// choose `workers`; the rest are predicted, not fitted (0.9 by default;
-    /// lower to hold more steps out).
+    /// choose `workers`; the rest are predicted, not fitted ([`BELOW_KNEE`]
+    /// by default; lower to hold more steps out).
     pub fit_below: f64,
 }
 
@@ -201,7 +209,7 @@ pub fn compare(cfg: &SimConfig, steps: &[Measured], p95_slo_ms: f64, reps: u32) 
             let (p95, goodput) = predict(cfg, m, reps);
             let rel = |p: f64, x: f64| if x > 0.0 { (p - x) / x } else { 0.0 };
             let saturated =
-                |p95: f64, goodput: f64| goodput < 0.95 * m.offered_rps || p95 > p95_slo_ms;
+                |p95: f64, goodput: f64| goodput < BEHIND * m.offered_rps || p95 > p95_slo_ms;
             StepFit {
                 offered_rps: m.offered_rps,
                 replicas: m.replicas,
@@ -266,7 +274,7 @@ pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
     let candidates: Vec<(u32, f64)> = candidates.into_iter().map(|(c, s, _)| (c, s)).collect();
     let (cfg, service_mean_ms, latency_floor_ms) = model(input.base, &shape, x, workers);
     let steps = compare(&cfg, input.steps, input.p95_slo_ms, REPS);
-    let within = |f: &&StepFit| f.offered_rps < 0.9 * x * f.replicas as f64;
+    let within = |f: &&StepFit| f.offered_rps < BELOW_KNEE * x * f.replicas as f64;
     let max_of = |g: fn(&StepFit) -> f64| {
         steps
             .iter()
