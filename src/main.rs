@@ -30,6 +30,8 @@ pub enum Outcome {
     Passed,
     /// A threshold was missed, the run was cut short, or a plan is infeasible.
     Failed,
+    /// `--abort-on-fail` stopped the run early.
+    Aborted,
     /// `--verify` found a prediction outside its tolerance.
     VerifyMiss,
     /// Ctrl-C: what was measured so far was written.
@@ -41,6 +43,7 @@ impl Outcome {
         match self {
             Outcome::Passed => ExitCode::SUCCESS,
             Outcome::Failed => ExitCode::from(1),
+            Outcome::Aborted => ExitCode::from(3),
             Outcome::VerifyMiss => ExitCode::from(4),
             Outcome::Interrupted => ExitCode::from(130),
         }

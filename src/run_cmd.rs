@@ -62,14 +62,46 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             result.dropped
         );
     }
-    if let Some(reason) = &result.stopped {
-        eprintln!("loadtest: run stopped early ({reason}); results are partial");
+    let outcome = run_outcome(&result);
+    let written = Sinks::of(&args).written();
+    match (outcome, &result.stopped) {
+        (Outcome::Interrupted, _) => eprintln!(
+            "loadtest: interrupted (exit 130): {} requests measured{written}",
+            result.requests
+        ),
+        (Outcome::Aborted, Some(reason)) => {
+            eprintln!("loadtest: aborted early (exit 3): {reason}; results are partial{written}")
+        }
+        (_, Some(reason)) => {
+            eprintln!(
+                "loadtest: run stopped early (exit 1): {reason}; results are partial{written}"
+            )
+        }
+        (Outcome::Failed, None) => eprintln!(
+            "loadtest: threshold missed (exit 1): {}",
+            result
+                .thresholds
+                .iter()
+                .filter(|t| !t.ok)
+                .map(|t| t.expr.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => {}
     }
-    Ok(if result.passed() && result.stopped.is_none() {
-        Outcome::Passed
-    } else {
-        Outcome::Failed
-    })
+    Ok(outcome)
+}
+
+/// How a finished run comes out: Ctrl-C (130), `--abort-on-fail` (3), a
+/// missed threshold or any other early stop (1), or passed (0).
+fn run_outcome(r: &RunResult) -> Outcome {
+    match r.stopped.as_deref() {
+        Some("interrupted") => Outcome::Interrupted,
+        Some(reason) if reason.starts_with("abort_on_fail") => Outcome::Aborted,
+        Some(_) => Outcome::Failed,
+        None if r.passed() => Outcome::Passed,
+        None => Outcome::Failed,
+    }
 }
 
 /// The search's bounds from the flags and thresholds: the p95 SLO and the
@@ -188,6 +220,20 @@ impl<'a> Sinks<'a> {
             quiet: a.quiet,
         }
     }
+
+    /// ", written to a, b" naming the files, or "" when there are none.
+    pub fn written(&self) -> String {
+        let files: Vec<String> = [self.json, self.csv, self.hdr]
+            .into_iter()
+            .flatten()
+            .map(|p| p.display().to_string())
+            .collect();
+        if files.is_empty() {
+            String::new()
+        } else {
+            format!(", written to {}", files.join(", "))
+        }
+    }
 }
 
 /// Runs a checked plan, writing the sinks asked for.
@@ -207,10 +253,18 @@ pub fn execute_with(
     stop: &StopHandle,
     mut check: impl FnMut(&SecondRow) -> ControlFlow<String>,
 ) -> anyhow::Result<RunResult> {
+    // Every output is opened before the first request: a path that cannot
+    // be written is bad input, not a lost run.
+    let mut json = args.json.map(create).transpose()?;
+    let mut csv = args.csv.map(CsvSink::create).transpose()?;
+    // Unbuffered: each second's interval is on disk once it is written, so
+    // a run killed outright keeps every second before it.
+    let mut hdr_file = args
+        .hdr
+        .map(|p| File::create(p).with_context(|| format!("cannot create {}", p.display())))
+        .transpose()?;
     warm_up(s, args.quiet, stop)?;
     let started = SystemTime::now();
-    let mut csv = args.csv.map(CsvSink::create).transpose()?;
-    let mut hdr_file = args.hdr.map(create).transpose()?;
     let mut serializer = V2DeflateSerializer::new();
     let mut hdr: Option<IntervalLogWriter<'_, '_, _, _>> = match hdr_file.as_mut() {
         Some(f) => Some(
@@ -232,20 +286,20 @@ pub fn execute_with(
         cumulative.0.merge(&iv.counts);
         let _ = cumulative.1.add(&iv.latency_us);
         live.update(iv, &cumulative.0, &cumulative.1);
-        let written =
-            csv.as_mut()
-                .map_or(Ok(()), |c| c.row(row))
-                .and_then(|()| match hdr.as_mut() {
-                    Some(h) => h
-                        .write_histogram(
-                            &iv.latency_us,
-                            Duration::from_secs(iv.second),
-                            Duration::from_secs(1),
-                            None,
-                        )
-                        .map_err(|e| anyhow::anyhow!("cannot write the HdrHistogram log: {e:?}")),
-                    None => Ok(()),
-                });
+        // The log before the CSV: a run killed between the two still has
+        // in the log every second the CSV shows.
+        let written = match hdr.as_mut() {
+            Some(h) => h
+                .write_histogram(
+                    &iv.latency_us,
+                    Duration::from_secs(iv.second),
+                    Duration::from_secs(1),
+                    None,
+                )
+                .map_err(|e| anyhow::anyhow!("cannot write the HdrHistogram log: {e:?}")),
+            None => Ok(()),
+        }
+        .and_then(|()| csv.as_mut().map_or(Ok(()), |c| c.row(row)));
         if let Err(e) = written {
             sink_error = Some(e);
             return ControlFlow::Break("an output file could not be written".into());
@@ -261,16 +315,12 @@ pub fn execute_with(
     })?;
     live.finish();
     drop(hdr);
-    if let Some(f) = hdr_file.as_mut() {
-        f.flush().context("cannot write the HdrHistogram log")?;
-    }
     let mut result = loadgen::summarize(&s.plan, &outcome, &s.thresholds);
     result.name = s.name.clone();
     result.started_at = humantime::format_rfc3339_seconds(started).to_string();
     result.version = env!("CARGO_PKG_VERSION").into();
-    if let Some(path) = args.json {
-        let mut f = create(path)?;
-        serde_json::to_writer_pretty(&mut f, &result)?;
+    if let (Some(path), Some(f)) = (args.json, json.as_mut()) {
+        serde_json::to_writer_pretty(&mut *f, &result)?;
         writeln!(f)?;
         f.flush()
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -491,6 +541,7 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
         flag_headers.push((
             k.trim().to_string(),
             expand_env(v.trim(), env).context("--header")?,
+            v.contains("${"),
         ));
     }
     let flag_body = match a.body.as_deref() {
@@ -502,11 +553,14 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
     };
     let mut reqs = Vec::new();
     for (i, r) in scn.requests.iter().enumerate() {
-        let mut headers = Vec::new();
+        let (mut headers, mut secret_headers) = (Vec::new(), Vec::new());
         for (k, v) in &r.headers {
             let value = expand_env(v, env)
                 .with_context(|| format!("[[requests]] #{} header `{k}`", i + 1))?;
             headers.push((k.clone(), value));
+            if v.contains("${") {
+                secret_headers.push(k.clone());
+            }
         }
         reqs.push(RequestSpec {
             name: r
@@ -516,6 +570,7 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
             url: r.path.clone(),
             method: r.method.clone().unwrap_or_else(|| "GET".into()),
             headers,
+            secret_headers,
             body: r.body.clone().unwrap_or_default().into_bytes(),
             weight: r.weight,
         });
@@ -530,9 +585,13 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
         if let Some(b) = &flag_body {
             r.body = b.clone();
         }
-        for (k, v) in &flag_headers {
+        for (k, v, from_env) in &flag_headers {
             r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+            r.secret_headers.retain(|n| !n.eq_ignore_ascii_case(k));
             r.headers.push((k.clone(), v.clone()));
+            if *from_env {
+                r.secret_headers.push(k.clone());
+            }
         }
     }
     Ok(reqs)

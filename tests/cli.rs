@@ -110,7 +110,8 @@ fn a_missed_threshold_exits_1() {
         ])
         .assert()
         .code(1)
-        .stdout(contains("FAIL  p95<5ms"));
+        .stdout(contains("FAIL  p95<5ms"))
+        .stderr(contains("threshold missed (exit 1): p95<5ms"));
 }
 
 #[test]
@@ -140,8 +141,10 @@ fn abort_on_fail_stops_a_bad_build_early() {
         ])
         .args(["--json", json.to_str().unwrap()])
         .assert()
-        .code(1)
-        .stderr(contains("abort_on_fail: error_rate<1%"));
+        .code(3)
+        .stderr(contains(
+            "aborted early (exit 3): abort_on_fail: error_rate<1%",
+        ));
     assert!(started.elapsed() < Duration::from_secs(15));
     let v = read_json(&json);
     assert!(v["stopped"].as_str().unwrap().starts_with("abort_on_fail"));
@@ -160,7 +163,7 @@ fn scenario_headers_expand_env_and_secrets_stay_hidden() {
         format!(
             "name = \"secret\"\n[target]\nurl = \"{}\"\n[load]\nrate = 100\nduration = \"1s\"\n\
              [[requests]]\npath = \"/a\"\nheaders = {{ Authorization = \"Bearer ${{API_TOKEN}}\" }}\nweight = 3\n\
-             [[requests]]\npath = \"/b\"\nmethod = \"POST\"\nbody = \"x\"\n",
+             [[requests]]\npath = \"/b\"\nmethod = \"POST\"\nbody = \"x\"\nheaders = {{ X-Custom = \"${{API_TOKEN}}\" }}\n",
             s.url
         ),
     )
@@ -173,10 +176,15 @@ fn scenario_headers_expand_env_and_secrets_stay_hidden() {
             "--quiet",
             "--json",
             json.to_str().unwrap(),
+            // Any header from the environment is a secret, whatever its name.
+            "-H",
+            "X-Auth: id-${API_TOKEN}",
         ])
         .assert()
         .code(0)
         .stdout(contains("Authorization: ***"))
+        .stdout(contains("X-Custom: ***"))
+        .stdout(contains("X-Auth: ***"))
         .get_output()
         .clone();
     let text = std::fs::read_to_string(&json).unwrap();
@@ -231,16 +239,73 @@ fn ctrl_c_writes_partial_results() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(130),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted (exit 130)"));
     let v = read_json(&json);
     assert_eq!(v["stopped"], "interrupted");
     let n = v["requests"].as_u64().unwrap();
     assert!((150..=300).contains(&n), "{n} requests");
     assert!(std::fs::read_to_string(&csv).unwrap().lines().count() >= 3);
+}
+
+/// A run killed outright (no chance to flush) keeps each second it had
+/// finished: the CSV and the HdrHistogram log are written once a second.
+#[cfg(unix)]
+#[test]
+fn a_killed_run_keeps_every_finished_second() {
+    let _g = serial();
+    let s = serve(&["--service-time", "const:1ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, hdr) = (dir.path().join("o.csv"), dir.path().join("o.hdr"));
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--rate",
+            "100",
+            "--duration",
+            "60s",
+            "--quiet",
+        ])
+        .args([
+            "--csv",
+            csv.to_str().unwrap(),
+            "--hdr",
+            hdr.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for three finished seconds in the CSV (bounded: 30 s).
+    let rows = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows(&csv) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let csv_rows = rows(&csv);
+    assert!(csv_rows >= 3, "{csv_rows} CSV rows");
+    // Interval lines start with the interval's start time; every second the
+    // CSV has, the log has too (the log is written first).
+    let log = std::fs::read_to_string(&hdr).unwrap();
+    let intervals = log
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert!(
+        intervals >= csv_rows,
+        "{intervals} intervals, {csv_rows} CSV rows:\n{log}"
+    );
 }
 
 #[test]
@@ -318,6 +383,30 @@ fn bad_input_is_one_line_and_exit_2() {
         ),
         (&["serve", "--host", "0.0.0.0"], "not a loopback address"),
         (&["run", "--bogus"], "unexpected argument"),
+        // Not the default port under another port's name.
+        (
+            &["run", "--url", "http://127.0.0.1:99999/", "--rate", "10"],
+            "port 99999 is out of range (use 1-65535)",
+        ),
+        // Rates no generator can send are refused, not run forever.
+        (
+            &["run", "--url", "http://127.0.0.1:9/", "--rate", "1e9"],
+            "at most 10000000 rps",
+        ),
+        (
+            &["run", "--url", "http://127.0.0.1:9/", "--rate", "1e308"],
+            "at most 10000000 rps",
+        ),
+        (
+            &[
+                "run",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--stages",
+                "1s:1e308",
+            ],
+            "at most 10000000 rps",
+        ),
     ];
     for (args, msg) in cases {
         let out = loadtest()
@@ -354,6 +443,65 @@ fn an_unreachable_target_exits_2() {
         .assert()
         .code(2)
         .stderr(contains("cannot connect to").and(contains("loadtest serve")));
+}
+
+/// An output path that cannot be written is bad input found before any
+/// load is sent, not a run measured and then lost.
+#[test]
+fn an_unwritable_output_exits_2_before_the_run() {
+    let _g = serial();
+    let s = serve(&["--service-time", "const:1ms"]);
+    for flag in ["--json", "--csv", "--hdr"] {
+        let started = Instant::now();
+        let out = loadtest()
+            .args(["run", "--url", &s.url, "--rate", "50", "--duration", "10s"])
+            .args([flag, "/nonexistent-dir/out.file"])
+            .assert()
+            .code(2)
+            .stderr(contains("cannot create /nonexistent-dir/out.file"))
+            .get_output()
+            .clone();
+        assert!(out.stdout.is_empty(), "{flag}: a summary was printed");
+        // Refused at once, not after the 10 s run.
+        assert!(started.elapsed() < Duration::from_secs(8), "{flag}");
+    }
+}
+
+/// A certificate the machine does not trust is one clear error with the
+/// way out, before any load, not a run of 100% connect errors.
+#[test]
+fn an_untrusted_certificate_exits_2_and_says_why() {
+    let _g = serial();
+    let s = serve(&["--tls", "--service-time", "const:1ms"]);
+    assert!(s.url.starts_with("https://"), "{}", s.url);
+    loadtest()
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--quiet",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("certificate is not trusted").and(contains("use --insecure")));
+    loadtest()
+        .args([
+            "run",
+            "--url",
+            &s.url,
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--quiet",
+        ])
+        .arg("--insecure")
+        .assert()
+        .code(0);
 }
 
 #[test]

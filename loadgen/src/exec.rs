@@ -148,6 +148,9 @@ pub struct RunOutcome {
     pub peak_connections: usize,
     /// Times a worker waited before sleeping ([`RunPlan::coalesce`]).
     pub idle_waits: u64,
+    /// Responses timed by the kernel's receive timestamp; the rest were
+    /// timed by the clock when the generator read them.
+    pub kernel_timed: u64,
     /// Why the run ended early, if it did.
     pub stopped: Option<String>,
 }
@@ -263,6 +266,7 @@ struct WorkerEnd {
     last_completion: Option<Instant>,
     last_send: Option<Instant>,
     opened: u64,
+    kernel_timed: u64,
     peak: usize,
     idle_waits: u64,
 }
@@ -332,17 +336,9 @@ fn preflight(target: &hyper::Uri, plan: &RunPlan) -> Result<Connector, LoadgenEr
         .map_err(|e| LoadgenError::Runtime(e.to_string()))?;
     rt.block_on(async {
         let c = Connector::new(target, &plan.target).await?;
-        let probe =
-            tokio::time::timeout(plan.timeout, tokio::net::TcpStream::connect(c.addr)).await;
-        let why = match probe {
-            Ok(Ok(_)) => return Ok(c),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {:?}", plan.timeout),
-        };
-        Err(LoadgenError::Unreachable {
-            url: plan.target.url.clone(),
-            why,
-        })
+        c.probe(&crate::redact_url(&plan.target.url), plan.timeout)
+            .await?;
+        Ok(c)
     })
 }
 
@@ -362,6 +358,7 @@ fn collect(
         elapsed: Duration::ZERO,
         sending: Duration::ZERO,
         connections_opened: 0,
+        kernel_timed: 0,
         peak_connections: 0,
         idle_waits: 0,
         stopped: None,
@@ -391,6 +388,7 @@ fn collect(
                 progress[w] = u64::MAX;
                 out.totals.merge(&end.rec);
                 out.connections_opened += end.opened;
+                out.kernel_timed += end.kernel_timed;
                 out.peak_connections += end.peak;
                 out.idle_waits += end.idle_waits;
                 last = last.max(end.last_completion);
@@ -457,6 +455,7 @@ fn worker_thread(
                 last_completion: None,
                 last_send: None,
                 opened: 0,
+                kernel_timed: 0,
                 peak: 0,
                 idle_waits: 0,
             };
@@ -489,6 +488,7 @@ struct Worker {
     tasks: Cell<usize>,
     peak: Cell<usize>,
     opened: Cell<u64>,
+    kernel_timed: Cell<u64>,
     all_done: Notify,
     stopped: Cell<bool>,
     stop_now: Notify,
@@ -518,6 +518,7 @@ impl Worker {
             tasks: Cell::new(0),
             peak: Cell::new(0),
             opened: Cell::new(0),
+            kernel_timed: Cell::new(0),
             all_done: Notify::new(),
             stopped: Cell::new(false),
             stop_now: Notify::new(),
@@ -575,6 +576,7 @@ impl Worker {
             last_completion: self.last_completion.get(),
             last_send: self.last_send.get(),
             opened: self.opened.get(),
+            kernel_timed: self.kernel_timed.get(),
             peak: self.peak.get(),
             idle_waits: IDLE_WAITS.with(Cell::get),
         };
@@ -647,7 +649,10 @@ impl Worker {
         // DISPATCH_LAG_LIMIT after its deadline. Only timed sleeps update
         // it, so a backlog of overdue slots does not count against it.
         let mut behind = false;
-        'run: while let Some(first) = self.due(self.next_k.get()) {
+        'run: while let Some(first) = {
+            self.drop_stale();
+            self.due(self.next_k.get())
+        } {
             // tokio's timer fires on the first 1 ms tick at or after its
             // deadline; aiming a tick early keeps its rounding out of the
             // latency (see `exchange` for how early sends are timed).
@@ -704,6 +709,29 @@ impl Worker {
                 k += 1;
             }
             self.next_k.set(k);
+        }
+    }
+
+    /// Counts as dropped, at once, this worker's slots that are already
+    /// more than the timeout late (each would be dropped when handed out):
+    /// a rate far past what the generator can send ends with its schedule,
+    /// not after handing out every slot one by one.
+    fn drop_stale(&self) {
+        let Load::Open { schedule, .. } = &self.sh.plan.load else {
+            return;
+        };
+        let Some(late_by) = self.sh.t0.elapsed().checked_sub(self.sh.plan.timeout) else {
+            return;
+        };
+        // Slots with index below N(now − timeout) are stale; this worker's
+        // slot k has index id + k·workers.
+        let stale = schedule.due_by(late_by.as_secs_f64()).floor() as u64;
+        let (id, w) = (self.id as u64, self.workers as u64);
+        let first_fresh = stale.saturating_sub(id).div_ceil(w);
+        let k = self.next_k.get();
+        if first_fresh > k {
+            self.rec.borrow_mut().record_dropped_n(first_fresh - k);
+            self.next_k.set(first_fresh);
         }
     }
 
@@ -836,6 +864,9 @@ impl Worker {
         }
         // The kernel's receive time when the socket gives it: what the
         // generator was busy with meanwhile is not the server's latency.
+        if arrived.is_some() {
+            self.kernel_timed.set(self.kernel_timed.get() + 1);
+        }
         let now = arrived.map_or_else(Instant::now, |at| Instant::from_std(at).max(sent));
         self.last_completion.set(Some(now));
         let us = |from: Instant| now.saturating_duration_since(from).as_micros() as u64;

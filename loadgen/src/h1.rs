@@ -120,8 +120,18 @@ struct CmsgBuf([u8; 64]);
 pub(crate) struct Tcp {
     fd: AsyncFd<std::net::TcpStream>,
     stamps: bool,
+    /// Reads with data in a row that came without a timestamp.
+    unstamped: u32,
     cmsg: CmsgBuf,
 }
+
+/// Reads in a row without a timestamp after which a socket stops asking
+/// for them. Linux turns receive timestamps on for the whole host only
+/// when the first socket asks, from a deferred work item, so the first
+/// responses after that may come without one; a kernel that accepts the
+/// option and never delivers a stamp (gVisor, for one) is told apart by
+/// never delivering any.
+const UNSTAMPED_GIVE_UP: u32 = 8;
 
 impl Tcp {
     pub fn new(s: TcpStream) -> io::Result<Self> {
@@ -141,6 +151,7 @@ impl Tcp {
         Ok(Tcp {
             fd,
             stamps,
+            unstamped: 0,
             cmsg: CmsgBuf([0; 64]),
         })
     }
@@ -172,7 +183,15 @@ impl Wire for Tcp {
         loop {
             let mut ready = self.fd.readable().await?;
             match recv_stamped(ready.get_inner(), buf, self.stamps, &mut self.cmsg) {
-                Ok((n, at)) => {
+                Ok((n, at, stamp_came)) => {
+                    // A read without a stamp is timed by the clock; a
+                    // socket that never gets one stops claiming them.
+                    if stamp_came {
+                        self.unstamped = 0;
+                    } else if self.stamps && n > 0 {
+                        self.unstamped += 1;
+                        self.stamps = self.unstamped < UNSTAMPED_GIVE_UP;
+                    }
                     // A short read drained the socket (tokio's own rule):
                     // the next read waits for the reactor, not for EAGAIN.
                     if n > 0 && n < buf.len() {
@@ -188,13 +207,14 @@ impl Wire for Tcp {
     }
 }
 
-/// One `recvmsg`; with `stamps` (Linux only), also when the data arrived.
+/// One `recvmsg`; with `stamps` (Linux only), also when the data arrived,
+/// and whether the kernel sent a timestamp at all.
 fn recv_stamped(
     s: &std::net::TcpStream,
     buf: &mut [u8],
     stamps: bool,
     cmsg: &mut CmsgBuf,
-) -> io::Result<(usize, Option<Instant>)> {
+) -> io::Result<(usize, Option<Instant>, bool)> {
     use nix::sys::socket::{MsgFlags, recvmsg};
     use std::os::fd::AsRawFd;
     let mut iov = [io::IoSliceMut::new(buf)];
@@ -202,7 +222,7 @@ fn recv_stamped(
     let msg = recvmsg::<()>(s.as_raw_fd(), &mut iov, control, MsgFlags::empty())
         .map_err(io::Error::from)?;
     #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
-    let mut at = None;
+    let (mut at, mut came) = (None, false);
     #[cfg(target_os = "linux")]
     if msg.bytes > 0
         && let Ok(cmsgs) = msg.cmsgs()
@@ -210,10 +230,11 @@ fn recv_stamped(
         for c in cmsgs {
             if let nix::sys::socket::ControlMessageOwned::ScmTimestampns(ts) = c {
                 at = arrival(ts.tv_sec(), ts.tv_nsec());
+                came = true;
             }
         }
     }
-    Ok((msg.bytes, at))
+    Ok((msg.bytes, at, came))
 }
 
 /// A kernel timestamp (wall clock) as an `Instant`: now, less the data's age.
@@ -658,38 +679,89 @@ mod tests {
         (addr, std::thread::spawn(move || f(l.accept().unwrap().0)))
     }
 
-    /// A response read 50 ms after it arrived is still timed at its arrival.
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn plain_tcp_reads_carry_the_kernel_receive_time() {
+    /// A peer that answers each request at once, and a test that reads each
+    /// answer 50 ms later, up to `rounds` times or until one read carries a
+    /// timestamp. Returns each read's age at the read (`None`: no stamp)
+    /// and whether the socket claims stamps after each.
+    async fn read_late(set_option: bool, rounds: usize) -> Vec<(Option<Duration>, bool)> {
         let (addr, peer) = peer_thread(|mut s| {
             use std::io::Read;
             let mut got = [0u8; 1024];
-            let _ = s.read(&mut got).unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .unwrap();
-            let _ = s.read(&mut got);
+            while s.read(&mut got).is_ok_and(|n| n > 0) {
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .unwrap();
+            }
         });
-        let tcp = Tcp::new(TcpStream::connect(addr).await.unwrap()).unwrap();
-        assert!(tcp.stamps, "SO_TIMESTAMPNS is available on Linux");
-        let mut c = Http1::new(Stream::Tcp(tcp));
-        assert!(c.stamped());
-        c.io.send(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
-        // The response arrives within microseconds; read it much later.
-        std::thread::sleep(Duration::from_millis(50));
-        let before_read = Instant::now();
-        let (n, at) = c.io.recv(&mut c.buf[..]).await.unwrap();
-        assert!(n > 0);
-        let at = at.expect("a receive timestamp");
-        let age = before_read.duration_since(at);
-        assert!(
-            age >= Duration::from_millis(40),
-            "timed {age:?} before the read"
-        );
-        drop(c);
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut tcp = if set_option {
+            Tcp::new(stream).unwrap()
+        } else {
+            // Claims stamps without asking the kernel: a kernel that
+            // accepts the option and never delivers one.
+            #[allow(deprecated)]
+            let fd = AsyncFd::new(stream.into_std().unwrap()).unwrap();
+            Tcp {
+                fd,
+                stamps: true,
+                unstamped: 0,
+                cmsg: CmsgBuf([0; 64]),
+            }
+        };
+        let mut reads = Vec::new();
+        for _ in 0..rounds {
+            tcp.send(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            // The response arrives within microseconds; read it much later.
+            std::thread::sleep(Duration::from_millis(50));
+            let before_read = Instant::now();
+            let mut buf = [0u8; 1024];
+            let (n, at) = tcp.recv(&mut buf).await.unwrap();
+            assert_eq!(n, 40, "one whole response per read");
+            reads.push((at.map(|at| before_read.duration_since(at)), tcp.stamped()));
+            if at.is_some() {
+                break;
+            }
+        }
+        drop(tcp);
         peer.join().unwrap();
+        reads
+    }
+
+    /// A response read 50 ms after it arrived is timed at its arrival. The
+    /// first reads may come unstamped while Linux turns timestamps on; a
+    /// kernel that never stamps makes the socket stop claiming them.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn plain_tcp_reads_carry_the_kernel_receive_time() {
+        let reads = read_late(true, UNSTAMPED_GIVE_UP as usize + 1).await;
+        match *reads.last().unwrap() {
+            (Some(age), stamped) => {
+                assert!(
+                    age >= Duration::from_millis(40),
+                    "timed {age:?} before the read"
+                );
+                assert!(stamped);
+            }
+            (None, stamped) => assert!(!stamped, "never a stamp, yet it claims them: {reads:?}"),
+        }
+    }
+
+    /// A socket that claims stamps and gets none falls back to the clock
+    /// for every read, and stops claiming them after a few.
+    #[tokio::test]
+    async fn a_socket_without_delivered_stamps_stops_claiming_them() {
+        let reads = read_late(false, UNSTAMPED_GIVE_UP as usize + 1).await;
+        let claims: Vec<bool> = reads
+            .iter()
+            .map(|&(age, claims)| {
+                assert_eq!(age, None);
+                claims
+            })
+            .collect();
+        let n = UNSTAMPED_GIVE_UP as usize;
+        assert_eq!(claims[..n - 1], vec![true; n - 1]);
+        assert_eq!(claims[n - 1..], [false, false]);
     }
 
     /// A request larger than the socket's send buffer waits for room and

@@ -106,6 +106,14 @@ pub enum LoadgenError {
         /// The OS's reason.
         why: String,
     },
+    /// The target accepted TCP but refused the TLS handshake.
+    #[error("{url} refused the first connection: {why}")]
+    Refused {
+        /// The target URL.
+        url: String,
+        /// What the handshake said.
+        why: String,
+    },
     /// TLS could not be set up.
     #[error("TLS setup failed: {0}")]
     Tls(String),
@@ -136,6 +144,10 @@ pub struct RequestSpec {
     pub method: String,
     /// Headers, values already expanded.
     pub headers: Vec<(String, String)>,
+    /// Names of the headers whose values came from the environment
+    /// (`${VAR}`): shown as `***` wherever the request is described,
+    /// whatever the name (the usual secret names always are).
+    pub secret_headers: Vec<String>,
     /// Body bytes.
     pub body: Vec<u8>,
     /// Relative frequency.
@@ -149,6 +161,7 @@ impl Default for RequestSpec {
             url: None,
             method: "GET".into(),
             headers: Vec::new(),
+            secret_headers: Vec::new(),
             body: Vec::new(),
             weight: 1,
         }
@@ -178,6 +191,11 @@ pub struct RunPlan {
     pub coalesce: Duration,
 }
 
+/// The highest rate a run may ask for. One generator process sends at most
+/// a few hundred thousand requests a second (benches/compare.sh); ten
+/// million is past any of them, and keeps a schedule's arithmetic exact.
+pub const MAX_RATE_RPS: f64 = 1e7;
+
 /// The default idle wait ([`RunPlan::coalesce`]).
 pub const DEFAULT_COALESCE: Duration = Duration::from_micros(50);
 
@@ -200,6 +218,12 @@ impl RunPlan {
                 max_connections,
                 ..
             } => {
+                let peak = schedule.peak_rps();
+                if peak.is_nan() || peak > MAX_RATE_RPS {
+                    return bad(&format!(
+                        "a rate of {peak:.3e} rps is more than one generator can send: at most {MAX_RATE_RPS:.0} rps (lower --rate or the --stages targets)"
+                    ));
+                }
                 if schedule.total() == 0 {
                     return bad(
                         "the schedule sends no requests: give --rate > 0 and --duration > 0",

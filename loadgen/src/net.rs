@@ -65,7 +65,26 @@ pub fn parse_url(url: &str) -> Result<Uri, LoadgenError> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(bad("it has no host"));
     }
+    // `http` keeps a port it cannot read as a u16 and then reports none:
+    // the default port would be load-tested under this URL's name.
+    if let Some(port) = uri.authority().and_then(|a| port_text(a.as_str()))
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(bad(&format!("port {port} is out of range (use 1-65535)")));
+    }
     Ok(uri)
+}
+
+/// The port as written in an authority (`user@host:port`, `[::1]:port`),
+/// if one is written.
+fn port_text(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port,
+    };
+    let (_, port) = after_host.rsplit_once(':')?;
+    (!port.is_empty()).then_some(port)
 }
 
 pub(crate) fn prepare(target: &Uri, spec: &RequestSpec) -> Result<Prepared, LoadgenError> {
@@ -236,6 +255,35 @@ impl Connector {
         })
     }
 
+    /// Opens one TCP connection and, for https, completes the TLS
+    /// handshake, so that a wrong URL or an untrusted certificate is one
+    /// clear error before any load (the run's own connections only count
+    /// such failures).
+    pub async fn probe(&self, url: &str, timeout: Duration) -> Result<(), LoadgenError> {
+        let unreachable = |why: String| LoadgenError::Unreachable {
+            url: url.to_string(),
+            why,
+        };
+        let open = async {
+            let tcp = TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            if let Some((connector, name)) = &self.tls {
+                connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| LoadgenError::Refused {
+                        url: url.to_string(),
+                        why: tls_refusal(&e),
+                    })?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, open)
+            .await
+            .unwrap_or_else(|_| Err(unreachable(format!("no answer within {timeout:?}"))))
+    }
+
     /// Opens one connection and performs the HTTP handshake.
     pub async fn connect(&self, timeout: Duration) -> Result<Conn, Outcome> {
         match tokio::time::timeout(timeout, self.connect_inner()).await {
@@ -284,6 +332,21 @@ where
 
 fn classify_connect(_: hyper::Error) -> Outcome {
     Outcome::Connect
+}
+
+/// Why a TLS handshake failed, with the way out when it is the certificate.
+fn tls_refusal(e: &std::io::Error) -> String {
+    let certificate = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+    if certificate {
+        format!(
+            "the TLS certificate is not trusted ({e}): use --insecure for a self-signed staging certificate"
+        )
+    } else {
+        format!("the TLS handshake failed: {e}")
+    }
 }
 
 fn tls_config(spec: &TargetSpec) -> Result<rustls::ClientConfig, LoadgenError> {
@@ -375,6 +438,29 @@ mod tests {
             "http:///path",
         ] {
             assert!(parse_url(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    /// An out-of-range port is bad input, not the default port in disguise.
+    #[test]
+    fn a_port_out_of_range_is_refused() {
+        for bad in [
+            "http://127.0.0.1:99999/",
+            "http://127.0.0.1:65536/",
+            "http://127.0.0.1:0/",
+            "http://[::1]:70000/",
+            "http://u:p@127.0.0.1:123456/",
+        ] {
+            let e = parse_url(bad).expect_err(bad).to_string();
+            assert!(e.contains("out of range (use 1-65535)"), "{bad}: {e}");
+        }
+        for good in [
+            "http://127.0.0.1:65535/",
+            "http://[::1]:8080/",
+            "http://[::1]/",
+            "http://h:/",
+        ] {
+            assert!(parse_url(good).is_ok(), "{good}");
         }
     }
 

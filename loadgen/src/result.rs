@@ -279,7 +279,15 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
                 headers: r
                     .headers
                     .iter()
-                    .map(|(k, v)| format!("{k}: {}", redact_header(k, v)))
+                    .map(|(k, v)| {
+                        let from_env = r.secret_headers.iter().any(|s| s.eq_ignore_ascii_case(k));
+                        let shown = if from_env {
+                            "***".into()
+                        } else {
+                            redact_header(k, v)
+                        };
+                        format!("{k}: {shown}")
+                    })
                     .collect(),
                 weight: r.weight,
             })

@@ -76,6 +76,17 @@ impl Schedule {
             .unwrap_or_default()
     }
 
+    /// The highest rate anywhere in the schedule (NaN if a rate is).
+    pub fn peak_rps(&self) -> f64 {
+        self.segments
+            .iter()
+            .flat_map(|s| [s.r0, s.r1])
+            .fold(
+                0.0,
+                |m: f64, r| if r.is_nan() { f64::NAN } else { m.max(r) },
+            )
+    }
+
     /// Mean rate over the whole schedule.
     pub fn mean_rps(&self) -> f64 {
         let d = self.duration().as_secs_f64();

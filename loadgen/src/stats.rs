@@ -191,8 +191,13 @@ impl Recorder {
 
     /// Records a scheduled request that was never sent.
     pub fn record_dropped(&mut self) {
-        self.counts.dropped += 1;
-        self.interval.counts.dropped += 1;
+        self.record_dropped_n(1);
+    }
+
+    /// `n` scheduled requests dropped at once.
+    pub fn record_dropped_n(&mut self, n: u64) {
+        self.counts.dropped += n;
+        self.interval.counts.dropped += n;
     }
 
     /// Hands over the current interval and starts `next_second`, reusing

@@ -151,8 +151,12 @@ fn without_stalls_p99_is_the_service_time_and_the_rate_holds() {
     assert_eq!(r.requests, 5000);
     assert_eq!(t.stats.served(), 5000);
     assert!(r.latency_ms.p50 >= 5.0, "p50 {}", r.latency_ms.p50);
-    // The target's sleep has tokio's 1 ms resolution; the rest is loopback.
-    assert!(r.latency_ms.p99 < 9.0, "p99 {}", r.latency_ms.p99);
+    // At 31% load on 16 workers with a constant 5 ms nothing queues: the
+    // tail is the service time, tokio's 1 ms timer, and the scheduler's
+    // wake-ups on both sides, each at most a few ms on a busy machine
+    // (two CPU hogs on 2 cores: p99 9.5 ms). A queue or a stall counted
+    // from its schedule puts it in the hundreds (the stall test: 950 ms).
+    assert!(r.latency_ms.p99 < 30.0, "p99 {}", r.latency_ms.p99);
     let target = r.target_rps.unwrap();
     assert!(
         (r.rps - target).abs() / target < 0.01,
@@ -234,7 +238,8 @@ fn closed_model_loops_its_connections() {
 /// allowed, 1 ms) before it sleeps, so that it wakes once per batch of
 /// responses; with few in flight, or with the wait turned off, it never
 /// does. Either way every request is counted, and the kernel's receive
-/// timestamps keep the wait out of the latencies.
+/// timestamps keep the wait out of the latencies. A kernel that gives no
+/// timestamps (gVisor) gets no wait: it would show in the latencies.
 #[test]
 fn the_idle_wait_applies_only_with_many_requests_in_flight() {
     let _g = serial();
@@ -243,7 +248,7 @@ fn the_idle_wait_applies_only_with_many_requests_in_flight() {
         service_time: constant(3.0),
         ..TargetConfig::default()
     });
-    for (connections, coalesce, waits) in [(32, 1000, true), (32, 0, false), (4, 1000, false)] {
+    for (connections, coalesce, many) in [(32, 1000, true), (32, 0, false), (4, 1000, false)] {
         let mut plan = open_plan(&t.url, 1.0, 1);
         plan.load = Load::Closed {
             connections,
@@ -258,9 +263,12 @@ fn the_idle_wait_applies_only_with_many_requests_in_flight() {
         .unwrap();
         let r = loadgen::summarize(&plan, &out, &[]);
         let case = format!("{connections} connections, wait {coalesce} µs");
+        // No response is kernel-timed where the kernel never stamps one.
+        let stamps = out.kernel_timed > 0;
+        assert!(out.kernel_timed <= r.requests, "{case}");
         assert_eq!(
             out.idle_waits > 0,
-            waits,
+            many && stamps,
             "{case}: {} waits",
             out.idle_waits
         );
@@ -299,6 +307,41 @@ fn a_cap_on_connections_drops_what_cannot_be_sent_in_time() {
         "{:?}",
         r.latency_ms
     );
+}
+
+/// Ten million requests a second, far past what one generator sends: the
+/// run still ends with its schedule plus the timeout (the slots it could
+/// not send count as dropped, all at once, not one by one), and every
+/// scheduled request is accounted for.
+#[test]
+fn a_rate_past_the_generator_ends_with_its_schedule() {
+    let _g = serial();
+    let t = start(TargetConfig {
+        workers: 64,
+        service_time: constant(1.0),
+        ..TargetConfig::default()
+    });
+    let mut plan = open_plan(&t.url, loadgen::MAX_RATE_RPS, 4);
+    plan.timeout = Duration::from_millis(200);
+    plan.load = Load::Open {
+        schedule: Schedule::constant(loadgen::MAX_RATE_RPS, Duration::from_secs(4)),
+        initial_connections: 8,
+        max_connections: 64,
+    };
+    let started = std::time::Instant::now();
+    let out = loadgen::run(&plan, &StopHandle::default(), |_, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let took = started.elapsed();
+    let r = loadgen::summarize(&plan, &out, &[]);
+    assert_eq!(r.requests + r.dropped, 40_000_000);
+    assert!(r.dropped > 39_000_000, "{} dropped", r.dropped);
+    // The run ends once every slot left is more than the timeout late:
+    // 4.2 s, plus the last exchanges (1 ms each here) and a busy machine's
+    // timer lateness. Dropping 40M stale slots one by one as they are
+    // handed out takes 2.5 s more on an idle machine, and longer on a busy one.
+    assert!(took < Duration::from_millis(5500), "the run took {took:?}");
 }
 
 #[test]
@@ -395,11 +438,21 @@ fn http2_prior_knowledge_and_alpn_over_tls() {
             assert_eq!(r.connections.opened, 1);
         }
     }
-    // Without --insecure a self-signed certificate is refused.
+    // Without --insecure a self-signed certificate is refused before any
+    // load is sent, and the error says why and what to do.
     let mut plan = open_plan(&tls.url, 10.0, 1);
     plan.target.insecure = false;
-    let r = run(&plan);
-    assert_eq!(r.errors["connect"], 10);
+    let served = tls.stats.served();
+    let e = loadgen::run(&plan, &StopHandle::default(), |_, _| {
+        ControlFlow::Continue(())
+    })
+    .expect_err("an untrusted certificate is refused")
+    .to_string();
+    assert!(
+        e.contains("certificate is not trusted") && e.contains("--insecure"),
+        "{e}"
+    );
+    assert_eq!(tls.stats.served(), served);
 }
 
 #[test]
