@@ -54,6 +54,7 @@ fn engine(c: &mut Criterion) {
             tolerance: 0.1,
             behavior: None,
             provisioning: None,
+            cpu_initialization_period: Duration::from_secs(300),
         }),
     );
     for (name, cfg, replicas) in [

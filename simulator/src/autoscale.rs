@@ -43,6 +43,8 @@ pub struct Scaler {
     /// HPA with behavior: replica changes with their times.
     scale_ups: VecDeque<(u64, u32)>,
     scale_downs: VecDeque<(u64, u32)>,
+    /// HPA: the first sync has recorded its starting recommendation.
+    synced: bool,
     /// Threshold rule and target tracking: time or datapoints spent above / below.
     above_ns: u64,
     below_ns: u64,
@@ -59,6 +61,7 @@ impl Scaler {
             recommendations: VecDeque::new(),
             scale_ups: VecDeque::new(),
             scale_downs: VecDeque::new(),
+            synced: false,
             above_ns: 0,
             below_ns: 0,
             above_points: 0,
@@ -150,11 +153,23 @@ impl Scaler {
         desired.clamp(min, max)
     }
 
+    /// Upstream's first reconcile of an HPA records the replicas it found
+    /// as a recommendation, so no window can scale below them before it
+    /// has passed.
+    fn first_sync(&mut self, o: Observation) {
+        if !self.synced {
+            self.synced = true;
+            self.recommendations.push_back((o.now_ns, o.current));
+        }
+    }
+
     fn hpa_legacy(&mut self, o: Observation, rec: u32, min: u32, max: u32) -> u32 {
-        // The highest recommendation in the last 5 minutes, this one included.
-        // Kept while newer than the window, as Kubernetes' `After(cutoff)`.
+        // The highest recommendation in the last 5 minutes, this one
+        // included. Upstream drops one only when it is `Before(cutoff)`: a
+        // recommendation exactly 300 s old still counts.
+        self.first_sync(o);
         self.recommendations
-            .retain(|&(t, _)| t + 300 * NS > o.now_ns);
+            .retain(|&(t, _)| t + 300 * NS >= o.now_ns);
         let stabilized = self
             .recommendations
             .iter()
@@ -169,6 +184,9 @@ impl Scaler {
         let up_w = b.scale_up_window.as_nanos() as u64;
         let down_w = b.scale_down_window.as_nanos() as u64;
         let now = o.now_ns;
+        self.first_sync(o);
+        // Upstream keeps a recommendation for a window while it is
+        // `After(cutoff)`: newer than the window.
         self.recommendations
             .retain(|&(t, _)| t + up_w.max(down_w) > now);
         let (mut up, mut down) = (rec, rec);
@@ -185,16 +203,19 @@ impl Scaler {
         let period = b.scale_up_period.as_nanos() as u64;
         self.scale_ups.retain(|&(t, _)| t + period > now);
         self.scale_downs.retain(|&(t, _)| t + period > now);
+        // The replicas at the period's start, as upstream counts them: less
+        // what was added in the period, plus what was removed.
+        let added: u32 = self.scale_ups.iter().map(|e| e.1).sum();
+        let removed: u32 = self.scale_downs.iter().map(|e| e.1).sum();
+        let start = (o.current + removed).saturating_sub(added);
         let desired = if stabilized > o.current {
-            let added: u32 = self.scale_ups.iter().map(|e| e.1).sum();
-            let start = o.current.saturating_sub(added);
             let by_pods = start + b.scale_up_pods;
+            // Rounded up, as upstream: a small fleet must still grow.
             let by_percent = (start as f64 * (1.0 + b.scale_up_percent / 100.0)).ceil() as u32;
             stabilized.min(by_pods.max(by_percent).max(o.current))
         } else if stabilized < o.current {
-            let removed: u32 = self.scale_downs.iter().map(|e| e.1).sum();
-            let start = o.current + removed;
-            let floor = (start as f64 * (1.0 - b.scale_down_percent / 100.0)).ceil() as u32;
+            // Truncated, as upstream's int32(): 19 at -25% is 14, not 15.
+            let floor = (start as f64 * (1.0 - b.scale_down_percent / 100.0)) as u32;
             stabilized.max(floor.min(o.current))
         } else {
             stabilized
@@ -243,6 +264,7 @@ mod tests {
             tolerance: 0.1,
             behavior,
             provisioning: None,
+            cpu_initialization_period: Duration::from_secs(300),
         })
     }
 
@@ -281,11 +303,59 @@ mod tests {
         let mut s = hpa(None);
         assert_eq!(s.decide(obs(0, 10, 0.5)), 10);
         // Load halves at t=15 s: the recommendation is 5 from then on, but
-        // the 10 recommended at t=0 holds it until that one is 300 s old.
-        for t in (15..300).step_by(15) {
+        // the 10 recommended at t=0 holds it while it is at most 300 s old
+        // (upstream drops a recommendation only when `Before(cutoff)`).
+        for t in (15..=300).step_by(15) {
             assert_eq!(s.decide(obs(t, 10, 0.25)), 10, "t={t}");
         }
-        assert_eq!(s.decide(obs(300, 10, 0.25)), 5);
+        assert_eq!(s.decide(obs(315, 10, 0.25)), 5);
+    }
+
+    /// Upstream's first reconcile records the replicas it found: a fleet
+    /// that is oversized from the start still waits out the window.
+    #[test]
+    fn hpa_first_sync_holds_the_starting_replicas_for_the_window() {
+        // With behavior (window kept while newer than 300 s): 10 until 315 s.
+        let mut s = hpa(Some(Behavior::default()));
+        for t in (15..315).step_by(15) {
+            assert_eq!(s.decide(obs(t, 10, 0.1)), 10, "t={t}");
+        }
+        assert_eq!(s.decide(obs(315, 10, 0.1)), 2);
+        // Legacy (kept while at most 300 s old): 10 until 330 s.
+        let mut s = hpa(None);
+        for t in (15..330).step_by(15) {
+            assert_eq!(s.decide(obs(t, 10, 0.1)), 10, "t={t}");
+        }
+        assert_eq!(s.decide(obs(330, 10, 0.1)), 2);
+    }
+
+    /// Upstream truncates a Percent scale-down (`int32(start × (1 − p))`)
+    /// and counts a period's start from both directions' events.
+    #[test]
+    fn hpa_behavior_percent_scale_down_truncates() {
+        let mut s = hpa(Some(Behavior {
+            scale_down_percent: 25.0,
+            scale_down_window: Duration::ZERO,
+            ..Behavior::default()
+        }));
+        let mut current = 19;
+        let mut trace = vec![current];
+        for t in [15, 30, 45] {
+            current = s.decide(obs(t, current, 0.01));
+            trace.push(current);
+        }
+        assert_eq!(trace, [19, 14, 10, 7]);
+        // A scale-up in the period of a scale-down counts from the period's
+        // start, 20 (upstream adds back what was removed): +100% allows 40,
+        // where counting from the 10 left would allow 20.
+        let mut s = hpa(Some(Behavior {
+            scale_down_percent: 50.0,
+            scale_down_window: Duration::ZERO,
+            scale_up_period: Duration::from_secs(60),
+            ..Behavior::default()
+        }));
+        assert_eq!(s.decide(obs(15, 20, 0.01)), 10);
+        assert_eq!(s.decide(obs(30, 10, 5.0)), 40);
     }
 
     #[test]

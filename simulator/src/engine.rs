@@ -106,8 +106,11 @@ struct Replica {
     state: State,
     busy: u32,
     queue: VecDeque<u64>,
+    /// When it was asked for, and when it became ready.
+    started_at: u64,
     ready_at: u64,
-    /// Counted in a target-tracking metric from this time (after warm-up).
+    /// Counted in the autoscaler's metric from this time: after a target
+    /// tracking warm-up, or an HPA's first metric window once ready.
     warm_from: u64,
     /// Busy worker-ns since the last autoscaler tick, up to `busy_last`.
     busy_since_tick: f64,
@@ -196,6 +199,9 @@ struct Engine<'a> {
     tick_acc: Integrals,
     tick_completions: u64,
     minute_acc: Integrals,
+    /// The integrals when the warm-up ended, if it ended inside a minute:
+    /// that minute's statistics count from here.
+    warm_acc: Option<Integrals>,
     minute_hist: Histogram<u64>,
     minute: Minute,
     /// Mean gap between arrivals in each minute, ns (0 for no traffic).
@@ -259,11 +265,16 @@ pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRu
         tick_acc: Integrals::default(),
         tick_completions: 0,
         minute_acc: Integrals::default(),
+        warm_acc: None,
         minute_hist: hist(),
         minute: Minute::default(),
         gaps_ns: Vec::new(),
         uniform: cfg.traffic.arrivals == crate::model::Arrivals::Uniform,
-        per_replica_busy: matches!(&cfg.autoscaling, Some(Autoscaling::TargetTracking { warmup, .. }) if !warmup.is_zero()),
+        per_replica_busy: match &cfg.autoscaling {
+            Some(Autoscaling::TargetTracking { warmup, .. }) => !warmup.is_zero(),
+            Some(Autoscaling::Hpa { .. }) => true,
+            _ => false,
+        },
         rates,
         out: WindowRun {
             minutes: Vec::with_capacity(minutes),
@@ -312,9 +323,16 @@ impl Engine<'_> {
             .unwrap_or(u64::MAX);
         let mut next_tick = period;
         let mut next_minute = MINUTE;
+        // A warm-up that ends inside a minute: the statistics start there.
+        let mut warm_ends = if !self.warmup.is_multiple_of(MINUTE) {
+            self.warmup
+        } else {
+            u64::MAX
+        };
         loop {
             let heap_t = self.heap.peek_key().unwrap_or(u64::MAX);
-            let t = next_arrival.min(heap_t).min(next_tick).min(next_minute);
+            let boundary = next_minute.min(warm_ends);
+            let t = next_arrival.min(heap_t).min(next_tick).min(boundary);
             if t >= end {
                 self.advance(end);
                 if end > self.minute_start() {
@@ -324,6 +342,10 @@ impl Engine<'_> {
             }
             self.advance(t);
             self.out.events += 1;
+            if t == warm_ends {
+                self.warm_acc = Some(self.acc);
+                warm_ends = u64::MAX;
+            }
             if t == next_minute {
                 self.close_minute();
                 next_minute += MINUTE;
@@ -492,6 +514,10 @@ impl Engine<'_> {
         self.minute.completed += 1;
         if ev.counted() {
             self.out.completed += 1;
+            if self.minute_start() < self.warmup {
+                // The minute the warm-up ends in: only what arrived after it.
+                let _ = self.out.latency_us.record((ev.us as u64).min(3_600_000_000));
+            }
         }
         let timeout = self.cfg.service.queue_timeout.map(|d| d.as_nanos() as u64);
         while let Some(next) = self.replicas[r].queue.pop_front() {
@@ -514,6 +540,7 @@ impl Engine<'_> {
             state: State::Starting,
             busy: 0,
             queue: VecDeque::new(),
+            started_at: self.now,
             ready_at: 0,
             warm_from: 0,
             busy_since_tick: 0.0,
@@ -541,7 +568,7 @@ impl Engine<'_> {
         }
         self.replicas[r].state = State::Ready;
         self.replicas[r].ready_at = self.now;
-        self.replicas[r].warm_from = self.now + self.warmup_of_policy();
+        self.replicas[r].warm_from = self.counted_from(r);
         self.n_starting -= 1;
         self.n_ready += 1;
         self.active.push(r as u32);
@@ -594,11 +621,21 @@ impl Engine<'_> {
         let d_busy = (self.acc.busy_ready - self.tick_acc.busy_ready) as f64;
         let d_cap = (self.acc.workers_ready - self.tick_acc.workers_ready) as f64;
         let warmup = self.warmup_of_policy();
+        // HPA: pods that became ready within the last metric window (and
+        // within the CPU initialization period) are not ready to it yet.
+        let fresh = match &self.cfg.autoscaling {
+            Some(Autoscaling::Hpa { .. }) => self
+                .replicas
+                .iter()
+                .filter(|r| r.state == State::Ready && self.now < r.warm_from)
+                .count() as u32,
+            _ => 0,
+        };
         let cpu = match self.cfg.service.cpu_ms_per_request {
             Some(ms) if self.n_ready > 0 => {
                 self.tick_completions as f64 * ms * 1e6 / (period as f64 * self.n_ready as f64)
             }
-            _ if warmup > 0 => self.cpu_without_warming(period),
+            _ if warmup > 0 || fresh > 0 => self.cpu_without_warming(period),
             _ if d_cap > 0.0 => d_busy / d_cap,
             _ => 0.0,
         };
@@ -615,7 +652,7 @@ impl Engine<'_> {
         let desired = scaler.decide(Observation {
             now_ns: self.now,
             current,
-            ready: self.n_ready,
+            ready: self.n_ready - fresh,
             cpu,
         });
         for _ in current..desired {
@@ -623,6 +660,27 @@ impl Engine<'_> {
         }
         for _ in desired..current {
             self.remove_one();
+        }
+    }
+
+    /// From when replica `r`, ready now, counts in the autoscaler's metric.
+    /// Upstream's HPA ignores a pod's CPU while it is within
+    /// `cpu_initialization_period` of its start and its metric window
+    /// began before it was ready; the window here is the sync period, over
+    /// which the engine averages CPU.
+    fn counted_from(&self, r: usize) -> u64 {
+        match &self.cfg.autoscaling {
+            Some(Autoscaling::Hpa {
+                sync_period,
+                cpu_initialization_period,
+                ..
+            }) => {
+                let window = sync_period.as_nanos() as u64;
+                let init_ends =
+                    self.replicas[r].started_at + cpu_initialization_period.as_nanos() as u64;
+                self.now + window.min(init_ends.saturating_sub(self.now))
+            }
+            _ => self.now + self.warmup_of_policy(),
         }
     }
 
@@ -707,7 +765,19 @@ impl Engine<'_> {
         let cap = (a.workers_ready - m.workers_ready) as f64;
         let busy = (a.busy_ready - m.busy_ready) as f64;
         row.utilization = if cap > 0.0 { busy / cap } else { 0.0 };
-        if self.minute_start() >= self.warmup {
+        // The statistics count whole minutes after the warm-up, and the
+        // part of the minute it ends in.
+        let whole = self.minute_start() >= self.warmup;
+        let counted_from = match self.warm_acc.take() {
+            Some(w) => Some(w),
+            None if whole => Some(m),
+            None => None,
+        };
+        if let Some(m) = counted_from {
+            let (cap, busy) = (
+                (a.workers_ready - m.workers_ready) as f64,
+                (a.busy_ready - m.busy_ready) as f64,
+            );
             let o = &mut self.out;
             o.busy_ns += busy;
             o.capacity_ns += cap;
@@ -719,8 +789,11 @@ impl Engine<'_> {
                 .max(self.n_existing)
                 .max(row.replicas.ceil() as u32);
             // One record per completion: the minute's histogram joins the
-            // window's when the minute closes.
-            let _ = o.latency_us.add(&self.minute_hist);
+            // window's when the minute closes (the warm-up's own minute
+            // recorded its counted completions one by one).
+            if whole {
+                let _ = o.latency_us.add(&self.minute_hist);
+            }
         }
         self.minute_acc = self.acc;
         self.minute_hist.reset();

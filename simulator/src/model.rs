@@ -349,6 +349,15 @@ pub enum Autoscaling {
         behavior: Option<Behavior>,
         /// Pod start-up: node boot plus pod start.
         provisioning: Option<Dist>,
+        /// `--horizontal-pod-autoscaler-cpu-initialization-period`: within
+        /// this time of its start, a pod that became ready less than one
+        /// metric window (a sync period) ago counts as not ready yet.
+        #[serde(
+            default = "five_min",
+            deserialize_with = "duration",
+            serialize_with = "ser_duration"
+        )]
+        cpu_initialization_period: Duration,
     },
     /// "CPU > X for D: add N; CPU < Y for D: remove N", with a cooldown.
     Threshold {

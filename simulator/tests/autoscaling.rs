@@ -86,6 +86,7 @@ fn hpa_step_reaches_its_count_at_the_next_sync_and_waits_five_minutes_to_scale_d
         tolerance: 0.1,
         behavior: None,
         provisioning: None,
+        cpu_initialization_period: Duration::from_secs(300),
     });
     cfg.traffic.flash_crowds[0].multiplier = 1.75;
     let ready = ready_by_minute(&cfg);
@@ -115,6 +116,7 @@ fn hpa_saturated_step_doubles_per_sync_under_the_legacy_cap() {
         tolerance: 0.1,
         behavior: None,
         provisioning: None,
+        cpu_initialization_period: Duration::from_secs(300),
     });
     let ready = ready_by_minute(&cfg);
     // 300 rps on 10 replicas saturates them (CPU 100%, ratio 2): 20 at
@@ -161,6 +163,7 @@ fn provisioning_delay_holds_new_replicas_out_of_service() {
         tolerance: 0.1,
         behavior: None,
         provisioning: Some(Dist::Constant { ms: 120_000.0 }),
+        cpu_initialization_period: Duration::from_secs(300),
     });
     let ready = ready_by_minute(&cfg);
     // The replicas asked for at 615 s serve from 735 s: minute 11 still has 10 ready.
@@ -179,6 +182,7 @@ fn fixed(spot: Option<Spot>, service_ms: f64, rate: f64, provisioning_ms: f64) -
         provisioning: Some(Dist::Constant {
             ms: provisioning_ms,
         }),
+        cpu_initialization_period: Duration::from_secs(300),
     });
     cfg.traffic = Traffic {
         rate: Some(rate),
@@ -252,4 +256,86 @@ fn target_tracking_warmup_leaves_new_instances_out_of_the_metric() {
     steady(&with, 13..14, 17.0);
     let (a, b) = (without[19], with[19]);
     assert!(b > a, "with warm-up {b} replicas at minute 19, without {a}");
+}
+
+/// Upstream's CPU initialization period: a pod that became ready less than
+/// one metric window before a sync is not ready to that sync. 300 rps on
+/// 10 single-worker replicas at 50 ms saturates them (ratio 2); the
+/// backlog keeps every replica busy until about 670 s.
+#[test]
+fn hpa_ignores_pods_ready_for_less_than_a_metric_window() {
+    let hpa = |init_s: u64| {
+        stepped(Autoscaling::Hpa {
+            min: 2,
+            max: 100,
+            target_cpu: 0.5,
+            sync_period: Duration::from_secs(15),
+            tolerance: 0.1,
+            behavior: None,
+            provisioning: Some(Dist::Constant { ms: 20_000.0 }),
+            cpu_initialization_period: Duration::from_secs(init_s),
+        })
+    };
+    let ready = ready_by_minute(&hpa(300));
+    // 615 s: 10 → 20 (the 2× cap), ready at 635 s. 630 s: 10 starting count
+    // at 0%, ratio 2 × 10/20 = 1: hold. 645 s: the 10 new pods have been
+    // ready for 10 s, under one 15 s window: still not ready, so again
+    // ratio 1: hold. 660 s: all 20 count, at 100%: 40, ready at 680 s.
+    let golden = [
+        (10, (35.0 * 10.0 + 25.0 * 20.0) / 60.0),
+        (11, (20.0 * 20.0 + 40.0 * 40.0) / 60.0),
+        (12, 40.0),
+    ];
+    for (m, want) in golden {
+        assert!(
+            (ready[m] - want).abs() < 1e-9,
+            "minute {m}: {} ready, want {want}",
+            ready[m]
+        );
+    }
+    // Counting them at 645 s (no initialization period) scales to 40 a
+    // sync early: 40 ready from 665 s, so minute 11 has more.
+    let early = ready_by_minute(&hpa(0));
+    assert!(
+        early[11] >= (5.0 * 20.0 + 55.0 * 40.0) / 60.0 - 1e-9,
+        "minute 11: {}",
+        early[11]
+    );
+}
+
+/// A warm-up that ends inside a minute: the statistics count from its end,
+/// not from the next whole minute. One fixed replica is one replica on
+/// average, and it is paid for the whole counted time.
+#[test]
+fn a_warm_up_inside_a_minute_counts_the_rest_of_that_minute() {
+    let mut cfg = stepped(Autoscaling::Hpa {
+        min: 1,
+        max: 1,
+        target_cpu: 0.5,
+        sync_period: Duration::from_secs(15),
+        tolerance: 0.1,
+        behavior: None,
+        provisioning: None,
+        cpu_initialization_period: Duration::from_secs(300),
+    });
+    cfg.traffic = Traffic {
+        rate: Some(5.0),
+        ..Traffic::default()
+    };
+    cfg.simulation.duration = Duration::from_secs(600);
+    cfg.simulation.warmup = Duration::from_secs(90);
+    cfg.check().unwrap();
+    let f = simulator::forecast::forecast(&cfg);
+    assert!((f.replicas.mean - 1.0).abs() < 1e-12, "mean {}", f.replicas.mean);
+    // 510 s counted at 1.0 an hour, in each replication.
+    assert!((f.cost - 510.0 / 3600.0).abs() < 1e-9, "cost {}", f.cost);
+    // Requests that arrived after 90 s are in the latency: about 5 × 510.
+    let w = Window {
+        start_s: 0.0,
+        length_ns: 600_000_000_000,
+        warmup_ns: 90_000_000_000,
+        initial_replicas: 1,
+    };
+    let run = simulate(&cfg, &w, 1, 0);
+    assert_eq!(run.latency_us.len(), run.completed);
 }

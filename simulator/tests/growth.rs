@@ -42,6 +42,7 @@ fn growth(max: u32) -> SimConfig {
             tolerance: 0.1,
             behavior: None,
             provisioning: None,
+            cpu_initialization_period: Duration::from_secs(300),
         }),
         cost: Cost {
             replica_hourly: 0.192,
