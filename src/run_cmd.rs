@@ -749,6 +749,13 @@ pub fn render_summary(r: &RunResult) -> String {
         pct(errors),
         r.dropped
     );
+    if r.retried > 0 {
+        let _ = writeln!(
+            s,
+            "  retried {} on a fresh connection (the server had closed an idle keep-alive connection)",
+            r.retried
+        );
+    }
     let _ = writeln!(
         s,
         "  achieved {:.1} rps{}; goodput {:.1} rps (ok responses per second of the {:.1} s window)",

@@ -835,28 +835,45 @@ impl Worker {
     /// time it completed.
     async fn exchange(&self, link: &mut Link, mut due: Option<Instant>) -> (Outcome, Instant) {
         let timeout = self.sh.plan.timeout;
-        let (outcome, sent, arrived) = 'send: {
+        let req = &self.sh.requests[self.pick()];
+        let (mut first_send, mut retried) = (None::<Instant>, false);
+        let (outcome, sent, arrived) = loop {
             if link.conn.as_ref().is_none_or(Conn::is_closed) {
                 let start = Instant::now();
                 // A closed-model request waits for its connection too.
                 due.get_or_insert(start);
                 match self.dial().await {
                     Ok(c) => link.conn = Some(c),
-                    Err(o) => break 'send (o, start, None),
+                    Err(o) => break (o, first_send.unwrap_or(start), None),
                 }
             }
             let c = link.conn.as_mut().expect("connected above");
-            let req = &self.sh.requests[self.pick()];
-            let sent = Instant::now();
+            // A retry keeps the first send's time and deadline.
+            let sent = *first_send.get_or_insert_with(Instant::now);
             self.last_send.set(Some(sent));
             let _in_flight = c.stamped().then(InFlight::start);
-            tokio::select! {
+            let r = tokio::select! {
                 biased;
-                r = c.exchange(req) => match r {
-                    Ok((status, arrived)) => (Outcome::from_status(status), sent, arrived),
-                    Err(o) => (o, sent, None),
-                },
-                _ = Link::expire(&mut link.watchdog, sent + timeout) => (Outcome::Timeout, sent, None),
+                r = c.exchange(req) => r,
+                _ = Link::expire(&mut link.watchdog, sent + timeout) => Err(Outcome::Timeout),
+            };
+            match r {
+                Ok((status, arrived)) => break (Outcome::from_status(status), sent, arrived),
+                // The server closed this keep-alive connection while it was
+                // idle: the request never reached it. Once, on a fresh
+                // connection, for a method that may be sent twice (RFC 9110
+                // 9.2.2), as browsers and hyper's pool do.
+                Err(Outcome::Reset)
+                    if req.idempotent
+                        && c.failed_unanswered_on_reuse()
+                        && first_send.is_some_and(|s| s.elapsed() < timeout)
+                        && !retried =>
+                {
+                    retried = true;
+                    link.conn = None;
+                    self.rec.borrow_mut().record_retry();
+                }
+                Err(o) => break (o, sent, None),
             }
         };
         if !matches!(outcome, Outcome::Ok | Outcome::Http4xx | Outcome::Http5xx) {

@@ -277,6 +277,10 @@ pub(crate) struct Http1<W = Stream> {
     open: bool,
     /// When the last bytes read arrived, if the stream can tell.
     arrived: Option<Instant>,
+    /// Exchanges completed on this connection.
+    served: u64,
+    /// A byte of the current exchange's response has come.
+    answered: bool,
 }
 
 impl<W: Wire> Http1<W> {
@@ -288,7 +292,17 @@ impl<W: Wire> Http1<W> {
             end: 0,
             open: true,
             arrived: None,
+            served: 0,
+            answered: false,
         }
+    }
+
+    /// The last exchange failed on a connection that had carried a request
+    /// before, with not a byte of a response: the server closed it while
+    /// it was idle (a keep-alive timeout, or a limit of requests per
+    /// connection), so the request most likely never reached it.
+    pub fn failed_unanswered_on_reuse(&self) -> bool {
+        !self.open && self.served > 0 && !self.answered
     }
 
     /// Whether reads carry the kernel's receive timestamps.
@@ -321,6 +335,7 @@ impl<W: Wire> Http1<W> {
             return Err(Outcome::Protocol);
         }
         self.arrived = None;
+        self.answered = false;
         self.io.send(request).await.map_err(io_class)?;
         let head_of = loop {
             let h = self.read_head(head).await?;
@@ -339,6 +354,7 @@ impl<W: Wire> Http1<W> {
             Framing::UntilClose => self.skip_to_close().await?,
         }
         self.open = !head_of.close;
+        self.served += 1;
         Ok((head_of.status, self.arrived))
     }
 
@@ -380,6 +396,7 @@ impl<W: Wire> Http1<W> {
             Ok((n, at)) => {
                 self.end += n;
                 self.arrived = at;
+                self.answered = true;
                 Ok(())
             }
             Err(e) => Err(io_class(e)),

@@ -34,6 +34,9 @@ pub(crate) struct Prepared {
     pub body: Bytes,
     /// The whole HTTP/1.1 request (origin-form path), encoded once.
     pub wire: Bytes,
+    /// The method may be sent twice with the effect of once (RFC 9110
+    /// 9.2.2): GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
+    pub idempotent: bool,
 }
 
 impl Prepared {
@@ -131,12 +134,22 @@ pub(crate) fn prepare(target: &Uri, spec: &RequestSpec) -> Result<Prepared, Load
     }
     let body = Bytes::from(spec.body.clone());
     let wire = h1::encode(&method, &path.to_string(), &headers, &body);
+    let idempotent = [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(&method);
     Ok(Prepared {
         method,
         absolute,
         headers,
         body,
         wire,
+        idempotent,
     })
 }
 
@@ -169,6 +182,12 @@ impl Conn {
     /// Whether responses are timed by the kernel's receive timestamps.
     pub fn stamped(&self) -> bool {
         matches!(self, Conn::H1(c) if c.stamped())
+    }
+
+    /// See [`Http1::failed_unanswered_on_reuse`]; HTTP/2 never (hyper
+    /// itself retries a stream refused by a GOAWAY).
+    pub fn failed_unanswered_on_reuse(&self) -> bool {
+        matches!(self, Conn::H1(c) if c.failed_unanswered_on_reuse())
     }
 
     pub fn is_closed(&self) -> bool {

@@ -137,6 +137,12 @@ pub struct RunResult {
     pub error_rate: f64,
     /// Scheduled requests never sent (generator behind, or interrupted).
     pub dropped: u64,
+    /// Requests sent a second time, once, on a fresh connection, because
+    /// the keep-alive connection they first went out on had been closed
+    /// by the server while idle, with no response (idempotent methods
+    /// only). Each counts once in `requests`, timed from its schedule.
+    #[serde(default)]
+    pub retried: u64,
     /// Open model: the schedule's length, or until the last send if that
     /// was later (or, when stopped early, until the last send); closed model:
     /// until the last response.
@@ -301,6 +307,7 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
             .collect(),
         error_rate: error_rate(c),
         dropped: c.dropped,
+        retried: c.retried,
         duration_s,
         rps,
         goodput_rps,

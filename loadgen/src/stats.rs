@@ -90,6 +90,10 @@ pub struct Counts {
     /// timeout behind (every connection busy at `--max-connections`), or the
     /// run was interrupted.
     pub dropped: u64,
+    /// Requests sent again, once, on a fresh connection: the keep-alive
+    /// connection they went out on had been closed by the server while
+    /// idle, and not a byte of a response came back.
+    pub retried: u64,
 }
 
 impl Counts {
@@ -119,6 +123,7 @@ impl Counts {
             *a += b;
         }
         self.dropped += other.dropped;
+        self.retried += other.retried;
     }
 }
 
@@ -192,6 +197,12 @@ impl Recorder {
     /// Records a scheduled request that was never sent.
     pub fn record_dropped(&mut self) {
         self.record_dropped_n(1);
+    }
+
+    /// A request sent again on a fresh connection ([`Counts::retried`]).
+    pub fn record_retry(&mut self) {
+        self.counts.retried += 1;
+        self.interval.counts.retried += 1;
     }
 
     /// `n` scheduled requests dropped at once.

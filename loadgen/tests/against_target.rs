@@ -373,6 +373,75 @@ fn raw_peer(reply: &'static [u8]) -> String {
     url
 }
 
+/// A keep-alive peer that answers `per_conn` requests on each connection
+/// and then closes it without a word (as a server's requests-per-connection
+/// limit or keep-alive timeout does). Returns its URL and how many requests
+/// it answered. It stops by itself after `conns` connections.
+fn closing_peer(per_conn: usize, conns: usize) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let l = StdListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    let answered = Arc::new(AtomicU64::new(0));
+    let count = answered.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(conns) {
+            let Ok(mut s) = s else { continue };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let (mut buf, mut served) = (Vec::new(), 0);
+                let mut chunk = [0u8; 4096];
+                while served < per_conn {
+                    let Ok(n) = s.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .is_err()
+                        {
+                            return;
+                        }
+                        count.fetch_add(1, Ordering::Relaxed);
+                        served += 1;
+                    }
+                }
+                // Closed while idle: no `connection: close` was sent.
+            });
+        }
+    });
+    (url, answered)
+}
+
+/// A request that fails on a keep-alive connection the server closed while
+/// it was idle, with no byte of a response, never reached the server: an
+/// idempotent one is sent again, once, on a fresh connection, and counted
+/// once; a POST is not (it might have been processed).
+#[test]
+fn a_request_on_a_connection_closed_while_idle_is_retried_once() {
+    use std::sync::atomic::Ordering;
+    let _g = serial();
+    let (url, answered) = closing_peer(5, 1000);
+    let r = run(&open_plan(&url, 200.0, 2));
+    assert_eq!(r.requests, 400);
+    assert_eq!(r.errors.values().sum::<u64>(), 0, "{:?}", r.errors);
+    assert_eq!(r.ok, answered.load(Ordering::Relaxed));
+    // Every connection is closed after its 5th answer: most of them carry
+    // a 6th request that must be retried.
+    assert!(r.retried >= 400 / 6 / 2, "{} retried", r.retried);
+    assert!(r.retried < r.requests, "{} retried", r.retried);
+
+    let (url, answered) = closing_peer(5, 1000);
+    let mut plan = open_plan(&url, 200.0, 2);
+    plan.requests[0].method = "POST".into();
+    let r = run(&plan);
+    assert_eq!(r.retried, 0);
+    assert_eq!(r.ok, answered.load(Ordering::Relaxed));
+    assert_eq!(r.ok + r.errors["reset"], 400, "{:?}", r.errors);
+    assert!(r.errors["reset"] > 0);
+}
+
 #[test]
 fn resets_protocol_errors_and_4xx_are_classified() {
     let _g = serial();

@@ -516,7 +516,10 @@ impl Engine<'_> {
             self.out.completed += 1;
             if self.minute_start() < self.warmup {
                 // The minute the warm-up ends in: only what arrived after it.
-                let _ = self.out.latency_us.record((ev.us as u64).min(3_600_000_000));
+                let _ = self
+                    .out
+                    .latency_us
+                    .record((ev.us as u64).min(3_600_000_000));
             }
         }
         let timeout = self.cfg.service.queue_timeout.map(|d| d.as_nanos() as u64);

@@ -326,7 +326,11 @@ fn a_warm_up_inside_a_minute_counts_the_rest_of_that_minute() {
     cfg.simulation.warmup = Duration::from_secs(90);
     cfg.check().unwrap();
     let f = simulator::forecast::forecast(&cfg);
-    assert!((f.replicas.mean - 1.0).abs() < 1e-12, "mean {}", f.replicas.mean);
+    assert!(
+        (f.replicas.mean - 1.0).abs() < 1e-12,
+        "mean {}",
+        f.replicas.mean
+    );
     // 510 s counted at 1.0 an hour, in each replication.
     assert!((f.cost - 510.0 / 3600.0).abs() < 1e-9, "cost {}", f.cost);
     // Requests that arrived after 90 s are in the latency: about 5 × 510.
