@@ -38,8 +38,16 @@ fn find_capacity_finds_the_saturation_throughput_and_the_knee() {
     let steps = v["steps"].as_array().unwrap();
     let rate: Vec<_> = steps.iter().filter(|s| s["phase"] == "rate").collect();
     assert_eq!(rate.len(), 7, "{steps:?}");
-    // 110% of capacity cannot be served: it falls behind.
-    assert_eq!(rate[6]["verdict"], "falling_behind", "{:?}", rate[6]);
+    // 110% of the measured capacity falls behind whenever it is more than
+    // the 400 rps the workers can serve. On a busy machine the sweep can
+    // measure less than that (each 10 ms sleep ran late), and 110% of it
+    // may then still be served.
+    let offered = rate[6]["offered_rps"].as_f64().unwrap();
+    if offered > 404.0 {
+        assert_eq!(rate[6]["verdict"], "falling_behind", "{:?}", rate[6]);
+    } else {
+        assert!(rate[6]["goodput_rps"].as_f64().unwrap() <= 404.0, "{:?}", rate[6]);
+    }
     let knee = v["knee_rps"].as_f64().unwrap();
     assert!(
         knee >= 0.6 * x && knee <= 1.0 * x + 1.0,

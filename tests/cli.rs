@@ -648,13 +648,24 @@ fn simulate_rejects_bad_input_with_its_place() {
         ("min = 1\nmax = 6", "min = 8\nmax = 6"),
         ("dist = \"exponential\"", "dist = \"gamma\""),
         ("target_cpu = 0.5", "target_cpu = 0.5\ntarget_pcu = 0.5"),
+        // Values the engine cannot take are refused, not run for minutes.
+        ("rate = 200.0", "rate = 1e9"),
+        ("replica_hourly = 0.2", "replica_hourly = nan"),
+        ("mean_ms = 10.0", "mean_ms = 1e300"),
+        ("duration = \"20m\"", "duration = \"30d\""),
+        ("max = 6", "max = 4000000000"),
     ];
     // Inside tagged tables (`policy = ...`, `dist = ...`) the position is the table's.
     let wants = [
         "rate must be > 0, got -5",
-        "needs 1 <= min <= max, got min = 8, max = 6",
+        "needs 1 <= min <= max <= 100000, got min = 8, max = 6",
         "s.toml:7:",
         "s.toml:8:1: unknown field `target_pcu`",
+        "more than the 1000000 the simulator takes",
+        "[cost] replica_hourly must be a price >= 0, got NaN",
+        "from 0 to 3600000 (an hour)",
+        "[simulation] duration must be at most 7 days",
+        "max <= 100000",
     ];
     for ((from, to), want) in cases.iter().zip(wants) {
         let scn = write_scenario(dir.path(), "s.toml", &SMALL_SIM.replace(from, to));
@@ -679,6 +690,26 @@ fn simulate_rejects_bad_input_with_its_place() {
         .assert()
         .code(2)
         .stderr(contains("no [traffic] section"));
+    // A rate near zero is about no requests: the clock saturates, it does
+    // not wrap into made-up arrivals.
+    let scn = write_scenario(
+        dir.path(),
+        "s.toml",
+        &SMALL_SIM.replace("rate = 200.0", "rate = 1e-16"),
+    );
+    let json = dir.path().join("f.json");
+    loadtest()
+        .args([
+            "simulate",
+            scn.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .assert()
+        .code(0);
+    let f = read_json(&json);
+    assert_eq!(f["requests"], 0);
+    assert_eq!(f["errors"], 0);
 }
 
 #[test]

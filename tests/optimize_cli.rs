@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use assert_cmd::prelude::*;
+use predicates::prelude::*;
 use predicates::str::contains;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadtest");
@@ -107,4 +108,37 @@ fn malformed_csv_exits_2_with_file_line_and_column() {
         .assert()
         .code(2)
         .stderr(contains("--spot-max-share"));
+}
+
+/// Inputs that would size the model without bound are refused at once
+/// with what is wrong, not solved until memory runs out.
+#[test]
+fn inputs_past_any_fleet_exit_2_before_solving() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.csv");
+    std::fs::write(&huge, "hour,vcpu,memory_gib\n0,4e10,1.6e11\n1,4,8\n").unwrap();
+    Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&huge)
+        .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv"])
+        .assert()
+        .code(2)
+        .stderr(contains("hour 0 needs at least").and(contains("check the demand's units")));
+    // A type of 2e-9 vCPU is a unit mistake, named with its place.
+    let tiny = dir.path().join("tiny.csv");
+    std::fs::write(
+        &tiny,
+        "provider,region,instance_type,vcpu,memory_gib,on_demand_hourly,reserved_1y_hourly,reserved_3y_hourly,spot_hourly,spot_interruption\n\
+         aws,us-east-1,nano,2e-9,0.5,0.01,,,,\n",
+    )
+    .unwrap();
+    let demand = demand_csv(dir.path(), 4);
+    Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&demand)
+        .arg("--catalog")
+        .arg(&tiny)
+        .assert()
+        .code(2)
+        .stderr(contains("tiny.csv:2:").and(contains("`vcpu` is 0.000000002, outside 0.1..4096")));
 }

@@ -218,6 +218,22 @@ pub fn parse_catalog(file: &str, text: &str) -> Result<Catalog, Error> {
                 ));
             }
         }
+        // No cloud sells less than a quarter vCPU or half a GiB, or more
+        // than a few thousand of either: outside these a value is in the
+        // wrong unit (millicores, MiB), and it would size the model by it.
+        for (k, v, lo, hi) in [(3, t.vcpu, 0.1, 4096.0), (4, t.memory_gib, 0.1, 65536.0)] {
+            if !(lo..=hi).contains(&v) {
+                return Err(at(
+                    file,
+                    r.line,
+                    r.fields[idx[k]].0,
+                    format!(
+                        "`{}` is {v}, outside {lo}..{hi}: give vCPUs and GiB per instance",
+                        CATALOG_COLUMNS[k]
+                    ),
+                ));
+            }
+        }
         if types
             .iter()
             .any(|o| o.instance_type == t.instance_type && o.region == t.region)

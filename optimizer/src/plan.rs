@@ -296,6 +296,7 @@ pub fn optimize(
     // Capacity comes in multiples of the allowed types' common divisors, so
     // hours whose demand rounds up to the same multiples have the same
     // integer solutions: one level each (exact, and fewer problems).
+    check_size(&types, &allowed, &scaled)?;
     let (gv, gm) = model::divisors(&types, |i| allowed[i]);
     let rounded: Vec<Demand> = scaled
         .iter()
@@ -722,6 +723,44 @@ fn candidates(
         }
     }
     c
+}
+
+/// Most instances any one hour may need, even of the largest type: the
+/// model's size (and the branch and bound's memory) grows with the counts.
+/// A million is past any real fleet; more is a demand in the wrong units.
+pub const MAX_INSTANCES_PER_HOUR: f64 = 1e6;
+
+/// Refuses demand that no fleet this optimizer plans could meet: an hour
+/// that needs more than [`MAX_INSTANCES_PER_HOUR`] instances of the
+/// largest allowed type, or a value that is not a number.
+fn check_size(types: &[InstanceType], allowed: &[bool], demand: &[Demand]) -> Result<(), Error> {
+    let kept = || {
+        types
+            .iter()
+            .zip(allowed)
+            .filter(|(_, a)| **a)
+            .map(|(t, _)| t)
+    };
+    let most_v = kept().map(|t| t.vcpu).fold(0.0, f64::max);
+    let most_m = kept().map(|t| t.memory_gib).fold(0.0, f64::max);
+    for (hour, d) in demand.iter().enumerate() {
+        if !(d.vcpu.is_finite() && d.memory_gib.is_finite() && d.vcpu >= 0.0 && d.memory_gib >= 0.0)
+        {
+            return Err(Error::Input(format!(
+                "hour {hour}: the demand ({} vCPU, {} GiB) must be finite numbers >= 0",
+                d.vcpu, d.memory_gib
+            )));
+        }
+        let need = (d.vcpu / most_v).max(d.memory_gib / most_m).ceil();
+        if need > MAX_INSTANCES_PER_HOUR {
+            return Err(Error::Input(format!(
+                "hour {hour} needs at least {need:.3e} instances even of the largest type \
+                 ({most_v} vCPU, {most_m} GiB), more than the {MAX_INSTANCES_PER_HOUR:.0} per hour \
+                 this optimizer plans: check the demand's units (vCPUs and GiB, not millicores or MiB)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The horizon-wide rule the hourly checks cannot see: at most K types.

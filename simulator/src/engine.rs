@@ -387,7 +387,8 @@ impl Engine<'_> {
                 } else {
                     exp_ns(gap, &mut self.r_arrive)
                 };
-                let t = from + step.max(1);
+                // A gap past the window (a rate near zero) is no arrival.
+                let t = from.saturating_add(step.max(1));
                 if t < boundary {
                     return t;
                 }
@@ -486,7 +487,9 @@ impl Engine<'_> {
         if rep.state == State::Ready {
             self.busy_ready += 1;
         }
-        let done = self.now + self.service.sample(&mut self.r_service);
+        let done = self
+            .now
+            .saturating_add(self.service.sample(&mut self.r_service));
         let mut ev = Ev::new(DEPART, r);
         if arrival >= self.warmup {
             ev.tag |= COUNTED;
@@ -562,7 +565,8 @@ impl Engine<'_> {
             .provisioning
             .as_ref()
             .map_or(0, |p| p.sample(&mut self.r_provision));
-        self.heap.push(self.now + delay, Ev::new(READY, r));
+        self.heap
+            .push(self.now.saturating_add(delay), Ev::new(READY, r));
     }
 
     fn make_ready(&mut self, r: usize) {
@@ -580,7 +584,8 @@ impl Engine<'_> {
             && self.r_spot.random::<f64>() < spot.share
         {
             let after = exp_ns(3600e9 / spot.interruptions_per_hour, &mut self.r_spot);
-            self.heap.push(self.now + after, Ev::new(SPOT_NOTICE, r));
+            self.heap
+                .push(self.now.saturating_add(after), Ev::new(SPOT_NOTICE, r));
         }
     }
 
@@ -599,7 +604,8 @@ impl Engine<'_> {
             .spot
             .as_ref()
             .map_or(0, |s| s.notice.as_nanos() as u64);
-        self.heap.push(self.now + notice, Ev::new(SPOT_GONE, r));
+        self.heap
+            .push(self.now.saturating_add(notice), Ev::new(SPOT_GONE, r));
     }
 
     fn spot_gone(&mut self, r: usize) {

@@ -541,27 +541,43 @@ pub struct SimConfig {
     pub simulation: Simulation,
 }
 
+/// The longest service, start-up or SLO time a scenario may give, ms.
+pub const MAX_TIME_MS: f64 = 3_600_000.0;
+/// The highest offered rate the simulator takes (it simulates every
+/// request: about 20M events a second on one core).
+pub const MAX_SIM_RPS: f64 = 1e6;
+/// The longest simulated window.
+pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+/// The longest growth horizon.
+pub const MAX_HORIZON: Duration = Duration::from_secs(20 * 365 * 86_400);
+
 impl Dist {
     /// Checks parameters; `what` names the field in errors.
     pub fn check(&self, what: &str) -> Result<(), SimError> {
         let bad = |why: &str| Err(SimError::Invalid(format!("{what}: {why}")));
+        // Times are integer nanoseconds: an hour is far past any service or
+        // start-up time, and keeps every sum of them exact.
+        let in_range = |ms: f64| ms.is_finite() && (0.0..=MAX_TIME_MS).contains(&ms);
         match *self {
             Dist::Exponential { mean_ms } | Dist::Constant { ms: mean_ms } => {
-                if !(mean_ms.is_finite() && mean_ms >= 0.0) {
-                    return bad("the time must be a number >= 0");
+                if !in_range(mean_ms) {
+                    return bad("the time must be a number of ms from 0 to 3600000 (an hour)");
                 }
             }
             Dist::Lognormal { mean_ms, p95_ms } => {
                 if crate::dist::lognormal_params(mean_ms, p95_ms).is_none() {
                     return bad("lognormal needs 0 < mean_ms < p95_ms <= 3.87 × mean_ms");
                 }
+                if !in_range(p95_ms) {
+                    return bad("lognormal p95_ms must be at most 3600000 (an hour)");
+                }
             }
             Dist::Empirical { ref points } => {
                 if points.is_empty() || points.iter().all(|p| p.1 == 0) {
                     return bad("empirical needs at least one point with a count");
                 }
-                if points.iter().any(|p| !(p.0.is_finite() && p.0 >= 0.0)) {
-                    return bad("empirical values must be numbers >= 0");
+                if points.iter().any(|p| !in_range(p.0)) {
+                    return bad("empirical values must be numbers of ms from 0 to 3600000");
                 }
             }
         }
@@ -604,8 +620,21 @@ impl SimConfig {
                 );
             }
         }
-        if !(t.daily_peak_to_trough >= 1.0 && t.weekly_peak_to_trough >= 1.0) {
+        if !(t.daily_peak_to_trough >= 1.0
+            && t.weekly_peak_to_trough >= 1.0
+            && t.daily_peak_to_trough.is_finite()
+            && t.weekly_peak_to_trough.is_finite())
+        {
             return bad("[traffic] peak_to_trough ratios must be >= 1".into());
+        }
+        let peak = t.peak_rps_bound();
+        if peak.is_nan() || peak > MAX_SIM_RPS {
+            return bad(format!(
+                "[traffic] the offered load reaches up to {peak:.3e} requests/s, more than the {MAX_SIM_RPS:.0} the simulator takes request by request: lower users, requests_per_user_per_s, rate or the flash crowds"
+            ));
+        }
+        if t.horizon_s() > MAX_HORIZON.as_secs_f64() {
+            return bad("[traffic] users.over must be at most 20 years, e.g. \"730d\"".into());
         }
         if !(0.0..24.0).contains(&t.peak_hour) {
             return bad("[traffic] peak_hour must be in 0..24".into());
@@ -619,6 +648,9 @@ impl SimConfig {
         let s = &self.service;
         if s.replicas == 0 || s.workers_per_replica == 0 {
             return bad("[service] replicas and workers_per_replica must be >= 1".into());
+        }
+        if s.replicas > 100_000 || s.workers_per_replica > 100_000 {
+            return bad("[service] replicas and workers_per_replica must be at most 100000".into());
         }
         s.service_time.check("[service] service_time")?;
         if let Some(sp) = &s.spot
@@ -643,9 +675,9 @@ impl SimConfig {
         }
         if let Some(a) = &self.autoscaling {
             let (min, max) = a.bounds();
-            if min == 0 || min > max {
+            if min == 0 || min > max || max > 100_000 {
                 return bad(format!(
-                    "[autoscaling] needs 1 <= min <= max, got min = {min}, max = {max}"
+                    "[autoscaling] needs 1 <= min <= max <= 100000, got min = {min}, max = {max}"
                 ));
             }
             if let Some(p) = a.provisioning() {
@@ -697,11 +729,20 @@ impl SimConfig {
                     .into(),
             );
         }
-        if sim.replications == 0 {
-            return bad("[simulation] replications must be >= 1".into());
+        if sim.duration > MAX_WINDOW {
+            return bad("[simulation] duration must be at most 7 days, e.g. \"2h\"".into());
         }
-        if self.slo.p95_ms.is_nan() || self.slo.p95_ms <= 0.0 {
-            return bad("[slo] p95_ms must be > 0".into());
+        if sim.replications == 0 || sim.replications > 1000 {
+            return bad("[simulation] replications must be from 1 to 1000".into());
+        }
+        if !(self.slo.p95_ms > 0.0 && self.slo.p95_ms <= MAX_TIME_MS) {
+            return bad("[slo] p95_ms must be > 0 and at most 3600000 (an hour)".into());
+        }
+        if !(self.cost.replica_hourly.is_finite() && self.cost.replica_hourly >= 0.0) {
+            return bad(format!(
+                "[cost] replica_hourly must be a price >= 0, got {}",
+                self.cost.replica_hourly
+            ));
         }
         Ok(())
     }

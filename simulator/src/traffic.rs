@@ -59,6 +59,24 @@ impl Traffic {
         self.base_rps(t_s) * self.shape(t_s)
     }
 
+    /// An upper bound of the offered rate anywhere on the horizon: the
+    /// most users (every curve stays between start and end) × requests per
+    /// user × the daily and weekly peaks × every flash crowd at once.
+    pub fn peak_rps_bound(&self) -> f64 {
+        let base = match (&self.rate, &self.users) {
+            (Some(r), _) => *r,
+            (None, Some(u)) => u.start.max(u.end) * self.requests_per_user_per_s.unwrap_or(0.0),
+            (None, None) => 0.0,
+        };
+        let peak = |ratio: f64| 2.0 * ratio / (ratio + 1.0);
+        let flash: f64 = self
+            .flash_crowds
+            .iter()
+            .map(|f| f.multiplier.max(1.0))
+            .product();
+        base * peak(self.daily_peak_to_trough) * peak(self.weekly_peak_to_trough) * flash
+    }
+
     /// Length of the horizon, seconds (0 for a constant rate).
     pub fn horizon_s(&self) -> f64 {
         self.users
