@@ -95,10 +95,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
 
 /// The error chain on one line, without repeating a cause the context
 /// already quotes.
+/// At most `n` characters of `s`: a message that quotes its input must
+/// not echo a megabyte of it.
+pub fn cut(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
-        let text = cause.to_string().replace('\n', " ");
+        let text = cut(&cause.to_string().replace('\n', " "), 400);
         if out.contains(&text) {
             continue;
         }

@@ -42,7 +42,7 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
     let cfg = match crate::simulate_cmd::sim_config(&scn).and_then(|c| c.check().map(|()| c)) {
         Ok(c) => Some(c),
         Err(e) => {
-            problems.push(format!("{file}: [traffic]/[service]: {e}"));
+            problems.push(Scenario::placed(path, &e.to_string()));
             None
         }
     };
@@ -176,7 +176,7 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Passed);
     }
     for p in &problems {
-        eprintln!("{p}");
+        eprintln!("{}", crate::cut(p, 400));
     }
     anyhow::bail!("{}: {} problem(s)", a.scenario.display(), problems.len())
 }

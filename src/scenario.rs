@@ -220,18 +220,80 @@ fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<loadgen::Stage>>
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> anyhow::Result<Scenario> {
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read scenario {}", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let ok = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            // Valid up to here by construction.
+            let (line, col) = line_col(std::str::from_utf8(ok).unwrap_or(""), ok.len());
+            anyhow::anyhow!(
+                "{}:{line}:{col}: not UTF-8 text: save the scenario as UTF-8",
+                path.display()
+            )
+        })?;
         Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    }
+
+    /// `file:line:column: msg` for a check that names its place as
+    /// `[section] key …`: the key's line in that section, else the
+    /// section's header; `file: msg` when neither is in the file.
+    pub fn placed(path: &Path, msg: &str) -> String {
+        let text = std::fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        match place(&text, msg) {
+            Some((line, col)) => format!("{}:{line}:{col}: {msg}", path.display()),
+            None => format!("{}: {msg}", path.display()),
+        }
     }
 
     /// Parses scenario text; the error starts with `line:column:`.
     pub fn parse(text: &str) -> Result<Scenario, String> {
         toml::from_str(text).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            format!("{line}:{col}: {}", e.message().trim().replace('\n', " "))
+            format!(
+                "{line}:{col}: {}",
+                crate::cut(&e.message().trim().replace('\n', " "), 300)
+            )
         })
     }
+}
+
+/// Where `[section] key …` in a check's message is written in `text`.
+pub fn place(text: &str, msg: &str) -> Option<(usize, usize)> {
+    let rest = msg.strip_prefix('[')?;
+    let (section, rest) = rest.split_once("] ")?;
+    let key: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let mut header = None;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        if let Some(h) = t.strip_prefix('[') {
+            current = h
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            if current == section && header.is_none() {
+                header = Some((i + 1, indent + 1));
+            }
+            continue;
+        }
+        if current == section
+            && !key.is_empty()
+            && let Some(after) = t.strip_prefix(key.as_str())
+            && after.trim_start().starts_with(['=', '.'])
+        {
+            return Some((i + 1, indent + 1));
+        }
+    }
+    header
 }
 
 /// 1-based line and column of a byte offset.

@@ -46,7 +46,11 @@ fn find_capacity_finds_the_saturation_throughput_and_the_knee() {
     if offered > 404.0 {
         assert_eq!(rate[6]["verdict"], "falling_behind", "{:?}", rate[6]);
     } else {
-        assert!(rate[6]["goodput_rps"].as_f64().unwrap() <= 404.0, "{:?}", rate[6]);
+        assert!(
+            rate[6]["goodput_rps"].as_f64().unwrap() <= 404.0,
+            "{:?}",
+            rate[6]
+        );
     }
     let knee = v["knee_rps"].as_f64().unwrap();
     assert!(

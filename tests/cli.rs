@@ -712,6 +712,62 @@ fn simulate_rejects_bad_input_with_its_place() {
     assert_eq!(f["errors"], 0);
 }
 
+/// Every error names a place: the line of a key a cross-field check is
+/// about, the first byte that is not UTF-8, and a huge bad value is cut.
+#[test]
+fn scenario_problems_name_their_line_and_cut_long_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = write_scenario(
+        dir.path(),
+        "s.toml",
+        &SMALL_SIM.replace("rate = 200.0", "rate = 1e9"),
+    );
+    loadtest()
+        .args(["simulate", scn.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("s.toml:2:1: [traffic] the offered load"));
+    let scn = write_scenario(
+        dir.path(),
+        "s.toml",
+        &SMALL_SIM.replace("replica_hourly = 0.2", "replica_hourly = -1.0"),
+    );
+    loadtest()
+        .args(["validate", scn.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "s.toml:14:1: [cost] replica_hourly must be a price >= 0, got -1",
+        ));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, b"name = \"x\"\n[traffic]\nrate = \xff\xfe\n").unwrap();
+    loadtest()
+        .args(["simulate", bad.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("bad.toml:3:8: not UTF-8 text"));
+    let huge = write_scenario(
+        dir.path(),
+        "s.toml",
+        &SMALL_SIM.replace(
+            "rate = 200.0",
+            &format!("rate = \"{}\"", "x".repeat(1 << 20)),
+        ),
+    );
+    let out = loadtest()
+        .args(["simulate", huge.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(contains("s.toml:3:"))
+        .get_output()
+        .clone();
+    assert!(
+        out.stderr.len() < 1000,
+        "{} bytes of error",
+        out.stderr.len()
+    );
+}
+
 #[test]
 fn simulate_calibrates_service_time_and_workers_from_runs() {
     let _g = serial();
@@ -823,7 +879,10 @@ fn shipped_scenarios_all_parse() {
                 .args(["simulate", p.to_str().unwrap(), "--replications", "0"])
                 .assert()
                 .code(2)
-                .stderr(contains("replications must be >= 1").or(contains("no [traffic] section")));
+                .stderr(
+                    contains("replications must be from 1 to 1000")
+                        .or(contains("no [traffic] section")),
+                );
         }
     }
 }

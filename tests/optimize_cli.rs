@@ -142,3 +142,58 @@ fn inputs_past_any_fleet_exit_2_before_solving() {
         .code(2)
         .stderr(contains("tiny.csv:2:").and(contains("`vcpu` is 0.000000002, outside 0.1..4096")));
 }
+
+/// The all-on-demand baseline keeps to the same caps as the plan: with
+/// --max-per-type 1 the cheapest type alone cannot carry 30 vCPU, so the
+/// baseline is the cheapest capped on-demand mix, and the savings are
+/// never negative (before, $4 against a plan of $8: -$4).
+#[test]
+fn the_baseline_keeps_to_the_plans_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat.csv");
+    std::fs::write(
+        &cat,
+        "provider,region,instance_type,vcpu,memory_gib,on_demand_hourly,reserved_1y_hourly,reserved_3y_hourly,spot_hourly,spot_interruption\n\
+         aws,us-east-1,a.large,16,64,1.0,,,,\n\
+         aws,us-east-1,b.large,16,64,3.0,,,,\n",
+    )
+    .unwrap();
+    let demand = dir.path().join("d.csv");
+    std::fs::write(&demand, "hour,vcpu,memory_gib\n0,30,60\n1,30,60\n").unwrap();
+    let json = dir.path().join("p.json");
+    Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&demand)
+        .arg("--catalog")
+        .arg(&cat)
+        .args(["--max-per-type", "1", "--json"])
+        .arg(&json)
+        .assert()
+        .success();
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // One of each type per hour: $4 an hour, in the plan and the baseline.
+    assert_eq!(p["baseline_cost"].as_f64().unwrap(), 8.0, "{p}");
+    assert_eq!(p["total_cost"].as_f64().unwrap(), 8.0);
+    assert!(p["savings"].as_f64().unwrap() >= 0.0);
+}
+
+/// A catalog path may name any file: its first line is not echoed.
+#[test]
+fn a_file_that_is_not_a_catalog_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "root:x:0:0:hunter2-password\nmore\n").unwrap();
+    let demand = demand_csv(dir.path(), 2);
+    let out = Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&demand)
+        .arg("--catalog")
+        .arg(&secret)
+        .assert()
+        .code(2)
+        .stderr(contains("secret.txt:1:1: not a catalog header"))
+        .get_output()
+        .clone();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+}

@@ -151,14 +151,20 @@ pub fn parse_catalog(file: &str, text: &str) -> Result<Catalog, Error> {
         match CATALOG_COLUMNS.iter().position(|c| *c == name) {
             Some(k) => idx[k] = i,
             None => {
+                // Quoted only when it looks like a column name: the path
+                // may name any file, and its first line is not ours to show.
+                let shown = if name.len() <= 40
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    format!("unknown column `{name}`")
+                } else {
+                    "not a catalog header".to_string()
+                };
                 return Err(at(
                     file,
                     header.line,
                     col,
-                    format!(
-                        "unknown column `{name}`; the columns are {}",
-                        CATALOG_COLUMNS.join(",")
-                    ),
+                    format!("{shown}; the columns are {}", CATALOG_COLUMNS.join(",")),
                 ));
             }
         }

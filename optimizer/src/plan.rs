@@ -522,6 +522,46 @@ pub fn optimize(
 }
 
 /// Types that fit one replica of every service (all, without services).
+/// The all-on-demand baseline of one hour: the cheapest single type, as
+/// long as it keeps to the plan's caps (`--max-per-type`, `--max-vcpu`);
+/// under a cap it binds, the cheapest on-demand mix within the same caps,
+/// so a saving is never a cap the baseline ignored.
+fn baseline_hour(types: &[InstanceType], allowed: &[bool], d: &Demand, opts: &Options) -> f64 {
+    let single = cheapest_single(types, allowed, d);
+    let within = |&(i, n, _): &(usize, u32, f64)| {
+        opts.max_per_type.is_none_or(|c| n <= c)
+            && opts
+                .max_vcpu
+                .is_none_or(|q| n as f64 * types[i].vcpu <= q + 1e-9)
+    };
+    if let Some(s) = single.filter(within) {
+        return s.2;
+    }
+    let on_demand = Options {
+        spot_max_share: 0.0,
+        survive_spot_loss: false,
+        ..opts.clone()
+    };
+    let none = vec![0; types.len()];
+    match bb::solve_hour(
+        types,
+        d,
+        &on_demand,
+        allowed,
+        &none,
+        opts.gap,
+        bb::NODE_LIMIT,
+    ) {
+        bb::Outcome::Solved(c) | bb::Outcome::Unproven(c) => types
+            .iter()
+            .zip(&c[1])
+            .map(|(t, &n)| n as f64 * t.on_demand_hourly)
+            .sum(),
+        // No on-demand fleet keeps to the caps: the uncapped single type.
+        bb::Outcome::Infeasible | bb::Outcome::GaveUp => single.map_or(0.0, |s| s.2),
+    }
+}
+
 fn fits(types: &[InstanceType], services: &[Service]) -> Vec<bool> {
     let need_v = services.iter().map(|s| s.replica_vcpu).fold(0.0, f64::max);
     let need_m = services
@@ -1257,7 +1297,7 @@ fn assemble(
         / h;
     for (hr, d) in demand.iter().enumerate() {
         let c = &counts[of_hour[hr]];
-        let base = cheapest_single(types, all, d).map(|x| x.2).unwrap_or(0.0);
+        let base = baseline_hour(types, all, d, opts);
         p.baseline_cost += base;
         let mut cap = 0.0;
         let mut spot = 0.0;

@@ -290,12 +290,34 @@ pub fn load(path: &Path) -> Result<Doc, Error> {
         |e: serde_json::Error| Error::Input(format!("{name}:{}:{}: {e}", e.line(), e.column()));
     if text.trim_start().starts_with('{') {
         let v: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
+        if let Some((at, x)) = out_of_range(&v, &mut String::new()) {
+            return Err(Error::Input(format!(
+                "{name}: `{at}` is {x:e}, past any measurement or price (at most {MAX_VALUE:e} \
+                 in size): regenerate the file with loadtest"
+            )));
+        }
         let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        // Read again from the text, so an error has its line, column and
+        // the field's path.
+        fn typed<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<Box<T>, Error> {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de)
+                .map(Box::new)
+                .map_err(|e| {
+                    let (path, inner) = (e.path().to_string(), e.inner());
+                    let (line, column) = (inner.line(), inner.column());
+                    let why = inner.to_string();
+                    let why = why
+                        .strip_suffix(&format!(" at line {line} column {column}"))
+                        .unwrap_or(&why);
+                    Error::Input(format!("{name}:{line}:{column}: `{path}`: {}", cut(why)))
+                })
+        }
         return Ok(match kind {
-            "run" => Doc::Run(Box::new(serde_json::from_value(v).map_err(bad)?)),
-            "forecast" => Doc::Forecast(Box::new(serde_json::from_value(v).map_err(bad)?)),
-            "plan" => Doc::Plan(Box::new(serde_json::from_value(v).map_err(bad)?)),
-            "verify" => Doc::Verify(Box::new(serde_json::from_value(v).map_err(bad)?)),
+            "run" => Doc::Run(typed(&name, &text)?),
+            "forecast" => Doc::Forecast(typed(&name, &text)?),
+            "plan" => Doc::Plan(typed(&name, &text)?),
+            "verify" => Doc::Verify(typed(&name, &text)?),
             other => {
                 return Err(Error::Input(format!(
                     "{name}: `kind` is `{other}`; expected the JSON of `loadtest run`, `simulate`, `optimize` or `plan --verify`"
@@ -309,6 +331,48 @@ pub fn load(path: &Path) -> Result<Doc, Error> {
     Err(Error::Input(format!(
         "{name}:1:1: not a loadtest output; give the JSON of run, simulate or optimize, or a run's --csv"
     )))
+}
+
+/// At most 200 characters of a message that may quote the input.
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The largest magnitude a fractional value in an input may have: 1e15
+/// ms is 30,000 years, $1e15 a thousand times the world's GDP. Past it a
+/// chart's range padding overflows to infinity.
+pub const MAX_VALUE: f64 = 1e15;
+
+/// The path and value of the first fractional number too large to chart.
+fn out_of_range(v: &serde_json::Value, path: &mut String) -> Option<(String, f64)> {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(f64::INFINITY);
+            (x.is_nan() || x.abs() > MAX_VALUE).then(|| (path.clone(), x))
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = out_of_range(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(fields) => fields.iter().find_map(|(k, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            let found = out_of_range(item, path);
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
 }
 
 /// A run's per-second CSV as a run with only its series.
@@ -331,9 +395,15 @@ fn run_csv(name: &str, text: &str) -> Result<RunDoc, Error> {
             if s.is_empty() {
                 return Ok(0.0);
             }
-            s.parse().map_err(|_| {
-                Error::Input(format!("{name}:{}: `{n}` = `{s}` is not a number", i + 2))
-            })
+            match s.parse::<f64>() {
+                Ok(x) if x.is_finite() && x.abs() <= MAX_VALUE => Ok(x),
+                _ => Err(Error::Input(format!(
+                    "{name}:{}:{}: `{n}` = `{}` is not a number up to {MAX_VALUE:e}",
+                    i + 2,
+                    f[..c].iter().map(|x| x.len() + 1).sum::<usize>() + 1,
+                    cut(s)
+                ))),
+            }
         };
         let mut s = Second {
             t_s: num("t_s")?,

@@ -1084,23 +1084,30 @@ pub fn html(sections: &[Section], svgs: &[Vec<String>], opts: &Options) -> Strin
     s
 }
 
-/// The Markdown page (charts as PNG links).
+/// The Markdown page (charts as PNG links). Markdown renders inline HTML,
+/// so every text from the inputs is HTML-escaped here too.
 pub fn markdown(sections: &[Section], opts: &Options) -> String {
-    let mut s = format!("# {}\n\n", opts.title);
+    let e = |t: &str| escape(t);
+    let mut s = format!("# {}\n\n", e(&opts.title));
     for sec in sections {
-        s.push_str(&format!("## {}\n\n**{}**\n\n", sec.title, sec.verdict));
+        s.push_str(&format!(
+            "## {}\n\n**{}**\n\n",
+            e(&sec.title),
+            e(&sec.verdict)
+        ));
         for (l, v) in &sec.figures {
-            s.push_str(&format!("- {l}: **{v}**\n"));
+            s.push_str(&format!("- {}: **{}**\n", e(l), e(v)));
         }
         if !sec.next.is_empty() {
             s.push_str("\n### What to do next\n\n");
             for n in &sec.next {
-                s.push_str(&format!("- {n}\n"));
+                s.push_str(&format!("- {}\n", e(n)));
             }
         }
         s.push('\n');
         for c in &sec.charts {
-            s.push_str(&format!("![{}]({}.png)\n\n", c.title, c.id));
+            let title = e(&c.title).replace(['[', ']'], "");
+            s.push_str(&format!("![{title}]({}.png)\n\n", c.id));
         }
         for t in &sec.tables {
             s.push_str(&t.markdown());

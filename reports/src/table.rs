@@ -88,7 +88,8 @@ impl Table {
     /// Markdown table.
     pub fn markdown(&self) -> String {
         let (head, rows) = self.cells();
-        let esc = |s: &str| s.replace('|', "\\|");
+        // Inline HTML renders in Markdown: escape it, and the cell bars.
+        let esc = |s: &str| escape(s).replace('|', "\\|");
         let mut s = format!(
             "**{}**\n\n| {} |\n|{}|\n",
             esc(&self.title),

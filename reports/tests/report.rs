@@ -260,3 +260,59 @@ fn long_plans_chart_daily_means() {
         lines[0].points[0]
     );
 }
+
+/// Markdown renders inline HTML: text from the inputs is escaped there too.
+#[test]
+fn markdown_escapes_html_from_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = vec![save(dir.path(), "f.json", &forecast_json())];
+    let w = write(&docs, &opts(&dir.path().join("md"), Format::Markdown)).unwrap();
+    let md = std::fs::read_to_string(&w.page).unwrap();
+    assert!(!md.contains("<script>"), "{md}");
+    assert!(!md.contains("<review>"));
+    assert!(md.contains("&lt;script&gt;") || md.contains("&lt;review&gt;"));
+}
+
+/// A value near f64::MAX made the chart's range padding overflow and the
+/// report never finish: it is refused with the field that holds it.
+#[test]
+fn a_value_past_any_measurement_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = run_json("huge", 50.0, 0.001);
+    r["series"][3]["p95_ms"] = json!(1.7e308);
+    let p = dir.path().join("huge.json");
+    std::fs::write(&p, r.to_string()).unwrap();
+    let e = load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("huge.json: `series[3].p95_ms` is 1.7e308"),
+        "{e}"
+    );
+    // In a run's CSV: line and column.
+    let csv = dir.path().join("huge.csv");
+    std::fs::write(
+        &csv,
+        "t_s,requests,ok,errors,rps,p50_ms,p95_ms,p99_ms,dropped\n0,1,1,0,1,2,3,4,0\n1,1,1,0,1,2,1e308,4,0\n",
+    )
+    .unwrap();
+    let e = load(&csv).unwrap_err().to_string();
+    assert!(e.contains("huge.csv:3:13: `p95_ms` = `1e308`"), "{e}");
+}
+
+/// A field of the wrong type is named by its path, line and column, and a
+/// long bad value is cut.
+#[test]
+fn a_bad_field_is_named_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = run_json("bad", 50.0, 0.001);
+    r["series"][1]["p95_ms"] = json!("x".repeat(1_000_000));
+    let p = dir.path().join("bad.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&r).unwrap()).unwrap();
+    let e = load(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.json:") && e.contains("`series[1].p95_ms`: invalid type: string"),
+        "{}",
+        &e[..300.min(e.len())]
+    );
+    assert!(!e.contains(":0:0:"), "{}", &e[..300.min(e.len())]);
+    assert!(e.len() < 500, "{} characters", e.len());
+}
