@@ -17,6 +17,8 @@ use crate::scenario::{OptimizeSection, Scenario};
 pub struct Prepared {
     pub catalog: Catalog,
     pub demand: Vec<Demand>,
+    /// Where the demand came from (files), for the errors about it.
+    pub source: String,
     pub services: Vec<Service>,
     pub opts: Options,
 }
@@ -122,9 +124,19 @@ pub fn prepare(
             "--demand or --forecast: give the hourly demand (a CSV hour,vcpu,memory_gib) or a forecast JSON from `loadtest simulate --json`"
         );
     };
+    let source = match &a.demand {
+        Some(p) => p.display().to_string(),
+        None => a
+            .forecast
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     Ok(Prepared {
         catalog,
         demand,
+        source,
         services,
         opts,
     })
@@ -139,6 +151,12 @@ pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Op
                 crate::write_json(path, &plan)?;
             }
             Ok((Outcome::Passed, Some(plan)))
+        }
+        // What is wrong with the demand names the file it came from.
+        Err(optimizer::Error::Input(m))
+            if m.starts_with("hour ") || m.starts_with("the demand") =>
+        {
+            Err(anyhow::anyhow!("{}: {m}", p.source))
         }
         Err(e @ optimizer::Error::Input(_)) => Err(anyhow::anyhow!("{e}")),
         Err(e) => {

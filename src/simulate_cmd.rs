@@ -43,6 +43,10 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     out.write_all(render(&f).as_bytes())?;
     let violated = f.slo.violation_minutes.mean > 0.0;
     Ok(if a.fail_on_slo && violated {
+        eprintln!(
+            "loadtest: SLO violated (exit 1): {:.1} of {} minutes over p95 < {} ms",
+            f.slo.violation_minutes.mean, f.slo.minutes, f.slo.p95_target_ms
+        );
         Outcome::Failed
     } else {
         Outcome::Passed

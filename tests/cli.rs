@@ -768,6 +768,26 @@ fn scenario_problems_name_their_line_and_cut_long_values() {
     );
 }
 
+/// --fail-on-slo gates on the forecast's SLO minutes, and says why.
+#[test]
+fn simulate_fail_on_slo_exits_1_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = write_scenario(
+        dir.path(),
+        "s.toml",
+        &format!("{SMALL_SIM}[slo]\np95_ms = 1.0\n"),
+    );
+    loadtest()
+        .args(["simulate", scn.to_str().unwrap(), "--fail-on-slo"])
+        .assert()
+        .code(1)
+        .stderr(contains("SLO violated (exit 1):").and(contains("over p95 < 1 ms")));
+    loadtest()
+        .args(["simulate", scn.to_str().unwrap()])
+        .assert()
+        .code(0);
+}
+
 #[test]
 fn simulate_calibrates_service_time_and_workers_from_runs() {
     let _g = serial();
