@@ -16,28 +16,9 @@ if [ -z "${LOADTEST:-}" ]; then
   LOADTEST=target/debug/loadtest
 fi
 PORT=${PORT:-58090}
-work=$(mktemp -d)
-chmod 755 "$work"
-trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/www" "$work/tmp"
-printf 'hello from nginx\n' > "$work/www/index.html"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon on;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 1024; }
-http {
-  access_log $work/access.log;
-  keepalive_timeout 1s;
-  client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
-  uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
-  server { listen 127.0.0.1:$PORT; root $work/www; }
-}
-CONF
-nginx -c "$work/nginx.conf" -p "$work"
-sleep 0.5
-URL="http://127.0.0.1:$PORT/index.html"
+export NGINX_KEEPALIVE=1s NGINX_ACCESS_LOG=1
+source benches/nginx.sh
+start_nginx
 
 printf '| gap | sent | ok | reset | retried | nginx 200s |\n|---|---|---|---|---|---|\n'
 for rate in 0.909 1.111; do

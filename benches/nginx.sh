@@ -1,6 +1,8 @@
 # Sourced by the comparison scripts: starts one nginx worker serving a small
 # static file on 127.0.0.1:$PORT from a temporary directory, and stops it on
 # exit. `start_nginx [taskset-cpu-list]` sets $URL and $work.
+# NGINX_KEEPALIVE (default 300s) is its keep-alive timeout; NGINX_ACCESS_LOG=1
+# logs every request to $work/access.log.
 start_nginx() {
   command -v nginx >/dev/null || { echo "$0: nginx not found (apt-get install nginx-light)" >&2; exit 2; }
   work=$(mktemp -d)
@@ -17,9 +19,9 @@ pid $work/nginx.pid;
 error_log $work/error.log;
 events { worker_connections 8192; }
 http {
-  access_log off;
+  access_log $( [ "${NGINX_ACCESS_LOG:-}" = 1 ] && echo "$work/access.log" || echo off );
   keepalive_requests 100000000;
-  keepalive_timeout 300s;
+  keepalive_timeout ${NGINX_KEEPALIVE:-300s};
   client_body_temp_path $work/tmp; proxy_temp_path $work/tmp; fastcgi_temp_path $work/tmp;
   uwsgi_temp_path $work/tmp; scgi_temp_path $work/tmp;
   server { listen 127.0.0.1:$PORT; root $work/www; }

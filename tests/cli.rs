@@ -2,7 +2,7 @@
 //! `loadtest serve` on 127.0.0.1 with a free port.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
@@ -209,27 +209,7 @@ fn ctrl_c_writes_partial_results() {
     let s = serve(&["--service-time", "const:1ms"]);
     let dir = tempfile::tempdir().unwrap();
     let (json, csv) = (dir.path().join("o.json"), dir.path().join("o.csv"));
-    let child = Command::new(BIN)
-        .args([
-            "run",
-            "--url",
-            &s.url,
-            "--rate",
-            "100",
-            "--duration",
-            "60s",
-            "--quiet",
-        ])
-        .args([
-            "--json",
-            json.to_str().unwrap(),
-            "--csv",
-            csv.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = long_run(&s.url, &[("--json", &json), ("--csv", &csv)]);
     std::thread::sleep(Duration::from_millis(2500));
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -260,27 +240,7 @@ fn a_killed_run_keeps_every_finished_second() {
     let s = serve(&["--service-time", "const:1ms"]);
     let dir = tempfile::tempdir().unwrap();
     let (csv, hdr) = (dir.path().join("o.csv"), dir.path().join("o.hdr"));
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            "--url",
-            &s.url,
-            "--rate",
-            "100",
-            "--duration",
-            "60s",
-            "--quiet",
-        ])
-        .args([
-            "--csv",
-            csv.to_str().unwrap(),
-            "--hdr",
-            hdr.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = long_run(&s.url, &[("--csv", &csv), ("--hdr", &hdr)]);
     // Wait for three finished seconds in the CSV (bounded: 30 s).
     let rows = |p: &Path| {
         std::fs::read_to_string(p)

@@ -63,3 +63,26 @@ pub fn loadtest() -> Command {
 pub fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
+
+/// `loadtest run` at 100 rps for 60 s against `url`, in the background,
+/// with `outputs` (flag, path), for the tests that stop it early.
+pub fn long_run(url: &str, outputs: &[(&str, &Path)]) -> Child {
+    let mut c = Command::new(BIN);
+    c.args([
+        "run",
+        "--url",
+        url,
+        "--rate",
+        "100",
+        "--duration",
+        "60s",
+        "--quiet",
+    ]);
+    for (flag, path) in outputs {
+        c.arg(flag).arg(path);
+    }
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
