@@ -36,7 +36,20 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
     let mut problems = Vec::new();
     let scn = match Scenario::load(path) {
         Ok(s) => s,
-        Err(e) => return (None, vec![format!("{e:#}")]),
+        Err(e) => {
+            // A file that parses badly in several sections: each of them.
+            let all = std::fs::read_to_string(path)
+                .map(|t| crate::scenario::parse_errors(&t))
+                .unwrap_or_default();
+            let problems = if all.len() > 1 {
+                all.iter()
+                    .map(|p| format!("{}:{p}", path.display()))
+                    .collect()
+            } else {
+                vec![format!("{e:#}")]
+            };
+            return (None, problems);
+        }
     };
     let file = path.display().to_string();
     let cfg = match crate::simulate_cmd::sim_config(&scn).and_then(|c| c.check().map(|()| c)) {

@@ -259,6 +259,65 @@ impl Scenario {
     }
 }
 
+/// Every parse error of a scenario that has any, not only the first: each
+/// top-level section is parsed alone, the others blanked with their line
+/// breaks kept, so every error keeps its line and column. An error is kept
+/// when it is in the section being parsed (or before the first one).
+pub fn parse_errors(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut owner: Vec<String> = Vec::with_capacity(lines.len());
+    let mut current = String::new();
+    for l in &lines {
+        if let Some(h) = l.trim_start().strip_prefix('[') {
+            let name = h
+                .trim_start_matches('[')
+                .split([']', '.'])
+                .next()
+                .unwrap_or("");
+            current = name.trim().trim_matches('"').to_string();
+        }
+        owner.push(current.clone());
+    }
+    let mut groups: Vec<&String> = Vec::new();
+    for o in &owner {
+        if !groups.contains(&o) {
+            groups.push(o);
+        }
+    }
+    let mut errors: Vec<String> = Vec::new();
+    for g in groups {
+        let masked: String = lines
+            .iter()
+            .zip(&owner)
+            .map(|(l, o)| {
+                if o == g || o.is_empty() {
+                    (*l).to_string()
+                } else {
+                    l.chars().map(|c| if c == '\n' { c } else { ' ' }).collect()
+                }
+            })
+            .collect();
+        let Err(e) = Scenario::parse(&masked) else {
+            continue;
+        };
+        let line: usize = e
+            .split(':')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let here = owner.get(line - 1).is_none_or(|o| o == g || o.is_empty());
+        if here && !errors.contains(&e) {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty()
+        && let Err(e) = Scenario::parse(text)
+    {
+        errors.push(e);
+    }
+    errors
+}
+
 /// Where `[section] key …` in a check's message is written in `text`.
 pub fn place(text: &str, msg: &str) -> Option<(usize, usize)> {
     let rest = msg.strip_prefix('[')?;

@@ -50,6 +50,23 @@ fn validate_prints_every_problem_with_its_place() {
         .assert()
         .code(2)
         .stderr(contains("typo.toml:3:1"));
+    // Parse errors in three sections: all three, each with its place.
+    let three = dir.path().join("three.toml");
+    let text = std::fs::read_to_string("scenarios/smoke.toml")
+        .unwrap()
+        .replace("rate = 100 ", "rate = \"fast\" ")
+        .replace("replicas = 2\n", "replicas = \"two\"\n")
+        .replace("cooldown = \"5m\"", "cooldwn = \"5m\"");
+    std::fs::write(&three, text).unwrap();
+    Command::new(BIN)
+        .arg("validate")
+        .arg(&three)
+        .assert()
+        .code(2)
+        .stderr(contains("three.toml:14:8: invalid type: string \"fast\""))
+        .stderr(contains("three.toml:42:12: invalid type: string \"two\""))
+        .stderr(contains("three.toml:47:1: unknown field `cooldwn`"))
+        .stderr(contains("3 problem(s)"));
 }
 
 #[test]
