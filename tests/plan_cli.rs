@@ -85,7 +85,8 @@ fn a_scenario_error_stops_the_plan_before_anything_runs() {
         .arg(&out)
         .assert()
         .code(2)
-        .stderr(contains("replica_vcpu"));
+        // A check across keys points at its section's key.
+        .stderr(contains("bad.toml:67:1: [optimize] replica_vcpu"));
     assert!(!out.exists(), "a stage ran before the scenario was checked");
 }
 
