@@ -157,11 +157,19 @@ pub(crate) fn prepare(target: &Uri, spec: &RequestSpec) -> Result<Prepared, Load
 pub fn redact_header(name: &str, value: &str) -> String {
     let n = name.trim().to_ascii_lowercase();
     let secret = n == AUTHORIZATION.as_str()
-        || n == "proxy-authorization"
         || n == "cookie"
-        || n.contains("token")
-        || n.contains("api-key")
-        || n.contains("secret");
+        || [
+            "auth",
+            "token",
+            "api-key",
+            "apikey",
+            "secret",
+            "password",
+            "session",
+            "credential",
+        ]
+        .iter()
+        .any(|w| n.contains(w));
     if secret {
         "***".to_string()
     } else {
@@ -510,6 +518,15 @@ mod tests {
     fn secrets_are_redacted() {
         assert_eq!(redact_header("Authorization", "Bearer abc"), "***");
         assert_eq!(redact_header("x-api-key", "abc"), "***");
+        for name in [
+            "Proxy-Authorization",
+            "X-Auth",
+            "X-Session-Id",
+            "X-Password",
+            "X-ApiKey",
+        ] {
+            assert_eq!(redact_header(name, "abc"), "***", "{name}");
+        }
         assert_eq!(redact_header("Accept", "text/html"), "text/html");
     }
 }
