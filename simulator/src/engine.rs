@@ -112,6 +112,10 @@ struct Replica {
     /// Counted in the autoscaler's metric from this time: after a target
     /// tracking warm-up, or an HPA's first metric window once ready.
     warm_from: u64,
+    /// Whether its busy time is kept (`busy_since_tick`): every replica
+    /// under a target-tracking warm-up, an HPA's pods in their first
+    /// metric window only.
+    tracked: bool,
     /// Busy worker-ns since the last autoscaler tick, up to `busy_last`.
     busy_since_tick: f64,
     busy_last: u64,
@@ -208,7 +212,7 @@ struct Engine<'a> {
     gaps_ns: Vec<f64>,
     /// Evenly spaced arrivals instead of Poisson.
     uniform: bool,
-    /// Only target tracking with a warm-up needs busy time per replica.
+    /// Target tracking with a warm-up needs busy time for every replica.
     per_replica_busy: bool,
     rates: Vec<f64>,
     out: WindowRun,
@@ -270,11 +274,7 @@ pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRu
         minute: Minute::default(),
         gaps_ns: Vec::new(),
         uniform: cfg.traffic.arrivals == crate::model::Arrivals::Uniform,
-        per_replica_busy: match &cfg.autoscaling {
-            Some(Autoscaling::TargetTracking { warmup, .. }) => !warmup.is_zero(),
-            Some(Autoscaling::Hpa { .. }) => true,
-            _ => false,
-        },
+        per_replica_busy: matches!(&cfg.autoscaling, Some(Autoscaling::TargetTracking { warmup, .. }) if !warmup.is_zero()),
         rates,
         out: WindowRun {
             minutes: Vec::with_capacity(minutes),
@@ -471,10 +471,10 @@ impl Engine<'_> {
     /// Brings replica `r`'s busy time up to now before its busy count changes.
     #[inline]
     fn touch(&mut self, r: usize) {
-        if !self.per_replica_busy {
+        let rep = &mut self.replicas[r];
+        if !rep.tracked {
             return;
         }
-        let rep = &mut self.replicas[r];
         rep.busy_since_tick += rep.busy as f64 * (self.now - rep.busy_last) as f64;
         rep.busy_last = self.now;
     }
@@ -549,6 +549,7 @@ impl Engine<'_> {
             started_at: self.now,
             ready_at: 0,
             warm_from: 0,
+            tracked: self.per_replica_busy,
             busy_since_tick: 0.0,
             busy_last: self.now,
         });
@@ -576,6 +577,11 @@ impl Engine<'_> {
         self.replicas[r].state = State::Ready;
         self.replicas[r].ready_at = self.now;
         self.replicas[r].warm_from = self.counted_from(r);
+        // An HPA leaves its first window out: its busy time is needed.
+        if self.replicas[r].warm_from > self.now {
+            self.replicas[r].tracked = true;
+            self.replicas[r].busy_last = self.now;
+        }
         self.n_starting -= 1;
         self.n_ready += 1;
         self.active.push(r as u32);
@@ -644,13 +650,17 @@ impl Engine<'_> {
             Some(ms) if self.n_ready > 0 => {
                 self.tick_completions as f64 * ms * 1e6 / (period as f64 * self.n_ready as f64)
             }
-            _ if warmup > 0 || fresh > 0 => self.cpu_without_warming(period),
+            _ if warmup > 0 => self.cpu_without_warming(period),
+            _ if fresh > 0 => self.cpu_less_fresh(d_busy, d_cap),
             _ if d_cap > 0.0 => d_busy / d_cap,
             _ => 0.0,
         };
+        let keep_all = self.per_replica_busy;
         for r in 0..self.replicas.len() {
             self.touch(r);
-            self.replicas[r].busy_since_tick = 0.0;
+            let rep = &mut self.replicas[r];
+            rep.busy_since_tick = 0.0;
+            rep.tracked = keep_all || (rep.state == State::Ready && self.now < rep.warm_from);
         }
         self.tick_acc = self.acc;
         self.tick_completions = 0;
@@ -714,6 +724,26 @@ impl Engine<'_> {
             }
         }
         if cap > 0.0 { busy / cap } else { 0.0 }
+    }
+
+    /// HPA: mean CPU of the ready replicas less those in their first
+    /// metric window (each tracked since it became ready, within it).
+    fn cpu_less_fresh(&mut self, d_busy: f64, d_cap: f64) -> f64 {
+        let (mut busy, mut cap) = (d_busy, d_cap);
+        for r in 0..self.replicas.len() {
+            let rep = &self.replicas[r];
+            if rep.state == State::Ready && self.now < rep.warm_from {
+                self.touch(r);
+                let rep = &self.replicas[r];
+                busy -= rep.busy_since_tick;
+                cap -= (self.workers as u64 * (self.now - rep.ready_at)) as f64;
+            }
+        }
+        if cap > 0.0 {
+            (busy / cap).max(0.0)
+        } else {
+            0.0
+        }
     }
 
     /// Scale-down takes a replica still starting if there is one (newest
