@@ -528,6 +528,21 @@ fn write_scenario(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
+/// `loadtest simulate` of `scenario` (written as s.toml in `dir`) with
+/// `--json f.json`, and where that JSON goes.
+fn simulate_to_json(dir: &Path, scenario: &str) -> (Command, std::path::PathBuf) {
+    let scn = write_scenario(dir, "s.toml", scenario);
+    let json = dir.join("f.json");
+    let mut cmd = loadtest();
+    cmd.args([
+        "simulate",
+        scn.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    (cmd, json)
+}
+
 const SMALL_SIM: &str = r#"name = "small"
 [traffic]
 rate = 200.0
@@ -652,21 +667,11 @@ fn simulate_rejects_bad_input_with_its_place() {
         .stderr(contains("no [traffic] section"));
     // A rate near zero is about no requests: the clock saturates, it does
     // not wrap into made-up arrivals.
-    let scn = write_scenario(
+    let (mut cmd, json) = simulate_to_json(
         dir.path(),
-        "s.toml",
         &SMALL_SIM.replace("rate = 200.0", "rate = 1e-16"),
     );
-    let json = dir.path().join("f.json");
-    loadtest()
-        .args([
-            "simulate",
-            scn.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .assert()
-        .code(0);
+    cmd.assert().code(0);
     let f = read_json(&json);
     assert_eq!(f["requests"], 0);
     assert_eq!(f["errors"], 0);
@@ -793,28 +798,20 @@ fn simulate_calibrates_service_time_and_workers_from_runs() {
         ])
         .assert()
         .code(0);
-    let scn = write_scenario(
+    let (mut cmd, json) = simulate_to_json(
         dir.path(),
-        "s.toml",
         &SMALL_SIM.replace("replications = 3", "replications = 1"),
     );
-    let json = dir.path().join("f.json");
-    loadtest()
-        .args([
-            "simulate",
-            scn.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .args([
-            "--calibrate",
-            low.to_str().unwrap(),
-            "--calibrate",
-            max.to_str().unwrap(),
-        ])
-        .assert()
-        .code(0)
-        .stderr(contains("calibrated: 4 worker(s) per replica"));
+    let scn = dir.path().join("s.toml");
+    cmd.args([
+        "--calibrate",
+        low.to_str().unwrap(),
+        "--calibrate",
+        max.to_str().unwrap(),
+    ])
+    .assert()
+    .code(0)
+    .stderr(contains("calibrated: 4 worker(s) per replica"));
     // The measured ~20-21 ms service time replaces the scenario's 10 ms mean.
     let p50 = read_json(&json)["latency_ms"]["p50"].as_f64().unwrap();
     assert!((19.0..26.0).contains(&p50), "p50 {p50}");

@@ -44,6 +44,21 @@ fn stepped(autoscaling: Autoscaling) -> SimConfig {
     }
 }
 
+/// An HPA at a 50% CPU target with Kubernetes' defaults (15 s sync, 0.1
+/// tolerance, no behavior, a 5-minute CPU initialization period).
+fn hpa(min: u32, max: u32, provisioning_ms: Option<f64>) -> Autoscaling {
+    Autoscaling::Hpa {
+        min,
+        max,
+        target_cpu: 0.5,
+        sync_period: Duration::from_secs(15),
+        tolerance: 0.1,
+        behavior: None,
+        provisioning: provisioning_ms.map(|ms| Dist::Constant { ms }),
+        cpu_initialization_period: Duration::from_secs(300),
+    }
+}
+
 /// Every minute in `minutes` had exactly `want` replicas ready.
 fn steady(ready: &[f64], minutes: std::ops::Range<usize>, want: f64) {
     for (m, r) in ready
@@ -78,16 +93,7 @@ fn ready_by_minute(cfg: &SimConfig) -> Vec<f64> {
 fn hpa_step_reaches_its_count_at_the_next_sync_and_waits_five_minutes_to_scale_down() {
     // 1 worker at 50 ms and a 50% target: 10 rps per replica at target,
     // so 100 rps sits at 10 replicas (ratio 1.0).
-    let mut cfg = stepped(Autoscaling::Hpa {
-        min: 2,
-        max: 100,
-        target_cpu: 0.5,
-        sync_period: Duration::from_secs(15),
-        tolerance: 0.1,
-        behavior: None,
-        provisioning: None,
-        cpu_initialization_period: Duration::from_secs(300),
-    });
+    let mut cfg = stepped(hpa(2, 100, None));
     cfg.traffic.flash_crowds[0].multiplier = 1.75;
     let ready = ready_by_minute(&cfg);
     steady(&ready, 1..10, 10.0);
@@ -108,16 +114,7 @@ fn hpa_step_reaches_its_count_at_the_next_sync_and_waits_five_minutes_to_scale_d
 
 #[test]
 fn hpa_saturated_step_doubles_per_sync_under_the_legacy_cap() {
-    let cfg = stepped(Autoscaling::Hpa {
-        min: 2,
-        max: 100,
-        target_cpu: 0.5,
-        sync_period: Duration::from_secs(15),
-        tolerance: 0.1,
-        behavior: None,
-        provisioning: None,
-        cpu_initialization_period: Duration::from_secs(300),
-    });
+    let cfg = stepped(hpa(2, 100, None));
     let ready = ready_by_minute(&cfg);
     // 300 rps on 10 replicas saturates them (CPU 100%, ratio 2): 20 at
     // 615 s. The queue built meanwhile keeps CPU at 100% to 630 s: 40 (the
@@ -155,16 +152,7 @@ fn runbook_rule_waits_ten_minutes_above_70_percent() {
 
 #[test]
 fn provisioning_delay_holds_new_replicas_out_of_service() {
-    let cfg = stepped(Autoscaling::Hpa {
-        min: 2,
-        max: 100,
-        target_cpu: 0.5,
-        sync_period: Duration::from_secs(15),
-        tolerance: 0.1,
-        behavior: None,
-        provisioning: Some(Dist::Constant { ms: 120_000.0 }),
-        cpu_initialization_period: Duration::from_secs(300),
-    });
+    let cfg = stepped(hpa(2, 100, Some(120_000.0)));
     let ready = ready_by_minute(&cfg);
     // The replicas asked for at 615 s serve from 735 s: minute 11 still has 10 ready.
     assert!((ready[11] - 10.0).abs() < 1e-9, "minute 11: {}", ready[11]);
@@ -172,18 +160,7 @@ fn provisioning_delay_holds_new_replicas_out_of_service() {
 }
 
 fn fixed(spot: Option<Spot>, service_ms: f64, rate: f64, provisioning_ms: f64) -> SimConfig {
-    let mut cfg = stepped(Autoscaling::Hpa {
-        min: 10,
-        max: 10,
-        target_cpu: 0.5,
-        sync_period: Duration::from_secs(15),
-        tolerance: 0.1,
-        behavior: None,
-        provisioning: Some(Dist::Constant {
-            ms: provisioning_ms,
-        }),
-        cpu_initialization_period: Duration::from_secs(300),
-    });
+    let mut cfg = stepped(hpa(10, 10, Some(provisioning_ms)));
     cfg.traffic = Traffic {
         rate: Some(rate),
         ..Traffic::default()
@@ -265,16 +242,15 @@ fn target_tracking_warmup_leaves_new_instances_out_of_the_metric() {
 #[test]
 fn hpa_ignores_pods_ready_for_less_than_a_metric_window() {
     let hpa = |init_s: u64| {
-        stepped(Autoscaling::Hpa {
-            min: 2,
-            max: 100,
-            target_cpu: 0.5,
-            sync_period: Duration::from_secs(15),
-            tolerance: 0.1,
-            behavior: None,
-            provisioning: Some(Dist::Constant { ms: 20_000.0 }),
-            cpu_initialization_period: Duration::from_secs(init_s),
-        })
+        let mut a = hpa(2, 100, Some(20_000.0));
+        if let Autoscaling::Hpa {
+            cpu_initialization_period,
+            ..
+        } = &mut a
+        {
+            *cpu_initialization_period = Duration::from_secs(init_s);
+        }
+        stepped(a)
     };
     let ready = ready_by_minute(&hpa(300));
     // 615 s: 10 → 20 (the 2× cap), ready at 635 s. 630 s: 10 starting count
@@ -308,16 +284,7 @@ fn hpa_ignores_pods_ready_for_less_than_a_metric_window() {
 /// average, and it is paid for the whole counted time.
 #[test]
 fn a_warm_up_inside_a_minute_counts_the_rest_of_that_minute() {
-    let mut cfg = stepped(Autoscaling::Hpa {
-        min: 1,
-        max: 1,
-        target_cpu: 0.5,
-        sync_period: Duration::from_secs(15),
-        tolerance: 0.1,
-        behavior: None,
-        provisioning: None,
-        cpu_initialization_period: Duration::from_secs(300),
-    });
+    let mut cfg = stepped(hpa(1, 1, None));
     cfg.traffic = Traffic {
         rate: Some(5.0),
         ..Traffic::default()
