@@ -228,7 +228,8 @@ MODELS:
 THRESHOLDS (repeatable):  p50|p90|p95|p99|p99.9|max|mean <|<= DURATION,
                           error_rate<1%, rps>=1000
 
-EXIT CODES: 0 all thresholds held, 1 a threshold failed or the run was cut short, 2 bad input
+EXIT CODES: 0 all thresholds held, 1 a threshold failed, 2 bad input (before any load),
+            3 --abort-on-fail stopped it, 130 interrupted (partial results written)
             --find-capacity: 0 a knee was found, 1 no rate step held, 2 bad input or the
             first step failed, 130 interrupted (capacity.json keeps the steps so far)")]
 pub struct RunArgs {
@@ -240,7 +241,7 @@ pub struct RunArgs {
     /// Run against the built-in target, started in-process on a free loopback port.
     #[arg(long, conflicts_with = "url")]
     pub builtin: bool,
-    /// HTTP method.
+    /// HTTP method [default: GET, or each [[requests]]' own].
     #[arg(long)]
     pub method: Option<String>,
     /// Header 'Name: value' (repeatable); ${VAR} is expanded from the environment.
@@ -258,13 +259,13 @@ pub struct RunArgs {
     /// Closed model: concurrent connections (with --rate: connections opened up front).
     #[arg(long)]
     pub connections: Option<usize>,
-    /// Open model: most connections at once (new ones open while all are busy).
+    /// Open model: most connections at once (new ones open while all are busy) [default: 10000].
     #[arg(long)]
     pub max_connections: Option<usize>,
-    /// Closed model: pause after each response.
+    /// Closed model: pause after each response [default: 0s].
     #[arg(long)]
     pub think_time: Option<String>,
-    /// How long to run, e.g. 30s, 2m.
+    /// How long to run, e.g. 30s, 2m [default: 30s].
     #[arg(long)]
     pub duration: Option<String>,
     /// Warm the service up first for this long, at the run's mean rate (or
@@ -281,7 +282,7 @@ pub struct RunArgs {
     /// With --abort-on-fail: evaluate only after this long.
     #[arg(long, default_value = "5s")]
     pub abort_delay: String,
-    /// Per-request timeout.
+    /// Per-request timeout [default: 10s].
     #[arg(long)]
     pub timeout: Option<String>,
     /// Worker threads (default: one per core).
@@ -300,7 +301,7 @@ pub struct RunArgs {
     /// Accept any TLS certificate (self-signed staging).
     #[arg(long)]
     pub insecure: bool,
-    /// Seed for choosing among weighted requests.
+    /// Seed for choosing among weighted requests [default: 1].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Write the summary as JSON.

@@ -28,7 +28,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub enum Outcome {
     /// Everything held.
     Passed,
-    /// A threshold was missed, the run was cut short, or a plan is infeasible.
+    /// A threshold was missed, a run stopped early other than by Ctrl-C or
+    /// `--abort-on-fail`, or a plan is infeasible.
     Failed,
     /// `--abort-on-fail` stopped the run early.
     Aborted,

@@ -268,6 +268,26 @@ fn a_killed_run_keeps_every_finished_second() {
     );
 }
 
+/// `run --help` gives each flag's default and every exit code.
+#[test]
+fn run_help_shows_defaults_and_exit_codes() {
+    let out = loadtest()
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "How long to run, e.g. 30s, 2m [default: 30s]",
+        "Per-request timeout [default: 10s]",
+        "[default: 10000]",
+        "3 --abort-on-fail stopped it, 130 interrupted",
+    ] {
+        assert!(help.contains(want), "`{want}` not in run --help");
+    }
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     let cases: &[(&[&str], &str)] = &[
