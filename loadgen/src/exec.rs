@@ -866,7 +866,7 @@ impl Worker {
                 Err(Outcome::Reset)
                     if req.idempotent
                         && c.failed_unanswered_on_reuse()
-                        && first_send.is_some_and(|s| s.elapsed() < timeout)
+                        && sent.elapsed() < timeout
                         && !retried =>
                 {
                     retried = true;

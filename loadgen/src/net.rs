@@ -282,33 +282,40 @@ impl Connector {
         })
     }
 
-    /// Opens one TCP connection and, for https, completes the TLS
-    /// handshake, so that a wrong URL or an untrusted certificate is one
-    /// clear error before any load (the run's own connections only count
-    /// such failures).
+    /// TCP, then TLS for https: the part of a connection every request
+    /// and the preflight share.
+    async fn open(&self) -> Result<Transport, OpenError> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(OpenError::Tcp)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Transport::Plain(tcp)),
+            Some((connector, name)) => connector
+                .connect(name.clone(), tcp)
+                .await
+                .map(|t| Transport::Tls(Box::new(t)))
+                .map_err(OpenError::Tls),
+        }
+    }
+
+    /// Opens one connection as a request would, so that a wrong URL or an
+    /// untrusted certificate is one clear error before any load (the
+    /// run's own connections only count such failures).
     pub async fn probe(&self, url: &str, timeout: Duration) -> Result<(), LoadgenError> {
         let unreachable = |why: String| LoadgenError::Unreachable {
             url: url.to_string(),
             why,
         };
-        let open = async {
-            let tcp = TcpStream::connect(self.addr)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            if let Some((connector, name)) = &self.tls {
-                connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|e| LoadgenError::Refused {
-                        url: url.to_string(),
-                        why: tls_refusal(&e),
-                    })?;
-            }
-            Ok(())
-        };
-        tokio::time::timeout(timeout, open)
-            .await
-            .unwrap_or_else(|_| Err(unreachable(format!("no answer within {timeout:?}"))))
+        match tokio::time::timeout(timeout, self.open()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(OpenError::Tcp(e))) => Err(unreachable(e.to_string())),
+            Ok(Err(OpenError::Tls(e))) => Err(LoadgenError::Refused {
+                url: url.to_string(),
+                why: tls_refusal(&e),
+            }),
+            Err(_) => Err(unreachable(format!("no answer within {timeout:?}"))),
+        }
     }
 
     /// Opens one connection and performs the HTTP handshake.
@@ -320,30 +327,30 @@ impl Connector {
     }
 
     async fn connect_inner(&self) -> Result<Conn, Outcome> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|_| Outcome::Connect)?;
-        let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None if self.http2 => h2_handshake(tcp).await,
-            None => {
+        match self.open().await.map_err(|_| Outcome::Connect)? {
+            Transport::Plain(tcp) if self.http2 => h2_handshake(tcp).await,
+            Transport::Plain(tcp) => {
                 let tcp = Tcp::new(tcp).map_err(|_| Outcome::Connect)?;
                 Ok(Conn::H1(Box::new(Http1::new(Stream::Tcp(tcp)))))
             }
-            Some((connector, name)) => {
-                let tls = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|_| Outcome::Connect)?;
-                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    h2_handshake(tls).await
-                } else {
-                    let tls = Plain(Box::new(tls));
-                    Ok(Conn::H1(Box::new(Http1::new(Stream::Tls(tls)))))
-                }
+            Transport::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                h2_handshake(*tls).await
             }
+            Transport::Tls(tls) => Ok(Conn::H1(Box::new(Http1::new(Stream::Tls(Plain(tls)))))),
         }
     }
+}
+
+/// An opened connection before its HTTP handshake.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Why opening one failed: the OS's reason, or the TLS handshake's.
+enum OpenError {
+    Tcp(std::io::Error),
+    Tls(std::io::Error),
 }
 
 async fn h2_handshake<T>(io: T) -> Result<Conn, Outcome>
