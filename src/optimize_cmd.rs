@@ -153,11 +153,7 @@ pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Op
             Ok((Outcome::Passed, Some(plan)))
         }
         // What is wrong with the demand names the file it came from.
-        Err(optimizer::Error::Input(m))
-            if m.starts_with("hour ") || m.starts_with("the demand") =>
-        {
-            Err(anyhow::anyhow!("{}: {m}", p.source))
-        }
+        Err(optimizer::Error::Demand(m)) => Err(anyhow::anyhow!("{}: {m}", p.source)),
         Err(e @ optimizer::Error::Input(_)) => Err(anyhow::anyhow!("{e}")),
         Err(e) => {
             eprintln!("loadtest: no plan: {e}");

@@ -51,6 +51,10 @@ pub enum Error {
     /// Malformed input, with its file, line and column.
     #[error("{0}")]
     Input(String),
+    /// Demand no plan can be made for (no hours, not a number, past any
+    /// fleet); the caller names where the demand came from.
+    #[error("{0}")]
+    Demand(String),
     /// No plan meets the constraints; names the constraint and the hour.
     #[error("infeasible: {0}")]
     Infeasible(String),

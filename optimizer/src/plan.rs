@@ -262,7 +262,7 @@ pub fn optimize(
 ) -> Result<Plan, Error> {
     opts.validate()?;
     if demand.is_empty() {
-        return Err(Error::Input("the demand has no hours".into()));
+        return Err(Error::Demand("the demand has no hours".into()));
     }
     let types: Vec<InstanceType> = catalog.types.clone();
     let nt = types.len();
@@ -786,14 +786,14 @@ fn check_size(types: &[InstanceType], allowed: &[bool], demand: &[Demand]) -> Re
     for (hour, d) in demand.iter().enumerate() {
         if !(d.vcpu.is_finite() && d.memory_gib.is_finite() && d.vcpu >= 0.0 && d.memory_gib >= 0.0)
         {
-            return Err(Error::Input(format!(
+            return Err(Error::Demand(format!(
                 "hour {hour}: the demand ({} vCPU, {} GiB) must be finite numbers >= 0",
                 d.vcpu, d.memory_gib
             )));
         }
         let need = (d.vcpu / most_v).max(d.memory_gib / most_m).ceil();
         if need > MAX_INSTANCES_PER_HOUR {
-            return Err(Error::Input(format!(
+            return Err(Error::Demand(format!(
                 "hour {hour} needs at least {need:.3e} instances even of the largest type \
                  ({most_v} vCPU, {most_m} GiB), more than the {MAX_INSTANCES_PER_HOUR:.0} per hour \
                  this optimizer plans: check the demand's units (vCPUs and GiB, not millicores or MiB)"
