@@ -121,6 +121,14 @@ struct Replica {
     busy_last: u64,
 }
 
+impl Replica {
+    /// Ready, but not yet counted in the autoscaler's metric: in an HPA's
+    /// first metric window, or a target-tracking warm-up.
+    fn warming(&self, now: u64) -> bool {
+        self.state == State::Ready && now < self.warm_from
+    }
+}
+
 /// Queue entry, keyed by its time: 8 bytes, so a heap slot with its key
 /// is 16 (the heap's sifting dominates the event loop, and moves fewer
 /// bytes). `tag` holds the kind (2 bits), whether the request counts in
@@ -513,16 +521,14 @@ impl Engine<'_> {
             self.busy_ready -= 1;
             self.tick_completions += 1;
         }
-        let _ = self.minute_hist.record((ev.us as u64).min(3_600_000_000));
+        let us = (ev.us as u64).min(3_600_000_000);
+        let _ = self.minute_hist.record(us);
         self.minute.completed += 1;
         if ev.counted() {
             self.out.completed += 1;
             if self.minute_start() < self.warmup {
                 // The minute the warm-up ends in: only what arrived after it.
-                let _ = self
-                    .out
-                    .latency_us
-                    .record((ev.us as u64).min(3_600_000_000));
+                let _ = self.out.latency_us.record(us);
             }
         }
         let timeout = self.cfg.service.queue_timeout.map(|d| d.as_nanos() as u64);
@@ -639,11 +645,9 @@ impl Engine<'_> {
         // HPA: pods that became ready within the last metric window (and
         // within the CPU initialization period) are not ready to it yet.
         let fresh = match &self.cfg.autoscaling {
-            Some(Autoscaling::Hpa { .. }) => self
-                .replicas
-                .iter()
-                .filter(|r| r.state == State::Ready && self.now < r.warm_from)
-                .count() as u32,
+            Some(Autoscaling::Hpa { .. }) => {
+                self.replicas.iter().filter(|r| r.warming(self.now)).count() as u32
+            }
             _ => 0,
         };
         let cpu = match self.cfg.service.cpu_ms_per_request {
@@ -660,7 +664,7 @@ impl Engine<'_> {
             self.touch(r);
             let rep = &mut self.replicas[r];
             rep.busy_since_tick = 0.0;
-            rep.tracked = keep_all || (rep.state == State::Ready && self.now < rep.warm_from);
+            rep.tracked = keep_all || rep.warming(self.now);
         }
         self.tick_acc = self.acc;
         self.tick_completions = 0;
@@ -731,8 +735,7 @@ impl Engine<'_> {
     fn cpu_less_fresh(&mut self, d_busy: f64, d_cap: f64) -> f64 {
         let (mut busy, mut cap) = (d_busy, d_cap);
         for r in 0..self.replicas.len() {
-            let rep = &self.replicas[r];
-            if rep.state == State::Ready && self.now < rep.warm_from {
+            if self.replicas[r].warming(self.now) {
                 self.touch(r);
                 let rep = &self.replicas[r];
                 busy -= rep.busy_since_tick;
@@ -807,11 +810,7 @@ impl Engine<'_> {
         // The statistics count whole minutes after the warm-up, and the
         // part of the minute it ends in.
         let whole = self.minute_start() >= self.warmup;
-        let counted_from = match self.warm_acc.take() {
-            Some(w) => Some(w),
-            None if whole => Some(m),
-            None => None,
-        };
+        let counted_from = self.warm_acc.take().or(whole.then_some(m));
         if let Some(m) = counted_from {
             let (cap, busy) = (
                 (a.workers_ready - m.workers_ready) as f64,
