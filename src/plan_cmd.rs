@@ -55,7 +55,7 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
     let cfg = match crate::simulate_cmd::sim_config(&scn).and_then(|c| c.check().map(|()| c)) {
         Ok(c) => Some(c),
         Err(e) => {
-            problems.push(Scenario::placed(path, &e.to_string()));
+            problems.push(scn.placed(&e.to_string()));
             None
         }
     };
@@ -67,7 +67,7 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
             let args = optimize_args(path, Path::new("unused.json"));
             match crate::optimize_cmd::options(&args, Some(o)) {
                 Ok(_) => {}
-                Err(e) => problems.push(Scenario::placed(path, &format!("[optimize] {e:#}"))),
+                Err(e) => problems.push(scn.placed(&format!("[optimize] {e:#}"))),
             }
             match crate::optimize_cmd::catalog_path(None, Some((o, path))) {
                 Ok(c) => match std::fs::read_to_string(&c) {
@@ -76,13 +76,12 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
                             problems.push(e.to_string());
                         }
                     }
-                    Err(e) => problems.push(Scenario::placed(path, &format!("[optimize] catalog: cannot read {}: {e}", c.display()))),
+                    Err(e) => problems.push(scn.placed(&format!("[optimize] catalog: cannot read {}: {e}", c.display()))),
                 },
-                Err(e) => problems.push(Scenario::placed(path, &format!("[optimize] {e:#}"))),
+                Err(e) => problems.push(scn.placed(&format!("[optimize] {e:#}"))),
             }
             if o.replica_vcpu.is_none_or(|v| v <= 0.0) || o.replica_memory_gib.is_none_or(|v| v <= 0.0) {
-                problems.push(Scenario::placed(
-                    path,
+                problems.push(scn.placed(
                     "[optimize] replica_vcpu and replica_memory_gib must be set above 0 (what each replica requests)",
                 ));
             }
@@ -96,7 +95,7 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
         (None, None) => match cfg.as_ref().map(builtin_from_service) {
             Some(Ok(b)) => Some(b),
             Some(Err(e)) => {
-                problems.push(Scenario::placed(path, &format!("[target] {e}")));
+                problems.push(scn.placed(&format!("[target] {e}")));
                 None
             }
             None => None,
@@ -105,14 +104,11 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
     if let Some(u) = &url
         && loadgen::net::parse_url(u).is_err()
     {
-        problems.push(Scenario::placed(
-            path,
-            &format!("[target] url `{u}` is not an http(s) URL"),
-        ));
+        problems.push(scn.placed(&format!("[target] url `{u}` is not an http(s) URL")));
     }
     // The run settings the measurement steps will use.
     if let Err(e) = run_settings(&scn, "http://127.0.0.1:1/") {
-        problems.push(Scenario::placed(path, &format!("[load] {e:#}")));
+        problems.push(scn.placed(&format!("[load] {e:#}")));
     }
     if !problems.is_empty() {
         return (None, problems);

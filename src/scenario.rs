@@ -28,6 +28,10 @@ pub struct Scenario {
     pub slo: Option<simulator::model::Slo>,
     /// The optimizer's defaults (`optimize`, `plan`).
     pub optimize: Option<OptimizeSection>,
+    /// The file it was read from and its text, for the places of the
+    /// checks made after parsing.
+    #[serde(skip)]
+    pub source: Option<(std::path::PathBuf, String)>,
 }
 
 /// `[optimize]`: what `loadtest optimize --scenario` and `loadtest plan`
@@ -231,17 +235,19 @@ impl Scenario {
                 path.display()
             )
         })?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+        let mut scn = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+        scn.source = Some((path.to_path_buf(), text));
+        Ok(scn)
     }
 
     /// `file:line:column: msg` for a check that names its place as
     /// `[section] key …`: the key's line in that section, else the
     /// section's header; `file: msg` when neither is in the file.
-    pub fn placed(path: &Path, msg: &str) -> String {
-        let text = std::fs::read(path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        match place(&text, msg) {
+    pub fn placed(&self, msg: &str) -> String {
+        let Some((path, text)) = &self.source else {
+            return msg.to_string();
+        };
+        match place(text, msg) {
             Some((line, col)) => format!("{}:{line}:{col}: {msg}", path.display()),
             None => format!("{}: {msg}", path.display()),
         }
@@ -268,13 +274,9 @@ pub fn parse_errors(text: &str) -> Vec<String> {
     let mut owner: Vec<String> = Vec::with_capacity(lines.len());
     let mut current = String::new();
     for l in &lines {
-        if let Some(h) = l.trim_start().strip_prefix('[') {
-            let name = h
-                .trim_start_matches('[')
-                .split([']', '.'])
-                .next()
-                .unwrap_or("");
-            current = name.trim().trim_matches('"').to_string();
+        if let Some(h) = table_header(l) {
+            let top = h.split('.').next().unwrap_or("");
+            current = top.trim().trim_matches('"').to_string();
         }
         owner.push(current.clone());
     }
@@ -318,6 +320,18 @@ pub fn parse_errors(text: &str) -> Vec<String> {
     errors
 }
 
+/// The name inside a table header line (`[a.b]`, `[[a]]`), if `line` is one.
+fn table_header(line: &str) -> Option<&str> {
+    let h = line.trim_start().strip_prefix('[')?;
+    Some(
+        h.trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim(),
+    )
+}
+
 /// Where `[section] key …` in a check's message is written in `text`.
 pub fn place(text: &str, msg: &str) -> Option<(usize, usize)> {
     let rest = msg.strip_prefix('[')?;
@@ -331,14 +345,8 @@ pub fn place(text: &str, msg: &str) -> Option<(usize, usize)> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start();
         let indent = line.len() - t.len();
-        if let Some(h) = t.strip_prefix('[') {
-            current = h
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
+        if let Some(h) = table_header(line) {
+            current = h.to_string();
             if current == section && header.is_none() {
                 header = Some((i + 1, indent + 1));
             }

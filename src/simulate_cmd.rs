@@ -15,8 +15,7 @@ use crate::scenario::Scenario;
 
 pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     let scn = Scenario::load(&a.scenario)?;
-    let mut cfg = sim_config(&scn)
-        .map_err(|e| anyhow::anyhow!(Scenario::placed(&a.scenario, &e.to_string())))?;
+    let mut cfg = sim_config(&scn).map_err(|e| anyhow::anyhow!(scn.placed(&e.to_string())))?;
     let fit = if a.calibrate.is_empty() {
         None
     } else {
@@ -29,7 +28,7 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
         cfg.simulation.seed = s;
     }
     cfg.check()
-        .map_err(|e| anyhow::anyhow!(Scenario::placed(&a.scenario, &e.to_string())))?;
+        .map_err(|e| anyhow::anyhow!(scn.placed(&e.to_string())))?;
     let mut f = simulator::forecast(&cfg);
     f.calibration = fit;
     if let Some(p) = &a.json {
