@@ -183,7 +183,7 @@ pub struct OptimizeArgs {
     #[arg(long)]
     pub no_3y: bool,
     /// Relative gap the MILP solves stop at.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = optimizer::Options::default().gap)]
     pub gap: f64,
     /// Wall-time limit of each solve, e.g. 30s.
     #[arg(long, default_value = "30s")]

@@ -57,31 +57,72 @@ pub fn catalog_path(
     )
 }
 
-/// Options from the scenario's `[optimize]` section, overridden by flags.
-pub fn options(a: &OptimizeArgs, s: Option<&OptimizeSection>) -> anyhow::Result<Options> {
+/// Options from the scenario's `[optimize]` section, overridden by the
+/// flags when there are any (`plan` and `validate` have none), else the
+/// defaults.
+pub fn options(a: Option<&OptimizeArgs>, s: Option<&OptimizeSection>) -> anyhow::Result<Options> {
     let d = Options::default();
-    let limit = loadgen::spec::parse_duration(&a.time_limit)
-        .map_err(|e| anyhow::anyhow!("--time-limit: {e}"))?;
+    let time_limit_s = match a {
+        Some(a) => loadgen::spec::parse_duration(&a.time_limit)
+            .map_err(|e| anyhow::anyhow!("--time-limit: {e}"))?
+            .as_secs_f64(),
+        None => d.time_limit_s,
+    };
     let o = Options {
         spot_max_share: a
-            .spot_max_share
+            .and_then(|a| a.spot_max_share)
             .or(s.and_then(|s| s.spot_max_share))
             .unwrap_or(d.spot_max_share),
-        survive_spot_loss: a.survive_spot_loss
+        survive_spot_loss: a.is_some_and(|a| a.survive_spot_loss)
             || s.and_then(|s| s.survive_spot_loss).unwrap_or(false),
-        max_types: a.max_types.or(s.and_then(|s| s.max_types)),
+        max_types: a.and_then(|a| a.max_types).or(s.and_then(|s| s.max_types)),
         headroom: a
-            .headroom
+            .and_then(|a| a.headroom)
             .or(s.and_then(|s| s.headroom))
             .unwrap_or(d.headroom),
-        max_vcpu: a.max_vcpu.or(s.and_then(|s| s.max_vcpu)),
-        max_per_type: a.max_per_type.or(s.and_then(|s| s.max_per_type)),
-        allow_3y: !a.no_3y && s.and_then(|s| s.allow_3y).unwrap_or(true),
-        gap: a.gap,
-        time_limit_s: limit.as_secs_f64(),
+        max_vcpu: a.and_then(|a| a.max_vcpu).or(s.and_then(|s| s.max_vcpu)),
+        max_per_type: a
+            .and_then(|a| a.max_per_type)
+            .or(s.and_then(|s| s.max_per_type)),
+        allow_3y: !a.is_some_and(|a| a.no_3y) && s.and_then(|s| s.allow_3y).unwrap_or(d.allow_3y),
+        gap: a.map_or(d.gap, |a| a.gap),
+        time_limit_s,
     };
-    o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    optimizer::validate(&o).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(o)
+}
+
+/// Reads and checks a price catalog.
+pub fn read_catalog(path: &Path) -> anyhow::Result<Catalog> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--catalog: cannot read {}", path.display()))?;
+    optimizer::parse_catalog(&path.display().to_string(), &text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// What `plan` solves: the scenario's options and catalog, and the
+/// forecast it has just made, in memory (`source` names it in errors).
+pub fn prepare_forecast(
+    section: &OptimizeSection,
+    catalog: Catalog,
+    forecast: &contracts::Forecast,
+    source: &str,
+) -> anyhow::Result<Prepared> {
+    let (Some(rv), Some(rm)) = (section.replica_vcpu, section.replica_memory_gib) else {
+        anyhow::bail!(
+            "[optimize] replica_vcpu and replica_memory_gib must be set above 0 (what each replica requests)"
+        );
+    };
+    let source = source.to_string();
+    let (svc, _) = optimizer::forecast_service(&source, forecast, rv, rm)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let services = vec![svc];
+    Ok(Prepared {
+        catalog,
+        demand: optimizer::services_demand(&services, 1),
+        source,
+        services,
+        opts: options(None, Some(section))?,
+    })
 }
 
 pub fn prepare(
@@ -89,12 +130,8 @@ pub fn prepare(
     section: Option<(&OptimizeSection, &Path)>,
 ) -> anyhow::Result<Prepared> {
     let s = section.map(|x| x.0);
-    let opts = options(a, s)?;
-    let cat_path = catalog_path(a.catalog.as_deref(), section)?;
-    let text = std::fs::read_to_string(&cat_path)
-        .with_context(|| format!("--catalog: cannot read {}", cat_path.display()))?;
-    let catalog = optimizer::parse_catalog(&cat_path.display().to_string(), &text)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let opts = options(Some(a), s)?;
+    let catalog = read_catalog(&catalog_path(a.catalog.as_deref(), section)?)?;
     let mut services = Vec::new();
     let demand = if let Some(p) = &a.demand {
         let text = std::fs::read_to_string(p)

@@ -8,14 +8,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
 use loadgen::StopHandle;
 use simulator::model::{Dist, SimConfig};
 
 use crate::capacity::Verdict;
-use crate::cli::{Cli, Command, OptimizeArgs, PlanArgs, RunArgs, ValidateArgs};
+use crate::cli::{PlanArgs, RunArgs, ValidateArgs};
 use crate::run_cmd::Settings;
-use crate::scenario::{Builtin, Scenario};
+use crate::scenario::{Builtin, OptimizeSection, Scenario};
 use crate::serve_cmd::Background;
 use crate::verify::Replicas;
 use crate::{Outcome, write_json};
@@ -27,6 +26,9 @@ const USER_MARKS: [f64; 4] = [1_000.0, 10_000.0, 50_000.0, 200_000.0];
 struct Checked {
     scn: Scenario,
     cfg: SimConfig,
+    /// `[optimize]`, and its catalog read once.
+    optimize: OptimizeSection,
+    catalog: optimizer::Catalog,
     builtin: Option<Builtin>,
     url: Option<String>,
 }
@@ -59,23 +61,21 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
             None
         }
     };
+    let mut catalog = None;
     match &scn.optimize {
         None => problems.push(format!(
             "{file}: no [optimize] section: `plan` needs catalog, replica_vcpu and replica_memory_gib"
         )),
         Some(o) => {
-            let args = optimize_args(path, Path::new("unused.json"));
-            match crate::optimize_cmd::options(&args, Some(o)) {
-                Ok(_) => {}
-                Err(e) => problems.push(scn.placed(&format!("[optimize] {e:#}"))),
+            if let Err(e) = crate::optimize_cmd::options(None, Some(o)) {
+                problems.push(scn.placed(&format!("[optimize] {e:#}")));
             }
             match crate::optimize_cmd::catalog_path(None, Some((o, path))) {
                 Ok(c) => match std::fs::read_to_string(&c) {
-                    Ok(text) => {
-                        if let Err(e) = optimizer::parse_catalog(&c.display().to_string(), &text) {
-                            problems.push(e.to_string());
-                        }
-                    }
+                    Ok(text) => match optimizer::parse_catalog(&c.display().to_string(), &text) {
+                        Ok(cat) => catalog = Some(cat),
+                        Err(e) => problems.push(e.to_string()),
+                    },
                     Err(e) => problems.push(scn.placed(&format!("[optimize] catalog: cannot read {}: {e}", c.display()))),
                 },
                 Err(e) => problems.push(scn.placed(&format!("[optimize] {e:#}"))),
@@ -113,13 +113,15 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
     if !problems.is_empty() {
         return (None, problems);
     }
-    let Some(cfg) = cfg else {
+    let (Some(cfg), Some(catalog), Some(optimize)) = (cfg, catalog, scn.optimize.clone()) else {
         return (None, problems);
     };
     (
         Some(Checked {
             scn,
             cfg,
+            optimize,
+            catalog,
             builtin,
             url,
         }),
@@ -147,22 +149,6 @@ fn builtin_from_service(c: &SimConfig) -> anyhow::Result<Builtin> {
         error_rate: 0.0,
         stall: None,
     })
-}
-
-fn optimize_args(scn: &Path, json: &Path) -> OptimizeArgs {
-    match Cli::try_parse_from([
-        "loadtest".as_ref(),
-        "optimize".as_ref(),
-        "--scenario".as_ref(),
-        scn.as_os_str(),
-        "--json".as_ref(),
-        json.as_os_str(),
-    ]) {
-        Ok(Cli {
-            command: Command::Optimize(a),
-        }) => *a,
-        _ => unreachable!("fixed optimize arguments parse"),
-    }
 }
 
 /// The scenario's run settings (requests, timeout, thresholds) against
@@ -397,6 +383,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         );
     }
     let mut verdict = Outcome::Passed;
+    let mut verified = None;
     if a.verify {
         // The built-in target: two more, one per replica, while they are needed.
         let (_extra, many) = match &replicas {
@@ -428,6 +415,7 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         if stop.is_stopped() {
             return Ok(Outcome::Interrupted);
         }
+        verified = Some(doc);
         if !misses.is_empty() {
             eprintln!(
                 "loadtest: --verify: {} case(s) outside tolerance: {}; exit 4 once the plan is written (the forecast's model does not predict this service well enough)",
@@ -463,10 +451,12 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     // 4. Optimize.
     p.stage(4, "optimize the purchase plan against the catalog");
     let plan_json = out("plan.json");
-    let mut oargs = optimize_args(&a.scenario, &plan_json);
-    oargs.forecast = vec![forecast_json.clone()];
-    let section = c.scn.optimize.as_ref().map(|s| (s, a.scenario.as_path()));
-    let prepared = crate::optimize_cmd::prepare(&oargs, section)?;
+    let prepared = crate::optimize_cmd::prepare_forecast(
+        &c.optimize,
+        c.catalog.clone(),
+        &f,
+        &forecast_json.display().to_string(),
+    )?;
     let (opt_outcome, plan) = crate::optimize_cmd::execute(&prepared, Some(&plan_json))?;
 
     // 5. Report: the highest rate step that held, the forecast, the plan, the check.
@@ -479,20 +469,16 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         .map(|(i, _)| i)
         .next_back()
         .unwrap_or(runs.len() - 1);
-    let mut inputs = vec![
-        out(&format!("run_step{}.json", held + 1)),
-        forecast_json.clone(),
+    let mut docs = vec![
+        contracts::Doc::Run(Box::new(runs[held].clone())),
+        contracts::Doc::Forecast(Box::new(f.clone())),
     ];
-    if plan.is_some() {
-        inputs.push(plan_json.clone());
+    if let Some(p) = &plan {
+        docs.push(contracts::Doc::Plan(Box::new(p.clone())));
     }
-    if a.verify {
-        inputs.push(out("verify.json"));
+    if let Some(v) = verified {
+        docs.push(contracts::Doc::Verify(Box::new(v)));
     }
-    let docs = inputs
-        .iter()
-        .map(|x| reports::load(x).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let ropts = reports::Options {
         out: a.out.clone(),
         format: reports::Format::Html,

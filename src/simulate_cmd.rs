@@ -88,8 +88,7 @@ fn read_measurement(path: &Path) -> anyhow::Result<Measured> {
                 path.display()
             )
         })?;
-        let latency_us = r
-            .latency_histogram()
+        let latency_us = loadgen::histogram_from_base64(&r.histogram)
             .with_context(|| format!("--calibrate: {} has no latency histogram", path.display()))?;
         return Ok(Measured {
             path: path.into(),
@@ -143,7 +142,7 @@ pub fn step_of(
     r: &loadgen::RunResult,
 ) -> Option<(simulator::calibrate::Measured, Vec<(f64, u64)>)> {
     let offered = r.offered_rps?;
-    let h = r.latency_histogram()?;
+    let h = loadgen::histogram_from_base64(&r.histogram)?;
     Some((
         simulator::calibrate::Measured {
             offered_rps: offered,

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use contracts::verify::{Case, Role, Verify as Doc, VerifyTag};
 use loadgen::{RunResult, StopHandle};
-use serde::Serialize;
 use simulator::calibrate::{BELOW_KNEE, Fit, Measured, StepFit};
 use simulator::model::SimConfig;
 
@@ -26,59 +26,6 @@ pub const RPS_TOL: f64 = 0.05;
 /// The fit chooses its model on steps below this fraction of capacity
 /// when `--verify` holds the others out.
 pub const FIT_BELOW: f64 = 0.7;
-
-/// A forecast checked against one measurement.
-#[derive(Debug, Clone, Serialize)]
-pub struct Case {
-    /// What was checked, in words.
-    pub case: String,
-    /// Replicas.
-    pub replicas: u32,
-    /// Offered requests/s.
-    pub offered_rps: f64,
-    /// Fraction of the replicas' capacity.
-    pub level: f64,
-    /// `fitted` (chose the model), `held_out` (predicted) or `saturation`.
-    pub role: &'static str,
-    /// Predicted p95, ms.
-    pub predicted_p95_ms: f64,
-    /// Measured p95, ms.
-    pub measured_p95_ms: f64,
-    /// (predicted − measured) / measured.
-    pub p95_error: f64,
-    /// Predicted goodput, requests/s.
-    pub predicted_rps: f64,
-    /// Measured goodput, requests/s.
-    pub measured_rps: f64,
-    /// (predicted − measured) / measured.
-    pub rps_error: f64,
-    /// Predicted: falling behind or over the SLO.
-    pub predicted_saturated: bool,
-    /// Measured: falling behind or over the SLO.
-    pub measured_saturated: bool,
-    /// Within tolerance (held-out and multi-replica cases), or the
-    /// saturation verdict agrees within one step (saturation cases).
-    /// Fitted cases are shown, not judged.
-    pub ok: bool,
-}
-
-/// `verify.json`.
-#[derive(Debug, Serialize)]
-pub struct Doc {
-    /// Kind of document.
-    pub kind: String,
-    /// How the check was made.
-    pub note: String,
-    /// Every case.
-    pub cases: Vec<Case>,
-}
-
-impl Doc {
-    /// The cases that missed.
-    pub fn misses(&self) -> impl Iterator<Item = &Case> {
-        self.cases.iter().filter(|c| c.role != "fitted" && !c.ok)
-    }
-}
 
 /// How the multi-replica case reaches its replicas.
 #[derive(Debug, Clone)]
@@ -108,11 +55,11 @@ pub fn one_replica_cases(fit: &Fit) -> Vec<Case> {
         .map(|s| {
             let level = s.offered_rps / x;
             let role = if level >= BELOW_KNEE {
-                "saturation"
+                Role::Saturation
             } else if level < FIT_BELOW {
-                "fitted"
+                Role::Fitted
             } else {
-                "held_out"
+                Role::HeldOut
             };
             case(s, level, role)
         })
@@ -120,7 +67,7 @@ pub fn one_replica_cases(fit: &Fit) -> Vec<Case> {
     // Saturation: the first level each side calls saturated, within one step.
     let first = |pred: bool| {
         cases.iter().position(|c| {
-            c.role == "saturation"
+            c.role == Role::Saturation
                 && (if pred {
                     c.predicted_saturated
                 } else {
@@ -131,13 +78,13 @@ pub fn one_replica_cases(fit: &Fit) -> Vec<Case> {
     let n = cases.len();
     let (m, p) = (first(false).unwrap_or(n), first(true).unwrap_or(n));
     let agree = m.abs_diff(p) <= 1;
-    for c in cases.iter_mut().filter(|c| c.role == "saturation") {
+    for c in cases.iter_mut().filter(|c| c.role == Role::Saturation) {
         c.ok = agree;
     }
     cases
 }
 
-fn case(s: &StepFit, level: f64, role: &'static str) -> Case {
+fn case(s: &StepFit, level: f64, role: Role) -> Case {
     let within = s.p95_error.abs() <= P95_TOL && s.goodput_error.abs() <= RPS_TOL;
     Case {
         case: format!(
@@ -191,7 +138,7 @@ impl Check<'_> {
         let mut cases = one_replica_cases(self.fit);
         cases.extend(self.multi_replica_cases(replicas, levels)?);
         Ok(Doc {
-            kind: "verify".into(),
+            kind: VerifyTag,
             note: format!(
                 "one replica: the model was chosen on the steps below {:.0}% of the measured capacity; higher steps and the multi-replica case are predictions (evenly spaced requests for each step's length, from idle, 6 replications). {}",
                 100.0 * FIT_BELOW,
@@ -232,12 +179,12 @@ impl Check<'_> {
             };
             let s = simulator::calibrate::compare(self.cfg, &[m], self.cfg.slo.p95_ms, 6).remove(0);
             let role = if level < BELOW_KNEE {
-                "held_out"
+                Role::HeldOut
             } else {
-                "saturation"
+                Role::Saturation
             };
             let mut c = case(&s, level, role);
-            if role == "saturation" {
+            if role == Role::Saturation {
                 c.ok = c.predicted_saturated == c.measured_saturated;
             }
             cases.push(c);
@@ -299,7 +246,7 @@ impl Check<'_> {
         let mut h = loadgen::stats::latency_histogram();
         for r in &runs {
             h.add(
-                r.latency_histogram()
+                loadgen::histogram_from_base64(&r.histogram)
                     .context("verify: a run has no histogram")?,
             )
             .map_err(|e| anyhow::anyhow!("verify: cannot merge histograms: {e:?}"))?;
@@ -335,8 +282,8 @@ pub fn render(d: &Doc) -> String {
     );
     for c in &d.cases {
         let verdict = match (c.role, c.ok) {
-            ("fitted", _) => "fitted on".to_string(),
-            ("saturation", true) => format!(
+            (Role::Fitted, _) => "fitted on".to_string(),
+            (Role::Saturation, true) => format!(
                 "ok ({})",
                 if c.measured_saturated {
                     "saturated"
@@ -344,7 +291,7 @@ pub fn render(d: &Doc) -> String {
                     "keeps up"
                 }
             ),
-            ("saturation", false) => format!(
+            (Role::Saturation, false) => format!(
                 "MISS: measured {}, predicted {}",
                 if c.measured_saturated {
                     "saturated"
@@ -366,7 +313,7 @@ pub fn render(d: &Doc) -> String {
             c.replicas,
             c.offered_rps,
             100.0 * c.level,
-            c.role,
+            c.role.as_str(),
             c.predicted_p95_ms,
             c.measured_p95_ms,
             100.0 * c.p95_error,
@@ -422,20 +369,20 @@ mod tests {
             step(100.0, 0.0, true, false),
             step(110.0, 0.0, true, true),
         ]));
-        let roles: Vec<&str> = cases.iter().map(|c| c.role).collect();
+        let roles: Vec<Role> = cases.iter().map(|c| c.role).collect();
         assert_eq!(
             roles,
             [
-                "fitted",
-                "held_out",
-                "saturation",
-                "saturation",
-                "saturation"
+                Role::Fitted,
+                Role::HeldOut,
+                Role::Saturation,
+                Role::Saturation,
+                Role::Saturation
             ]
         );
         // The fitted step is not judged; the held-out one misses by 20%.
         let d = Doc {
-            kind: "verify".into(),
+            kind: VerifyTag,
             note: String::new(),
             cases,
         };

@@ -1,11 +1,12 @@
 //! `loadtest plan` and `loadtest validate` as a user runs them, on the
 //! shipped smoke scenario against the built-in target on loopback.
+mod common;
+
 use std::process::Command;
 
 use assert_cmd::prelude::*;
+use common::BIN;
 use predicates::str::contains;
-
-const BIN: &str = env!("CARGO_BIN_EXE_loadtest");
 
 #[test]
 fn every_shipped_scenario_validates() {
@@ -135,6 +136,15 @@ fn smoke_plan_runs_every_stage_and_the_forecast_holds_up() {
     let f: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("forecast.json")).unwrap()).unwrap();
     assert_eq!(f["calibration"]["capacity_rps"].as_f64().unwrap(), x);
+    // Every file a later stage reads reads back whole (issue 15).
+    for f in [
+        "run_step1.json",
+        "forecast.json",
+        "plan.json",
+        "verify.json",
+    ] {
+        common::assert_read_back(&out.join(f));
+    }
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("verify.json")).unwrap()).unwrap();
     let cases = v["cases"].as_array().unwrap();

@@ -49,10 +49,10 @@ pub mod target;
 
 use std::time::Duration;
 
-pub use exec::{Load, RunOutcome, SecondRow, StopHandle, run};
+pub use exec::{Load, RunOutcome, StopHandle, run, second_row};
 pub use result::{
-    Connections, Latency, PercentilePoint, RequestInfo, RunResult, ThresholdResult, csv_header,
-    csv_row, evaluate, histogram_from_base64, redact_url, summarize,
+    Connections, Latency, PercentilePoint, RequestInfo, RunResult, SecondRow, ThresholdResult,
+    csv_header, csv_row, evaluate, histogram_from_base64, latency_of, redact_url, summarize,
 };
 pub use schedule::Schedule;
 pub use spec::{Stage, Threshold, parse_duration, parse_stages, parse_threshold};

@@ -1,90 +1,35 @@
 //! The run result a user keeps: the JSON contract of `loadtest run --json`,
 //! built from a [`RunOutcome`] by pure functions, and threshold evaluation.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
+pub use contracts::run::{
+    Connections, Latency, PercentilePoint, RequestInfo, RunResult, RunTag, SecondRow,
+    ThresholdResult, csv_header, csv_row,
+};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
-use serde::{Deserialize, Serialize};
 
 use crate::RunPlan;
-use crate::exec::{Load, RunOutcome, SecondRow};
+use crate::exec::{Load, RunOutcome};
 use crate::net::redact_header;
 use crate::spec::{Metric, Threshold};
 use crate::stats::{Counts, Outcome};
 
-/// Latency statistics in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Latency {
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Latency {
-    /// From a histogram of microseconds; zeros when it is empty.
-    pub fn from_histogram(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Latency::default();
-        }
-        let q = |p: f64| h.value_at_quantile(p) as f64 / 1e3;
-        Latency {
-            mean: h.mean() / 1e3,
-            p50: q(0.5),
-            p90: q(0.9),
-            p95: q(0.95),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: h.max() as f64 / 1e3,
-        }
+/// Latency statistics of a histogram of microseconds; zeros when it is empty.
+pub fn latency_of(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
     }
-}
-
-/// One point of the percentile distribution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PercentilePoint {
-    /// Percentile, 0-100.
-    pub percentile: f64,
-    /// Latency at it, ms.
-    pub ms: f64,
-}
-
-/// Connection use.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Connections {
-    /// TCP connections opened.
-    pub opened: u64,
-    /// Most connections (or HTTP/2 streams) in use at once.
-    pub peak: usize,
-    /// The cap (open model).
-    pub max: Option<usize>,
-}
-
-/// A request kind as shown in outputs: secrets redacted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequestInfo {
-    /// Label.
-    pub name: String,
-    /// Method.
-    pub method: String,
-    /// URL or path.
-    pub url: String,
-    /// `Name: value` lines, secret values as `***`.
-    pub headers: Vec<String>,
-    /// Relative frequency.
-    pub weight: u32,
+    let q = |p: f64| h.value_at_quantile(p) as f64 / 1e3;
+    Latency {
+        mean: h.mean() / 1e3,
+        p50: q(0.5),
+        p90: q(0.9),
+        p95: q(0.95),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: h.max() as f64 / 1e3,
+    }
 }
 
 /// A URL with any `user:password@` replaced by `***@`.
@@ -94,106 +39,6 @@ pub fn redact_url(url: &str) -> String {
             format!("{}***{}", &url[..s + 3], &url[at..])
         }
         _ => url.to_string(),
-    }
-}
-
-/// A threshold and whether it held.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdResult {
-    /// As written.
-    pub expr: String,
-    /// Whether it held.
-    pub ok: bool,
-    /// The measured value (ms, fraction or rps).
-    pub value: f64,
-}
-
-/// The summary `loadtest run --json` writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    /// Kind of document, for tools that read a mix of files.
-    pub kind: String,
-    /// The scenario's name.
-    pub name: String,
-    /// When the measured run started (UTC, RFC 3339); set by the binary.
-    #[serde(default)]
-    pub started_at: String,
-    /// The version of the tool that measured it; set by the binary.
-    #[serde(default)]
-    pub version: String,
-    /// The target URL (credentials in it replaced by `***`).
-    pub url: String,
-    /// What was sent, with secret header values shown as `***`.
-    pub requests_sent: Vec<RequestInfo>,
-    /// `open` or `closed`.
-    pub mode: String,
-    /// Requests sent: `ok + Σ errors`.
-    pub requests: u64,
-    /// Requests that got a 1xx-3xx response.
-    pub ok: u64,
-    /// Failed requests by class.
-    pub errors: BTreeMap<String, u64>,
-    /// Σ errors / requests.
-    pub error_rate: f64,
-    /// Scheduled requests never sent (generator behind, or interrupted).
-    pub dropped: u64,
-    /// Requests sent a second time, once, on a fresh connection, because
-    /// the keep-alive connection they first went out on had been closed
-    /// by the server while idle, with no response (idempotent methods
-    /// only). Each counts once in `requests`, timed from its schedule.
-    #[serde(default)]
-    pub retried: u64,
-    /// Open model: the schedule's length, or until the last send if that
-    /// was later (or, when stopped early, until the last send); closed model:
-    /// until the last response.
-    pub duration_s: f64,
-    /// Requests completed (any outcome) per second of the measured window:
-    /// the backlog a saturated service drains after the window is not
-    /// throughput.
-    pub rps: f64,
-    /// Successful responses per second of the measured window: what the
-    /// service really delivered. Calibration and verification use this.
-    #[serde(default)]
-    pub goodput_rps: f64,
-    /// Scheduled requests per second (null in the closed model).
-    #[serde(default)]
-    pub offered_rps: Option<f64>,
-    /// The measured window, s: the schedule (open model) or the whole run
-    /// (closed model, or a run stopped early).
-    #[serde(default)]
-    pub window_s: f64,
-    /// Scheduled requests per second (null in the closed model); the same
-    /// as `offered_rps`, kept for readers of earlier results.
-    pub target_rps: Option<f64>,
-    /// Latency from the scheduled send time (coordinated-omission corrected).
-    pub latency_ms: Latency,
-    /// Latency from the actual send (what a closed-loop tool would report).
-    pub latency_uncorrected_ms: Latency,
-    /// Corrected latency by percentile, for distribution plots.
-    pub latency_distribution: Vec<PercentilePoint>,
-    /// Connection use.
-    pub connections: Connections,
-    /// Each threshold and its outcome.
-    pub thresholds: Vec<ThresholdResult>,
-    /// The seed used.
-    pub seed: u64,
-    /// Why the run ended early, if it did.
-    pub stopped: Option<String>,
-    /// One row per second.
-    pub series: Vec<SecondRow>,
-    /// The corrected latency histogram (µs), HdrHistogram V2 compressed, base64.
-    pub histogram: String,
-}
-
-impl RunResult {
-    /// True when every threshold held.
-    pub fn passed(&self) -> bool {
-        self.thresholds.iter().all(|t| t.ok)
-    }
-
-    /// The embedded latency histogram (µs).
-    pub fn latency_histogram(&self) -> Option<Histogram<u64>> {
-        histogram_from_base64(&self.histogram)
     }
 }
 
@@ -270,7 +115,7 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         Load::Closed { .. } => ("closed", None),
     };
     RunResult {
-        kind: "run".into(),
+        kind: RunTag,
         name: String::new(),
         started_at: String::new(),
         version: String::new(),
@@ -314,8 +159,8 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         offered_rps: plan.target_rps(),
         window_s,
         target_rps: plan.target_rps(),
-        latency_ms: Latency::from_histogram(h),
-        latency_uncorrected_ms: Latency::from_histogram(&out.totals.uncorrected_us),
+        latency_ms: latency_of(h),
+        latency_uncorrected_ms: latency_of(&out.totals.uncorrected_us),
         latency_distribution: distribution,
         connections: Connections {
             opened: out.connections_opened,
@@ -352,34 +197,6 @@ fn window_rates(plan: &RunPlan, out: &RunOutcome, duration_s: f64) -> (f64, f64,
             duration_s,
         ),
     }
-}
-
-/// Header of the per-second CSV: the DESIGN.md columns first, then extensions.
-pub fn csv_header() -> String {
-    let classes: Vec<&str> = Outcome::ERRORS.iter().map(|o| o.name()).collect();
-    format!(
-        "t_s,requests,ok,errors,rps,p50_ms,p95_ms,p99_ms,dropped,target_rps,{}",
-        classes.join(",")
-    )
-}
-
-/// One CSV row, matching [`csv_header`].
-pub fn csv_row(r: &SecondRow) -> String {
-    let classes: Vec<String> = r.errors_by_class.iter().map(u64::to_string).collect();
-    format!(
-        "{},{},{},{},{:.1},{:.3},{:.3},{:.3},{},{},{}",
-        r.t_s,
-        r.requests,
-        r.ok,
-        r.errors,
-        r.rps,
-        r.p50_ms,
-        r.p95_ms,
-        r.p99_ms,
-        r.dropped,
-        r.target_rps.map(|t| format!("{t:.1}")).unwrap_or_default(),
-        classes.join(",")
-    )
 }
 
 fn histogram_to_base64(h: &Histogram<u64>) -> String {

@@ -229,6 +229,15 @@ impl Recorder {
 mod tests {
     use super::*;
 
+    /// The classes counted here are the run contract's, in its order.
+    #[test]
+    fn error_classes_are_the_contracts() {
+        assert_eq!(
+            Outcome::ERRORS.map(Outcome::name),
+            contracts::run::ERROR_CLASSES
+        );
+    }
+
     #[test]
     fn every_request_lands_in_one_class() {
         let mut r = Recorder::default();

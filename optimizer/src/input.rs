@@ -2,6 +2,7 @@
 //! (CSV, or a `loadtest simulate` forecast turned into demand through each
 //! service's per-replica requests). Every error names the file, line and
 //! column.
+use contracts::forecast::{Forecast, Hourly};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -318,29 +319,6 @@ pub fn parse_demand(file: &str, text: &str) -> Result<Vec<Demand>, Error> {
     Ok(out)
 }
 
-/// The part of a `loadtest simulate --json` forecast the optimizer reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ForecastInput {
-    /// Scenario name (becomes the service name).
-    #[serde(default)]
-    pub name: String,
-    /// The per-hour steady state.
-    pub hourly: Option<ForecastHourly>,
-}
-
-/// Per-hour replicas, rate and users.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ForecastHourly {
-    /// Replicas.
-    pub replicas: Vec<u32>,
-    /// Offered requests/s.
-    #[serde(default)]
-    pub rps: Vec<f64>,
-    /// Users.
-    #[serde(default)]
-    pub users: Vec<f64>,
-}
-
 /// A service: its replicas per hour and what each replica requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
@@ -360,16 +338,22 @@ pub fn parse_forecast(
     text: &str,
     replica_vcpu: f64,
     replica_memory_gib: f64,
-) -> Result<(Service, ForecastHourly), Error> {
-    let f: ForecastInput = serde_json::from_str(text).map_err(|e| {
-        at(
-            file,
-            e.line(),
-            e.column(),
-            format!("not a forecast JSON: {e}"),
-        )
-    })?;
-    let Some(h) = f.hourly else {
+) -> Result<(Service, Hourly), Error> {
+    let f: Forecast = contracts::parse(text)
+        .map_err(|e| Error::Input(format!("{file}:{e}: not a forecast JSON")))?;
+    forecast_service(file, &f, replica_vcpu, replica_memory_gib)
+}
+
+/// A forecast as a service: its hourly replicas, each requesting
+/// `replica_vcpu` and `replica_memory_gib`. `file` names where it came
+/// from in the errors.
+pub fn forecast_service(
+    file: &str,
+    f: &Forecast,
+    replica_vcpu: f64,
+    replica_memory_gib: f64,
+) -> Result<(Service, Hourly), Error> {
+    let Some(h) = &f.hourly else {
         return Err(Error::Input(format!(
             "{file}: the forecast has no `hourly` series; it comes from a growth scenario \
              ([traffic] users = ...) run with `loadtest simulate --json`"
@@ -383,13 +367,13 @@ pub fn parse_forecast(
             name: if f.name.is_empty() {
                 "service".into()
             } else {
-                f.name
+                f.name.clone()
             },
             replicas: h.replicas.clone(),
             replica_vcpu,
             replica_memory_gib,
         },
-        h,
+        h.clone(),
     ))
 }
 

@@ -32,14 +32,12 @@ mod plan;
 pub mod synthetic;
 
 pub use input::{
-    Catalog, Demand, InstanceType, Service, parse_catalog, parse_demand, parse_forecast,
-    services_demand,
+    Catalog, Demand, InstanceType, Service, forecast_service, parse_catalog, parse_demand,
+    parse_forecast, services_demand,
 };
 pub use plan::{
     Binding, BreakEven, HourlyPlan, Plan, PlanLine, ReplicaPlan, SolverReport, optimize,
 };
-
-use serde::{Deserialize, Serialize};
 
 /// Most demand levels stage 1 decides the reservations over.
 pub const STAGE1_LEVELS: usize = 64;
@@ -66,72 +64,31 @@ pub enum Error {
     Timeout(std::time::Duration),
 }
 
-/// What the plan must respect.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Options {
-    /// Largest share of each hour's vCPU that may be spot (0 = no spot).
-    pub spot_max_share: f64,
-    /// Losing the largest spot pool (all spot instances of one type) must
-    /// still leave the demand covered.
-    pub survive_spot_loss: bool,
-    /// At most this many instance types over the horizon.
-    pub max_types: Option<usize>,
-    /// Demand is multiplied by 1 + headroom.
-    pub headroom: f64,
-    /// Account quota: vCPUs running in any hour.
-    pub max_vcpu: Option<f64>,
-    /// Capacity limit: instances of any one type in any hour.
-    #[serde(default)]
-    pub max_per_type: Option<u32>,
-    /// Whether 3-year reservations may be bought.
-    pub allow_3y: bool,
-    /// Relative gap the MILPs stop at.
-    pub gap: f64,
-    /// Wall-time budget of each solve, seconds.
-    pub time_limit_s: f64,
-}
+pub use contracts::plan::Options;
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            spot_max_share: 0.0,
-            survive_spot_loss: false,
-            max_types: None,
-            headroom: 0.0,
-            max_vcpu: None,
-            max_per_type: None,
-            allow_3y: true,
-            gap: 0.005,
-            time_limit_s: 30.0,
-        }
+/// Checks the options' values, naming the flag at fault.
+pub fn validate(o: &Options) -> Result<(), Error> {
+    let bad = |m: &str| Err(Error::Input(m.to_string()));
+    if !(0.0..=1.0).contains(&o.spot_max_share) {
+        return bad("--spot-max-share must be between 0 and 1 (e.g. 0.4)");
     }
-}
-
-impl Options {
-    /// Checks the values, naming the flag at fault.
-    pub fn validate(&self) -> Result<(), Error> {
-        let bad = |m: &str| Err(Error::Input(m.to_string()));
-        if !(0.0..=1.0).contains(&self.spot_max_share) {
-            return bad("--spot-max-share must be between 0 and 1 (e.g. 0.4)");
-        }
-        if !(0.0..=10.0).contains(&self.headroom) {
-            return bad("--headroom must be a fraction between 0 and 10 (e.g. 0.2 for 20%)");
-        }
-        if self.max_types == Some(0) {
-            return bad("--max-types must be at least 1");
-        }
-        if self.max_vcpu.is_some_and(|q| q.is_nan() || q <= 0.0) {
-            return bad("--max-vcpu must be above 0");
-        }
-        if self.max_per_type == Some(0) {
-            return bad("--max-per-type must be at least 1");
-        }
-        if !(self.gap > 0.0 && self.gap < 1.0) {
-            return bad("--gap must be between 0 and 1 (e.g. 0.005)");
-        }
-        if self.time_limit_s.is_nan() || self.time_limit_s <= 0.0 {
-            return bad("--time-limit must be above 0");
-        }
-        Ok(())
+    if !(0.0..=10.0).contains(&o.headroom) {
+        return bad("--headroom must be a fraction between 0 and 10 (e.g. 0.2 for 20%)");
     }
+    if o.max_types == Some(0) {
+        return bad("--max-types must be at least 1");
+    }
+    if o.max_vcpu.is_some_and(|q| q.is_nan() || q <= 0.0) {
+        return bad("--max-vcpu must be above 0");
+    }
+    if o.max_per_type == Some(0) {
+        return bad("--max-per-type must be at least 1");
+    }
+    if !(o.gap > 0.0 && o.gap < 1.0) {
+        return bad("--gap must be between 0 and 1 (e.g. 0.005)");
+    }
+    if o.time_limit_s.is_nan() || o.time_limit_s <= 0.0 {
+        return bad("--time-limit must be above 0");
+    }
+    Ok(())
 }

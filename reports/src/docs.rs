@@ -1,284 +1,20 @@
-//! The parts of the other stages' outputs a report reads. The stage crates
-//! never depend on each other, so these mirror the JSON and CSV contracts
-//! (DESIGN.md) rather than import them; every field has a default, so a
-//! newer producer with more fields still reads.
-#![allow(missing_docs)] // field for field the producers' documented JSON (DESIGN.md)
-use std::collections::BTreeMap;
+//! Reading the report's inputs: the other stages' documents, parsed once
+//! through their `kind` into the [`contracts`] types the producers build,
+//! or a run's per-second CSV. Values too large to chart are refused here,
+//! with their path.
 use std::path::Path;
 
-use serde::Deserialize;
+pub use contracts::Doc;
+pub use contracts::forecast::{Crossing, Estimate, Forecast, Hourly, SloSummary, WindowSummary};
+pub use contracts::plan::{
+    Binding, BreakEven, HourlyPlan, Plan, PlanLine, ReplicaPlan, SolverReport,
+};
+pub use contracts::run::{
+    ERROR_CLASSES, Latency, PercentilePoint, RunResult, SecondRow, ThresholdResult,
+};
+pub use contracts::verify::{Case, Role, Verify};
 
 use crate::Error;
-
-/// Latency percentiles, ms.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Latency {
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-/// One second of a run.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Second {
-    pub t_s: f64,
-    pub requests: f64,
-    pub ok: f64,
-    pub errors: f64,
-    pub rps: f64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub dropped: f64,
-    pub target_rps: Option<f64>,
-    /// connect, timeout, reset, http_4xx, http_5xx, protocol.
-    pub errors_by_class: [f64; 6],
-}
-
-/// The error classes of `errors_by_class`, in order.
-pub const ERROR_CLASSES: [&str; 6] = [
-    "connect", "timeout", "reset", "http_4xx", "http_5xx", "protocol",
-];
-
-/// A threshold and its verdict.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Threshold {
-    pub expr: String,
-    pub ok: bool,
-    pub value: f64,
-}
-
-/// A point of the percentile distribution.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PercentilePoint {
-    pub percentile: f64,
-    pub ms: f64,
-}
-
-/// `loadtest run --json`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RunDoc {
-    pub name: String,
-    pub url: String,
-    pub mode: String,
-    pub requests: u64,
-    pub ok: u64,
-    pub errors: BTreeMap<String, u64>,
-    pub error_rate: f64,
-    pub dropped: u64,
-    pub duration_s: f64,
-    pub rps: f64,
-    pub target_rps: Option<f64>,
-    pub latency_ms: Latency,
-    pub latency_uncorrected_ms: Latency,
-    pub latency_distribution: Vec<PercentilePoint>,
-    pub thresholds: Vec<Threshold>,
-    pub stopped: Option<String>,
-    pub series: Vec<Second>,
-}
-
-/// A mean with its 95% interval half-width.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(default)]
-pub struct Estimate {
-    pub mean: f64,
-    pub ci95: f64,
-}
-
-/// One simulated window.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Window {
-    pub label: String,
-    pub day: f64,
-    pub users: f64,
-    pub offered_rps: f64,
-    pub p95_ms: Estimate,
-    pub p99_ms: Estimate,
-    pub replicas: Estimate,
-    pub replicas_max: u32,
-    pub utilization: Estimate,
-    pub error_rate: Estimate,
-    pub violation_minutes: Estimate,
-    pub cost_per_hour: Estimate,
-    pub fluid_replicas: f64,
-}
-
-/// A threshold crossing.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Crossing {
-    pub threshold: String,
-    pub day: f64,
-    pub users: f64,
-    pub note: String,
-}
-
-/// Steady state per hour.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Hourly {
-    pub note: String,
-    pub replicas: Vec<u32>,
-    pub rps: Vec<f64>,
-    pub users: Vec<f64>,
-}
-
-/// The SLO part.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Slo {
-    pub p95_target_ms: f64,
-    pub violation_minutes: Estimate,
-    pub minutes: u64,
-}
-
-/// `loadtest simulate --json`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ForecastDoc {
-    pub name: String,
-    pub simulated: String,
-    pub seed: u64,
-    pub replications: u32,
-    pub requests: u64,
-    pub errors: u64,
-    pub error_rate: f64,
-    pub utilization: f64,
-    pub cost: f64,
-    pub horizon_cost_estimate: Option<f64>,
-    pub hourly: Option<Hourly>,
-    pub slo: Slo,
-    pub windows: Vec<Window>,
-    pub crossings: Vec<Crossing>,
-}
-
-/// A plan line.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PlanLine {
-    pub instance_type: String,
-    pub pricing: String,
-    pub count: Option<u32>,
-    pub hourly_counts: Option<Vec<u32>>,
-    pub hourly_price: f64,
-    pub instance_hours: f64,
-    pub cost: f64,
-}
-
-/// A binding constraint.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Binding {
-    pub constraint: String,
-    pub hours: usize,
-    pub shadow_price: f64,
-    pub unit: String,
-    pub note: String,
-}
-
-/// Reservation break-even.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct BreakEven {
-    pub instance_type: String,
-    pub pricing: String,
-    pub break_even_utilization: f64,
-    pub count: u32,
-    pub utilization: f64,
-}
-
-/// Per-hour plan figures.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PlanHourly {
-    pub demand_vcpu: Vec<f64>,
-    pub capacity_vcpu: Vec<f64>,
-    pub cost: Vec<f64>,
-    pub baseline_cost: Vec<f64>,
-    pub commitment_coverage: Vec<f64>,
-    pub commitment_utilization: Vec<f64>,
-    pub spot_share: Vec<f64>,
-}
-
-/// Solver notes.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Solver {
-    pub hours: usize,
-    pub levels: usize,
-    pub notes: Vec<String>,
-}
-
-/// `loadtest optimize --json`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PlanDoc {
-    pub catalog_notes: Vec<String>,
-    pub total_cost: f64,
-    pub lower_bound: f64,
-    pub gap: f64,
-    pub baseline_cost: f64,
-    pub savings: f64,
-    pub savings_share: f64,
-    pub monthly_cost: f64,
-    pub monthly_baseline: f64,
-    pub cost_by_pricing: BTreeMap<String, f64>,
-    pub cost_by_type: BTreeMap<String, f64>,
-    pub savings_by_source: BTreeMap<String, f64>,
-    pub instances: Vec<PlanLine>,
-    pub break_even: Vec<BreakEven>,
-    pub binding: Vec<Binding>,
-    pub hourly: PlanHourly,
-    pub solver: Solver,
-}
-
-/// A forecast-vs-measurement check (`loadtest plan --verify`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct VerifyCase {
-    pub case: String,
-    /// `fitted` (chose the model: shown, not judged), `held_out` or
-    /// `saturation`; empty in files from before roles, all held out.
-    pub role: String,
-    pub predicted_p95_ms: f64,
-    pub measured_p95_ms: f64,
-    pub p95_error: f64,
-    pub predicted_rps: f64,
-    pub measured_rps: f64,
-    pub rps_error: f64,
-    pub ok: bool,
-}
-
-/// `loadtest plan --verify` output.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct VerifyDoc {
-    pub note: String,
-    pub cases: Vec<VerifyCase>,
-}
-
-/// Any input.
-#[derive(Debug, Clone)]
-pub enum Doc {
-    /// A load test.
-    Run(Box<RunDoc>),
-    /// A forecast.
-    Forecast(Box<ForecastDoc>),
-    /// A purchase plan.
-    Plan(Box<PlanDoc>),
-    /// A forecast checked against measurements.
-    Verify(Box<VerifyDoc>),
-}
 
 /// Reads one input: a JSON document of any stage (told apart by its
 /// `kind`), or a run's per-second CSV.
@@ -296,33 +32,14 @@ pub fn load(path: &Path) -> Result<Doc, Error> {
                  in size): regenerate the file with loadtest"
             )));
         }
-        let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-        // Read again from the text, so an error has its line, column and
-        // the field's path.
-        fn typed<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<Box<T>, Error> {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de)
-                .map(Box::new)
-                .map_err(|e| {
-                    let (path, inner) = (e.path().to_string(), e.inner());
-                    let (line, column) = (inner.line(), inner.column());
-                    let why = inner.to_string();
-                    let why = why
-                        .strip_suffix(&format!(" at line {line} column {column}"))
-                        .unwrap_or(&why);
-                    Error::Input(format!("{name}:{line}:{column}: `{path}`: {}", cut(why)))
-                })
-        }
-        return Ok(match kind {
-            "run" => Doc::Run(typed(&name, &text)?),
-            "forecast" => Doc::Forecast(typed(&name, &text)?),
-            "plan" => Doc::Plan(typed(&name, &text)?),
-            "verify" => Doc::Verify(typed(&name, &text)?),
-            other => {
-                return Err(Error::Input(format!(
-                    "{name}: `kind` is `{other}`; expected the JSON of `loadtest run`, `simulate`, `optimize` or `plan --verify`"
-                )));
-            }
+        return contracts::read(&text).map_err(|e| match e {
+            contracts::ReadError::Json {
+                line,
+                column,
+                path,
+                why,
+            } => Error::Input(format!("{name}:{line}:{column}: `{path}`: {}", cut(&why))),
+            kind => Error::Input(format!("{name}: {kind}")),
         });
     }
     if text.starts_with("t_s,requests,ok,errors,rps") {
@@ -376,11 +93,11 @@ fn out_of_range(v: &serde_json::Value, path: &mut String) -> Option<(String, f64
 }
 
 /// A run's per-second CSV as a run with only its series.
-fn run_csv(name: &str, text: &str) -> Result<RunDoc, Error> {
+fn run_csv(name: &str, text: &str) -> Result<RunResult, Error> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let col = |n: &str| header.iter().position(|h| *h == n);
-    let mut r = RunDoc {
+    let mut r = RunResult {
         name: name.to_string(),
         ..Default::default()
     };
@@ -405,28 +122,42 @@ fn run_csv(name: &str, text: &str) -> Result<RunDoc, Error> {
                 ))),
             }
         };
-        let mut s = Second {
-            t_s: num("t_s")?,
-            requests: num("requests")?,
-            ok: num("ok")?,
-            errors: num("errors")?,
+        // Counts: whole numbers (the generator writes them so).
+        let count = |n: &str| -> Result<u64, Error> {
+            let x = num(n)?;
+            if x >= 0.0 && x.fract() == 0.0 {
+                Ok(x as u64)
+            } else {
+                Err(Error::Input(format!(
+                    "{name}:{}: `{n}` = {x} is not a count (a whole number of requests)",
+                    i + 2
+                )))
+            }
+        };
+        let mut s = SecondRow {
+            t_s: count("t_s")?,
+            requests: count("requests")?,
+            ok: count("ok")?,
+            errors: count("errors")?,
             rps: num("rps")?,
             p50_ms: num("p50_ms")?,
             p95_ms: num("p95_ms")?,
             p99_ms: num("p99_ms")?,
-            dropped: num("dropped")?,
+            dropped: count("dropped")?,
             target_rps: col("target_rps")
                 .and_then(|c| f.get(c))
                 .and_then(|s| s.parse().ok()),
-            errors_by_class: [0.0; 6],
+            errors_by_class: [0; 6],
         };
         for (k, c) in ERROR_CLASSES.iter().enumerate() {
-            s.errors_by_class[k] = num(c)?;
+            s.errors_by_class[k] = count(c)?;
         }
         r.series.push(s);
     }
-    r.requests = r.series.iter().map(|s| s.requests).sum::<f64>() as u64;
-    r.ok = r.series.iter().map(|s| s.ok).sum::<f64>() as u64;
+    let total =
+        |f: fn(&SecondRow) -> u64| r.series.iter().fold(0u64, |a, s| a.saturating_add(f(s)));
+    r.requests = total(|s| s.requests);
+    r.ok = total(|s| s.ok);
     r.duration_s = r.series.len() as f64;
     r.rps = if r.duration_s > 0.0 {
         r.requests as f64 / r.duration_s

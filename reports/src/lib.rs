@@ -9,6 +9,7 @@
 
 pub mod charts;
 pub mod docs;
+mod page;
 pub mod sections;
 mod table;
 
@@ -131,8 +132,8 @@ pub fn write(docs: &[Doc], opts: &Options) -> Result<Written, Error> {
         }
     }
     let (name, text) = match opts.format {
-        Format::Html => ("index.html", sections::html(&sections, &svgs, opts)),
-        Format::Markdown => ("index.md", sections::markdown(&sections, opts)),
+        Format::Html => ("index.html", page::html(&sections, &svgs, opts)),
+        Format::Markdown => ("index.md", page::markdown(&sections, opts)),
     };
     let p = opts.out.join(name);
     std::fs::write(&p, text).map_err(|e| io(&p, e))?;

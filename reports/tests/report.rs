@@ -5,6 +5,25 @@ use std::path::Path;
 use reports::{Doc, Format, Options, load, write};
 use serde_json::json;
 
+/// `partial` over the serialized default document: a fixture states the
+/// numbers its test is about, and is still a whole document of the
+/// contract the producers write.
+fn complete<T: Default + serde::Serialize>(partial: serde_json::Value) -> serde_json::Value {
+    fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+        match (into, from) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+    let mut v = serde_json::to_value(T::default()).unwrap();
+    merge(&mut v, partial);
+    v
+}
+
 fn run_json(name: &str, p95: f64, error_rate: f64) -> serde_json::Value {
     let series: Vec<_> = (0..30)
         .map(|t| {
@@ -13,7 +32,7 @@ fn run_json(name: &str, p95: f64, error_rate: f64) -> serde_json::Value {
                    "errors_by_class": [0, 1, 0, 0, 0, 0]})
         })
         .collect();
-    json!({
+    complete::<contracts::RunResult>(json!({
         "kind": "run", "name": name, "url": "http://127.0.0.1:8080/", "mode": "open",
         "requests": 3000, "ok": 2970, "errors": {"timeout": 30}, "error_rate": error_rate,
         "dropped": 0, "duration_s": 30.0, "rps": 100.0, "target_rps": 100.0,
@@ -22,7 +41,7 @@ fn run_json(name: &str, p95: f64, error_rate: f64) -> serde_json::Value {
         "latency_distribution": [{"percentile": 50.0, "ms": 20.0}, {"percentile": 90.0, "ms": 40.0}, {"percentile": 99.0, "ms": p95 * 1.5}, {"percentile": 99.9, "ms": 90.0}],
         "thresholds": [{"expr": "p95<200ms", "ok": p95 < 200.0, "value": p95}],
         "series": series
-    })
+    }))
 }
 
 fn forecast_json() -> serde_json::Value {
@@ -37,15 +56,18 @@ fn forecast_json() -> serde_json::Value {
                    "fluid_replicas": 2.0 + m as f64})
         })
         .collect();
-    json!({"kind": "forecast", "name": "growth <script>alert(1)</script>", "simulated": "24 monthly windows", "replications": 4,
+    complete::<contracts::Forecast>(
+        json!({"kind": "forecast", "name": "growth <script>alert(1)</script>", "simulated": "24 monthly windows", "replications": 4,
            "slo": {"p95_target_ms": 200.0, "violation_minutes": {"mean": 0.0, "ci95": 0.0}, "minutes": 1000},
            "windows": windows,
            "crossings": [{"threshold": "p95 > 200 ms", "day": 600.0, "users": 38000.0, "note": "p95 exceeds 200 ms at about 38k users"}],
-           "hourly": {"note": "", "replicas": [2, 2, 3], "rps": [20.0, 20.0, 30.0], "users": [1000.0, 1000.0, 1500.0]}})
+           "hourly": {"note": "", "replicas": [2, 2, 3], "rps": [20.0, 20.0, 30.0], "users": [1000.0, 1000.0, 1500.0]}}),
+    )
 }
 
 fn plan_json() -> serde_json::Value {
-    json!({"kind": "plan", "catalog_notes": ["AWS, APPROXIMATE prices"], "total_cost": 73.0, "lower_bound": 72.5, "gap": 0.0068,
+    complete::<contracts::Plan>(
+        json!({"kind": "plan", "catalog_notes": ["AWS, APPROXIMATE prices"], "total_cost": 73.0, "lower_bound": 72.5, "gap": 0.0068,
            "baseline_cost": 146.0, "savings": 73.0, "savings_share": 0.5, "monthly_cost": 730.0, "monthly_baseline": 1460.0,
            "cost_by_pricing": {"reserved_1y": 50.0, "on_demand": 15.0, "spot": 8.0},
            "cost_by_type": {"m6i.large": 65.0, "c6i.large": 8.0},
@@ -57,7 +79,8 @@ fn plan_json() -> serde_json::Value {
            "binding": [{"constraint": "spot_max_share", "hours": 40, "shadow_price": 12.5, "unit": "$/month per percentage point", "note": "the spot cap binds"}],
            "hourly": {"demand_vcpu": [10.0, 12.0, 14.0], "capacity_vcpu": [10.0, 12.0, 14.0], "cost": [0.6, 0.7, 0.8], "baseline_cost": [1.0, 1.2, 1.4],
                       "commitment_coverage": [1.0, 0.9, 0.8], "commitment_utilization": [0.8, 0.9, 1.0], "spot_share": [0.0, 0.1, 0.2]},
-           "solver": {"hours": 100, "levels": 3, "notes": []}})
+           "solver": {"hours": 100, "levels": 3, "notes": []}}),
+    )
 }
 
 fn save(dir: &Path, name: &str, v: &serde_json::Value) -> Doc {

@@ -23,7 +23,7 @@
 //! Replicas are modelled as independent: a tier they share (one database,
 //! one host) is not in this model, and a fit says so.
 
-use serde::{Deserialize, Serialize};
+pub use contracts::forecast::{Fit, Measured, StepFit};
 
 use crate::engine::{Window, simulate};
 use crate::model::{Arrivals, Balancer, Dist, SimConfig, Traffic};
@@ -35,79 +35,6 @@ pub const BEHIND: f64 = 0.95;
 /// Steps offered less than this fraction of capacity are "below the knee":
 /// the fit is judged on them, and the higher ones test saturation.
 pub const BELOW_KNEE: f64 = 0.9;
-
-/// One measured step of one replica (or of `replicas` behind a balancer).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Measured {
-    /// Scheduled requests/s.
-    pub offered_rps: f64,
-    /// The measured window, s.
-    pub duration_s: f64,
-    /// p95 from the scheduled time, ms.
-    pub p95_ms: f64,
-    /// Successful responses/s in the window.
-    pub goodput_rps: f64,
-    /// Replicas the load was spread over.
-    #[serde(default = "one")]
-    pub replicas: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// A prediction of one step next to its measurement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepFit {
-    /// The step.
-    pub offered_rps: f64,
-    /// Replicas.
-    pub replicas: u32,
-    /// Measured p95, ms.
-    pub measured_p95_ms: f64,
-    /// Predicted p95, ms.
-    pub predicted_p95_ms: f64,
-    /// (predicted − measured) / measured.
-    pub p95_error: f64,
-    /// Measured goodput, requests/s.
-    pub measured_goodput_rps: f64,
-    /// Predicted goodput, requests/s.
-    pub predicted_goodput_rps: f64,
-    /// (predicted − measured) / measured.
-    pub goodput_error: f64,
-    /// The measurement fell behind (goodput under 95% of offered) or left the SLO.
-    pub measured_saturated: bool,
-    /// The prediction did.
-    pub predicted_saturated: bool,
-}
-
-/// The fitted model and how well it predicts each step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fit {
-    /// What the model is.
-    pub family: String,
-    /// Concurrent workers per replica.
-    pub workers: u32,
-    /// Mean service time, ms (`workers / capacity`).
-    pub service_mean_ms: f64,
-    /// Fixed latency outside the workers, ms.
-    pub latency_floor_ms: f64,
-    /// Saturation throughput of one replica, requests/s.
-    pub capacity_rps: f64,
-    /// The low-load mean latency the floor was taken from, ms.
-    pub low_load_mean_ms: f64,
-    /// Every candidate `workers` with its score (mean absolute relative
-    /// error over the fitted steps; lower is better).
-    pub candidates: Vec<(u32, f64)>,
-    /// Each fitted step.
-    pub steps: Vec<StepFit>,
-    /// Largest |p95 error| over the steps below 90% of capacity.
-    pub max_p95_error: f64,
-    /// Largest |goodput error| over the steps below 90% of capacity.
-    pub max_goodput_error: f64,
-    /// What the model leaves out.
-    pub assumes: String,
-}
 
 /// What the fit needs.
 #[derive(Debug, Clone)]

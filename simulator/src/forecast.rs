@@ -11,9 +11,12 @@
 //! simulated windows it can be checked against). The output says exactly
 //! what was simulated.
 
+pub use contracts::forecast::{
+    Crossing, Estimate, Forecast, ForecastTag, Hourly, LatencySummary, ReplicaSummary, SeriesRow,
+    SloSummary, WindowSummary,
+};
 use hdrhistogram::Histogram;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::dist::Sampler;
 use crate::engine::{Window, WindowRun, simulate};
@@ -21,219 +24,6 @@ use crate::model::{SimConfig, Windows};
 
 const NS: u64 = 1_000_000_000;
 const DAY_S: f64 = 86_400.0;
-
-/// A mean and its 95% confidence interval over replications.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Estimate {
-    /// Mean over replications.
-    pub mean: f64,
-    /// Half-width of the 95% confidence interval (0 with one replication).
-    pub ci95: f64,
-}
-
-impl Estimate {
-    /// Student-t interval of the mean of `xs`.
-    pub fn of(xs: &[f64]) -> Estimate {
-        let n = xs.len();
-        if n == 0 {
-            return Estimate::default();
-        }
-        let mean = xs.iter().sum::<f64>() / n as f64;
-        if n == 1 {
-            return Estimate { mean, ci95: 0.0 };
-        }
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-        Estimate {
-            mean,
-            ci95: t975(n - 1) * (var / n as f64).sqrt(),
-        }
-    }
-}
-
-/// 97.5% quantile of Student's t with `df` degrees of freedom.
-fn t975(df: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    T.get(df.saturating_sub(1)).copied().unwrap_or(1.96)
-}
-
-/// Latency over the whole simulated time, ms.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// 99th percentile.
-    pub p99: f64,
-}
-
-/// Replica counts over the simulated time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ReplicaSummary {
-    /// Fewest.
-    pub min: u32,
-    /// Most.
-    pub max: u32,
-    /// Time-averaged.
-    pub mean: f64,
-}
-
-/// SLO figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SloSummary {
-    /// The per-minute p95 target, ms.
-    pub p95_target_ms: f64,
-    /// Minutes whose p95 exceeded it, per replication (summed over windows).
-    pub violation_minutes: Estimate,
-    /// Minutes simulated after warm-up, per replication.
-    pub minutes: u64,
-}
-
-/// One simulated window, averaged over replications.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WindowSummary {
-    /// e.g. `month 7, day 193 10:00-12:00`.
-    pub label: String,
-    /// Start of the statistics, days from the start of the horizon.
-    pub day: f64,
-    /// Users at the window's centre.
-    pub users: f64,
-    /// Mean offered rate, requests/s.
-    pub offered_rps: f64,
-    /// p95 of the window's requests, ms.
-    pub p95_ms: Estimate,
-    /// p99, ms.
-    pub p99_ms: Estimate,
-    /// Replicas, time-averaged.
-    pub replicas: Estimate,
-    /// Most replicas in any replication.
-    pub replicas_max: u32,
-    /// CPU utilisation.
-    pub utilization: Estimate,
-    /// Error rate.
-    pub error_rate: Estimate,
-    /// Minutes over the p95 target.
-    pub violation_minutes: Estimate,
-    /// Replica cost per hour in the window.
-    pub cost_per_hour: Estimate,
-    /// Replicas the autoscaler's steady state predicts for the offered rate.
-    pub fluid_replicas: f64,
-}
-
-/// The autoscaler's steady state for each hour of a growth horizon (a
-/// fluid estimate between the simulated windows, labelled as such).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Hourly {
-    /// What these numbers are.
-    pub note: String,
-    /// Replicas the policy settles at for the hour's mean offered rate.
-    pub replicas: Vec<u32>,
-    /// Offered requests/s at the middle of the hour.
-    pub rps: Vec<f64>,
-    /// Users at the middle of the hour.
-    pub users: Vec<f64>,
-}
-
-/// A threshold and when it is first crossed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Crossing {
-    /// What is crossed, e.g. `p95 > 200 ms`.
-    pub threshold: String,
-    /// Days from the start of the horizon (interpolated between windows).
-    pub day: f64,
-    /// Users then (interpolated).
-    pub users: f64,
-    /// A sentence for people.
-    pub note: String,
-}
-
-/// The `simulate --json` document.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Forecast {
-    /// Kind of document.
-    pub kind: String,
-    /// Scenario name.
-    pub name: String,
-    /// Exactly what was simulated.
-    pub simulated: String,
-    /// Seed of every stream.
-    pub seed: u64,
-    /// Replications per window.
-    pub replications: u32,
-    /// Requests that arrived after warm-up, all windows and replications.
-    pub requests: u64,
-    /// Of which failed (rejected, timed out in the queue, no replica).
-    pub errors: u64,
-    /// errors / requests.
-    pub error_rate: f64,
-    /// Share of requests that queued before service.
-    pub waited: f64,
-    /// Response time (wait + service) over everything simulated, ms.
-    pub latency_ms: LatencySummary,
-    /// Mean p95 and p99 over replications with 95% intervals, ms.
-    pub latency_ci95_ms: Option<(Estimate, Estimate)>,
-    /// Busy workers / ready workers.
-    pub utilization: f64,
-    /// Replicas.
-    pub replicas: ReplicaSummary,
-    /// Replica cost of the simulated time (mean per replication).
-    pub cost: f64,
-    /// Growth: replica cost over the whole horizon from the steady-state estimate.
-    pub horizon_cost_estimate: Option<f64>,
-    /// Growth: the steady-state (fluid) estimate for every hour of the
-    /// horizon, which `loadtest optimize --forecast` turns into demand.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hourly: Option<Hourly>,
-    /// The SLO.
-    pub slo: SloSummary,
-    /// Per window.
-    pub windows: Vec<WindowSummary>,
-    /// Thresholds and when they are crossed.
-    pub crossings: Vec<Crossing>,
-    /// Events the engine processed.
-    pub events: u64,
-    /// The service model's fit to measurements, when it was calibrated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calibration: Option<crate::calibrate::Fit>,
-    /// One row per window and minute, averaged over replications.
-    #[serde(skip)]
-    pub series: Vec<SeriesRow>,
-}
-
-/// A time-series row for the CSV.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SeriesRow {
-    /// Window index.
-    pub window: usize,
-    /// Seconds from the start of the horizon.
-    pub t_s: f64,
-    /// Users.
-    pub users: f64,
-    /// Offered rate.
-    pub offered_rps: f64,
-    /// Replicas in existence.
-    pub replicas: f64,
-    /// Replicas ready.
-    pub ready: f64,
-    /// CPU utilisation.
-    pub utilization: f64,
-    /// p50, ms.
-    pub p50_ms: f64,
-    /// p95, ms.
-    pub p95_ms: f64,
-    /// p99, ms.
-    pub p99_ms: f64,
-    /// Errors per second.
-    pub errors: f64,
-    /// Cost per hour.
-    pub cost_per_hour: f64,
-}
 
 struct Planned {
     label: String,
@@ -363,7 +153,7 @@ fn summarize(
     let warm_minutes = cfg.simulation.warmup.as_secs().div_ceil(60) as usize;
     let mut all = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds");
     let mut f = Forecast {
-        kind: "forecast".into(),
+        kind: ForecastTag,
         name: cfg.name.clone(),
         simulated,
         seed: cfg.simulation.seed,

@@ -86,3 +86,50 @@ pub fn long_run(url: &str, outputs: &[(&str, &Path)]) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// Reads a producer's file back through the report's reader and checks
+/// that every value the producer wrote is in what the reader holds, equal
+/// to it (floats to 1e-12 relative: a JSON round trip). A field the reader
+/// dropped, renamed or defaulted fails here with its path.
+pub fn assert_read_back(path: &Path) -> reports::Doc {
+    let doc = reports::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let written = read_json(path);
+    let read = serde_json::to_value(&doc).unwrap();
+    same(&written, &read, &mut path.display().to_string());
+    doc
+}
+
+fn same(a: &serde_json::Value, b: &serde_json::Value, at: &mut String) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+                "{at}: written {x}, read {y}"
+            );
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                let len = at.len();
+                at.push('.');
+                at.push_str(k);
+                let Some(w) = y.get(k) else {
+                    panic!("{at}: written, not read")
+                };
+                same(v, w, at);
+                at.truncate(len);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}: length");
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                let len = at.len();
+                at.push_str(&format!("[{i}]"));
+                same(v, w, at);
+                at.truncate(len);
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}

@@ -1,0 +1,207 @@
+//! `loadtest optimize --json`: the purchase plan, with the options it
+//! respects. `optimizer` builds it; `plan` and `report` read it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+crate::tag!(
+    PlanTag,
+    "plan",
+    "`kind = \"plan\"`: the document is a purchase plan."
+);
+
+/// What the plan must respect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    /// Largest share of each hour's vCPU that may be spot (0 = no spot).
+    pub spot_max_share: f64,
+    /// Losing the largest spot pool (all spot instances of one type) must
+    /// still leave the demand covered.
+    pub survive_spot_loss: bool,
+    /// At most this many instance types over the horizon.
+    pub max_types: Option<usize>,
+    /// Demand is multiplied by 1 + headroom.
+    pub headroom: f64,
+    /// Account quota: vCPUs running in any hour.
+    pub max_vcpu: Option<f64>,
+    /// Capacity limit: instances of any one type in any hour.
+    #[serde(default)]
+    pub max_per_type: Option<u32>,
+    /// Whether 3-year reservations may be bought.
+    pub allow_3y: bool,
+    /// Relative gap the MILPs stop at.
+    pub gap: f64,
+    /// Wall-time budget of each solve, seconds.
+    pub time_limit_s: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            spot_max_share: 0.0,
+            survive_spot_loss: false,
+            max_types: None,
+            headroom: 0.0,
+            max_vcpu: None,
+            max_per_type: None,
+            allow_3y: true,
+            gap: 0.005,
+            time_limit_s: 30.0,
+        }
+    }
+}
+
+/// One line of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanLine {
+    /// Instance type.
+    pub instance_type: String,
+    /// `reserved_1y`, `reserved_3y`, `on_demand` or `spot`.
+    pub pricing: String,
+    /// Reservations: the count held over the horizon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// On-demand and spot: the count in each hour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly_counts: Option<Vec<u32>>,
+    /// Price per instance-hour.
+    pub hourly_price: f64,
+    /// Instance-hours over the horizon.
+    pub instance_hours: f64,
+    /// Cost over the horizon.
+    pub cost: f64,
+}
+
+/// When a reservation pays for itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakEven {
+    /// Instance type.
+    pub instance_type: String,
+    /// `reserved_1y` or `reserved_3y`.
+    pub pricing: String,
+    /// Reserved price / on-demand price: the share of hours an instance must
+    /// be needed for the reservation to cost less than on-demand.
+    pub break_even_utilization: f64,
+    /// Reserved instances bought.
+    pub count: u32,
+    /// Share of the reserved vCPU-hours that demand actually used.
+    pub utilization: f64,
+}
+
+/// A constraint that binds, with its price from the LP relaxation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    /// Short name, e.g. `spot_max_share`.
+    pub constraint: String,
+    /// Hours in which it binds.
+    pub hours: usize,
+    /// Shadow price in `unit`.
+    pub shadow_price: f64,
+    /// e.g. `$/month per percentage point`.
+    pub unit: String,
+    /// In words.
+    pub note: String,
+}
+
+/// Replicas per service, with the N+1 spare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaPlan {
+    /// Service.
+    pub service: String,
+    /// Replicas each hour, including the spare.
+    pub hourly_replicas: Vec<u32>,
+    /// vCPU per replica.
+    pub replica_vcpu: f64,
+    /// GiB per replica.
+    pub replica_memory_gib: f64,
+}
+
+/// Per-hour figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HourlyPlan {
+    /// Demand after headroom, vCPU.
+    pub demand_vcpu: Vec<f64>,
+    /// Demand after headroom, GiB.
+    pub demand_memory_gib: Vec<f64>,
+    /// Capacity bought, vCPU.
+    pub capacity_vcpu: Vec<f64>,
+    /// Cost of the hour (reservations amortised per hour).
+    pub cost: Vec<f64>,
+    /// Cost of the all-on-demand baseline in the hour.
+    pub baseline_cost: Vec<f64>,
+    /// Share of the demand's vCPU that reservations cover.
+    pub commitment_coverage: Vec<f64>,
+    /// Share of the reserved vCPU that demand uses.
+    pub commitment_utilization: Vec<f64>,
+    /// Spot share of the capacity's vCPU.
+    pub spot_share: Vec<f64>,
+}
+
+/// How the plan was solved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SolverReport {
+    /// `highs` (through good_lp).
+    pub backend: String,
+    /// Hours in the horizon.
+    pub hours: usize,
+    /// Distinct demand levels (hours that share a solution).
+    pub levels: usize,
+    /// Demand levels stage 1 decided the reservations over.
+    pub stage1_levels: usize,
+    /// Seconds: LP relaxation, stage 1, stage 2.
+    pub lp_s: f64,
+    /// Stage 1 seconds.
+    pub stage1_s: f64,
+    /// Stage 2 seconds.
+    pub stage2_s: f64,
+    /// Levels whose solve failed and got the on-demand fallback.
+    pub fallbacks: usize,
+    /// Notes on anything that did not go to plan.
+    pub notes: Vec<String>,
+}
+
+/// The `optimize --json` document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `plan`.
+    pub kind: PlanTag,
+    /// Catalog header lines (date, source).
+    pub catalog_notes: Vec<String>,
+    /// The options the plan respects.
+    pub options: Option<Options>,
+    /// Cost of the plan over the horizon, USD.
+    pub total_cost: f64,
+    /// LP-relaxation lower bound on any plan's cost.
+    pub lower_bound: f64,
+    /// (total_cost − lower_bound) / total_cost.
+    pub gap: f64,
+    /// All on-demand, cheapest single type each hour.
+    pub baseline_cost: f64,
+    /// baseline_cost − total_cost.
+    pub savings: f64,
+    /// savings / baseline_cost.
+    pub savings_share: f64,
+    /// Cost per average month (730 h).
+    pub monthly_cost: f64,
+    /// Baseline per month.
+    pub monthly_baseline: f64,
+    /// Cost by pricing model.
+    pub cost_by_pricing: BTreeMap<String, f64>,
+    /// Cost by instance type.
+    pub cost_by_type: BTreeMap<String, f64>,
+    /// Where the savings come from, by pricing model (USD over the horizon).
+    pub savings_by_source: BTreeMap<String, f64>,
+    /// The lines of the plan.
+    pub instances: Vec<PlanLine>,
+    /// Reservation break-even per reserved type.
+    pub break_even: Vec<BreakEven>,
+    /// Constraints that bind.
+    pub binding: Vec<Binding>,
+    /// Replicas per service (when the demand came from forecasts).
+    pub replicas: Vec<ReplicaPlan>,
+    /// Per-hour figures.
+    pub hourly: HourlyPlan,
+    /// How it was solved.
+    pub solver: SolverReport,
+}

@@ -1,0 +1,222 @@
+//! `loadtest run --json` and `--csv`: the run result and its per-second
+//! rows. `loadgen` builds them; `simulate --calibrate`, `plan` and
+//! `report` read them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+crate::tag!(
+    RunTag,
+    "run",
+    "`kind = \"run\"`: the document is a run result."
+);
+
+/// The error classes, in the order of `errors_by_class` and of the CSV's
+/// last columns: every failed request is in exactly one.
+pub const ERROR_CLASSES: [&str; 6] = [
+    "connect", "timeout", "reset", "http_4xx", "http_5xx", "protocol",
+];
+
+/// Latency statistics in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// One point of the percentile distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    /// Percentile, 0-100.
+    pub percentile: f64,
+    /// Latency at it, ms.
+    pub ms: f64,
+}
+
+/// Connection use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    /// TCP connections opened.
+    pub opened: u64,
+    /// Most connections (or HTTP/2 streams) in use at once.
+    pub peak: usize,
+    /// The cap (open model).
+    pub max: Option<usize>,
+}
+
+/// A request kind as shown in outputs: secrets redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestInfo {
+    /// Label.
+    pub name: String,
+    /// Method.
+    pub method: String,
+    /// URL or path.
+    pub url: String,
+    /// `Name: value` lines, secret values as `***`.
+    pub headers: Vec<String>,
+    /// Relative frequency.
+    pub weight: u32,
+}
+
+/// A threshold and whether it held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// As written.
+    pub expr: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// The measured value (ms, fraction or rps).
+    pub value: f64,
+}
+
+/// The summary `loadtest run --json` writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Kind of document, for tools that read a mix of files.
+    pub kind: RunTag,
+    /// The scenario's name.
+    pub name: String,
+    /// When the measured run started (UTC, RFC 3339); set by the binary.
+    #[serde(default)]
+    pub started_at: String,
+    /// The version of the tool that measured it; set by the binary.
+    #[serde(default)]
+    pub version: String,
+    /// The target URL (credentials in it replaced by `***`).
+    pub url: String,
+    /// What was sent, with secret header values shown as `***`.
+    pub requests_sent: Vec<RequestInfo>,
+    /// `open` or `closed`.
+    pub mode: String,
+    /// Requests sent: `ok + Σ errors`.
+    pub requests: u64,
+    /// Requests that got a 1xx-3xx response.
+    pub ok: u64,
+    /// Failed requests by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Σ errors / requests.
+    pub error_rate: f64,
+    /// Scheduled requests never sent (generator behind, or interrupted).
+    pub dropped: u64,
+    /// Requests sent a second time, once, on a fresh connection, because
+    /// the keep-alive connection they first went out on had been closed
+    /// by the server while idle, with no response (idempotent methods
+    /// only). Each counts once in `requests`, timed from its schedule.
+    #[serde(default)]
+    pub retried: u64,
+    /// Open model: the schedule's length, or until the last send if that
+    /// was later (or, when stopped early, until the last send); closed model:
+    /// until the last response.
+    pub duration_s: f64,
+    /// Requests completed (any outcome) per second of the measured window:
+    /// the backlog a saturated service drains after the window is not
+    /// throughput.
+    pub rps: f64,
+    /// Successful responses per second of the measured window: what the
+    /// service really delivered. Calibration and verification use this.
+    #[serde(default)]
+    pub goodput_rps: f64,
+    /// Scheduled requests per second (null in the closed model).
+    #[serde(default)]
+    pub offered_rps: Option<f64>,
+    /// The measured window, s: the schedule (open model) or the whole run
+    /// (closed model, or a run stopped early).
+    #[serde(default)]
+    pub window_s: f64,
+    /// Scheduled requests per second (null in the closed model); the same
+    /// as `offered_rps`, kept for readers of earlier results.
+    pub target_rps: Option<f64>,
+    /// Latency from the scheduled send time (coordinated-omission corrected).
+    pub latency_ms: Latency,
+    /// Latency from the actual send (what a closed-loop tool would report).
+    pub latency_uncorrected_ms: Latency,
+    /// Corrected latency by percentile, for distribution plots.
+    pub latency_distribution: Vec<PercentilePoint>,
+    /// Connection use.
+    pub connections: Connections,
+    /// Each threshold and its outcome.
+    pub thresholds: Vec<ThresholdResult>,
+    /// The seed used.
+    pub seed: u64,
+    /// Why the run ended early, if it did.
+    pub stopped: Option<String>,
+    /// One row per second.
+    pub series: Vec<SecondRow>,
+    /// The corrected latency histogram (µs), HdrHistogram V2 compressed, base64.
+    pub histogram: String,
+}
+
+impl RunResult {
+    /// True when every threshold held.
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.ok)
+    }
+}
+
+/// One merged second of the run, as rows for the time series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondRow {
+    /// Start of the second, from the start of the run.
+    pub t_s: u64,
+    /// Requests completed in the second.
+    pub requests: u64,
+    /// Of which succeeded.
+    pub ok: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Requests per second achieved.
+    pub rps: f64,
+    /// Median corrected latency, ms.
+    pub p50_ms: f64,
+    /// 95th percentile corrected latency, ms.
+    pub p95_ms: f64,
+    /// 99th percentile corrected latency, ms.
+    pub p99_ms: f64,
+    /// Scheduled requests dropped in the second.
+    pub dropped: u64,
+    /// Requests due in the second (open model).
+    pub target_rps: Option<f64>,
+    /// Errors by class, in [`ERROR_CLASSES`] order.
+    pub errors_by_class: [u64; 6],
+}
+
+/// Header of the per-second CSV: the DESIGN.md columns first, then extensions.
+pub fn csv_header() -> String {
+    format!(
+        "t_s,requests,ok,errors,rps,p50_ms,p95_ms,p99_ms,dropped,target_rps,{}",
+        ERROR_CLASSES.join(",")
+    )
+}
+
+/// One CSV row, matching [`csv_header`].
+pub fn csv_row(r: &SecondRow) -> String {
+    let classes: Vec<String> = r.errors_by_class.iter().map(u64::to_string).collect();
+    format!(
+        "{},{},{},{},{:.1},{:.3},{:.3},{:.3},{},{},{}",
+        r.t_s,
+        r.requests,
+        r.ok,
+        r.errors,
+        r.rps,
+        r.p50_ms,
+        r.p95_ms,
+        r.p99_ms,
+        r.dropped,
+        r.target_rps.map(|t| format!("{t:.1}")).unwrap_or_default(),
+        classes.join(",")
+    )
+}

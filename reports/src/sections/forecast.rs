@@ -1,0 +1,228 @@
+//! The capacity-planning section: a forecast's windows, crossings and
+//! the servers each growth step needs.
+use super::*;
+
+pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Section {
+    let sfx = if i > 0 {
+        format!("_{}", i + 1)
+    } else {
+        String::new()
+    };
+    let mut s = Section::new(
+        &format!("capacity{sfx}"),
+        format!(
+            "Capacity plan: {}",
+            if f.name.is_empty() {
+                "forecast"
+            } else {
+                &f.name
+            }
+        ),
+    );
+    let start = opts.start_date.as_deref().and_then(days_from_civil);
+    let when = |day: f64| match start {
+        Some(d0) => format!("{} (day {day:.0})", civil(d0 + day.floor() as i64)),
+        None => format!("day {day:.0} (month {:.0})", day / 30.4375 + 1.0),
+    };
+    s.ok = f.crossings.is_empty() && f.slo.violation_minutes.mean == 0.0;
+    s.verdict = match f.crossings.first() {
+        Some(c) => format!(
+            "First threshold crossed: {} at {} with about {:.0} users",
+            c.threshold,
+            when(c.day),
+            c.users
+        ),
+        None => "No threshold is crossed over the horizon".into(),
+    };
+    let last = f.windows.last();
+    s.figures = vec![
+        ("Simulated".into(), f.simulated.clone()),
+        (
+            "Peak users".into(),
+            last.map(|w| short(w.users)).unwrap_or_default(),
+        ),
+        (
+            "Peak rps".into(),
+            last.map(|w| format!("{:.0}", w.offered_rps))
+                .unwrap_or_default(),
+        ),
+        (
+            "Peak replicas".into(),
+            f.windows
+                .iter()
+                .map(|w| w.replicas_max)
+                .max()
+                .unwrap_or(0)
+                .to_string(),
+        ),
+        (
+            "SLO-violation minutes".into(),
+            format!(
+                "{:.1} ± {:.1}",
+                f.slo.violation_minutes.mean, f.slo.violation_minutes.ci95
+            ),
+        ),
+        ("Error rate".into(), pct(f.error_rate)),
+    ];
+    if let Some(c) = f.horizon_cost_estimate {
+        s.figures.push((
+            "Replica cost over the horizon (steady-state estimate)".into(),
+            format!("${c:.0}"),
+        ));
+    }
+    for c in &f.crossings {
+        s.next
+            .push(format!("{} — at {}: {}", c.threshold, when(c.day), c.note));
+    }
+    if f.crossings
+        .iter()
+        .any(|c| c.threshold.starts_with("replicas"))
+    {
+        s.next.push("Raise the autoscaler's max (and the account quota) before that date, or the SLO breaks with it.".into());
+    }
+    let day = |w: &WindowSummary| w.day;
+    let ws = &f.windows;
+    let band = |g: &dyn Fn(&WindowSummary) -> Estimate| -> Vec<(f64, f64, f64)> {
+        if f.replications > 1 {
+            ws.iter()
+                .map(|w| (day(w), g(w).mean - g(w).ci95, g(w).mean + g(w).ci95))
+                .collect()
+        } else {
+            vec![]
+        }
+    };
+    let pts =
+        |g: &dyn Fn(&WindowSummary) -> f64| ws.iter().map(|w| (day(w), g(w))).collect::<Vec<_>>();
+    let sparse = ws.len() < 40;
+    if !ws.is_empty() {
+        s.charts.push(Chart {
+            id: format!("users_rps{sfx}"),
+            title: "Users and offered load at each window's peak".into(),
+            x_label: "days from the start of the horizon".into(),
+            y_label: "users (thousands) / requests per second".into(),
+            body: Body::Lines(vec![
+                Line {
+                    name: "users (thousands)".into(),
+                    points: pts(&|w| w.users / 1000.0),
+                    markers: sparse,
+                    ..Default::default()
+                },
+                Line {
+                    name: "offered rps".into(),
+                    points: pts(&|w| w.offered_rps),
+                    markers: sparse,
+                    ..Default::default()
+                },
+            ]),
+            percentile_x: false,
+            y_from_zero: true,
+        });
+        s.charts.push(Chart {
+            id: format!("replicas{sfx}"),
+            title: "Replicas (simulated mean with 95% interval; steady-state estimate)".into(),
+            x_label: "days from the start of the horizon".into(),
+            y_label: "replicas".into(),
+            body: Body::Lines(vec![
+                Line {
+                    name: "simulated mean".into(),
+                    points: pts(&|w| w.replicas.mean),
+                    band: band(&|w| w.replicas),
+                    markers: sparse,
+                },
+                Line {
+                    name: "most in any replication".into(),
+                    points: pts(&|w| w.replicas_max as f64),
+                    ..Default::default()
+                },
+                Line {
+                    name: "steady-state estimate".into(),
+                    points: pts(&|w| w.fluid_replicas),
+                    ..Default::default()
+                },
+            ]),
+            percentile_x: false,
+            y_from_zero: true,
+        });
+        let mut p95 = vec![Line {
+            name: "p95 (95% interval)".into(),
+            points: pts(&|w| w.p95_ms.mean),
+            band: band(&|w| w.p95_ms),
+            markers: sparse,
+        }];
+        if f.slo.p95_target_ms > 0.0 {
+            let x0 = ws.first().map(day).unwrap_or(0.0);
+            let x1 = ws.last().map(day).unwrap_or(1.0);
+            p95.push(Line {
+                name: format!("target {} ms", f.slo.p95_target_ms),
+                points: vec![(x0, f.slo.p95_target_ms), (x1, f.slo.p95_target_ms)],
+                ..Default::default()
+            });
+        }
+        s.charts.push(Chart {
+            id: format!("p95{sfx}"),
+            title: "p95 latency in each window".into(),
+            x_label: "days from the start of the horizon".into(),
+            y_label: "p95 latency (ms)".into(),
+            body: Body::Lines(p95),
+            percentile_x: false,
+            y_from_zero: true,
+        });
+        s.charts.push(Chart {
+            id: format!("cost_over_time{sfx}"),
+            title: "Replica cost per month at each window's peak rate".into(),
+            x_label: "days from the start of the horizon".into(),
+            y_label: "USD per month (730 h)".into(),
+            body: Body::Lines(vec![Line {
+                name: "cost at the peak rate".into(),
+                points: pts(&|w| w.cost_per_hour.mean * 730.0),
+                band: band(&|w| Estimate {
+                    mean: w.cost_per_hour.mean * 730.0,
+                    ci95: w.cost_per_hour.ci95 * 730.0,
+                }),
+                markers: sparse,
+            }]),
+            percentile_x: false,
+            y_from_zero: true,
+        });
+        s.tables.push(Table::new(
+            &format!("windows{sfx}"),
+            "Simulated windows (mean over replications, ± 95% interval)",
+            vec![
+                text("window", ws.iter().map(|w| w.label.clone()).collect()),
+                num("users", ws.iter().map(|w| w.users).collect()),
+                num("rps", ws.iter().map(|w| w.offered_rps).collect()),
+                num("replicas", ws.iter().map(|w| w.replicas.mean).collect()),
+                num("replicas ±", ws.iter().map(|w| w.replicas.ci95).collect()),
+                num("p95 ms", ws.iter().map(|w| w.p95_ms.mean).collect()),
+                num("p95 ±", ws.iter().map(|w| w.p95_ms.ci95).collect()),
+                num(
+                    "cpu %",
+                    ws.iter().map(|w| 100.0 * w.utilization.mean).collect(),
+                ),
+                num(
+                    "SLO-violation min",
+                    ws.iter().map(|w| w.violation_minutes.mean).collect(),
+                ),
+                num("$/hour", ws.iter().map(|w| w.cost_per_hour.mean).collect()),
+            ],
+        ));
+    }
+    if !f.crossings.is_empty() {
+        s.tables.push(Table::new(
+            &format!("crossings{sfx}"),
+            "When each threshold is crossed",
+            vec![
+                text(
+                    "threshold",
+                    f.crossings.iter().map(|c| c.threshold.clone()).collect(),
+                ),
+                text("when", f.crossings.iter().map(|c| when(c.day)).collect()),
+                num(
+                    "users",
+                    f.crossings.iter().map(|c| c.users.round()).collect(),
+                ),
+            ],
+        ));
+    }
+    s
+}

@@ -1,0 +1,281 @@
+//! The FinOps cost review: what to buy, what it costs against the
+//! on-demand baseline, and where each dollar of savings comes from.
+use super::*;
+
+pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>) -> Section {
+    let sfx = if i > 0 {
+        format!("_{}", i + 1)
+    } else {
+        String::new()
+    };
+    let mut s = Section::new(&format!("finops{sfx}"), "FinOps cost review".into());
+    s.ok = p.savings >= 0.0;
+    s.verdict = format!(
+        "${:.0}/month against ${:.0}/month all on-demand: saves ${:.0}/month ({:.1}%), within {:.2}% of the LP lower bound",
+        p.monthly_cost,
+        p.monthly_baseline,
+        p.monthly_baseline - p.monthly_cost,
+        100.0 * p.savings_share,
+        100.0 * p.gap
+    );
+    let h = p.solver.hours.max(1) as f64;
+    let month = 730.0 / h;
+    s.figures = vec![
+        ("Cost per month".into(), format!("${:.0}", p.monthly_cost)),
+        (
+            "All on-demand per month".into(),
+            format!("${:.0}", p.monthly_baseline),
+        ),
+        ("Savings".into(), format!("{:.1}%", 100.0 * p.savings_share)),
+        ("Horizon".into(), format!("{} hours", p.solver.hours)),
+    ];
+    let cover = mean(&p.hourly.commitment_coverage);
+    let util = mean(&p.hourly.commitment_utilization);
+    s.figures.push(("Commitment coverage".into(), pct(cover)));
+    s.figures.push(("Commitment utilisation".into(), pct(util)));
+    if let Some(f) = forecast
+        && let Some(hr) = &f.hourly
+        && !hr.users.is_empty()
+    {
+        let users = mean(&hr.users);
+        let requests: f64 =
+            hr.rps.iter().map(|r| r * 3600.0).sum::<f64>() * (h / hr.rps.len().max(1) as f64);
+        if users > 0.0 {
+            s.figures.push((
+                "Cost per 1k users per month".into(),
+                format!("${:.2}", p.monthly_cost / (users / 1000.0)),
+            ));
+        }
+        if requests > 0.0 {
+            s.figures.push((
+                "Cost per million requests".into(),
+                format!("${:.4}", p.total_cost / (requests / 1e6)),
+            ));
+        }
+    }
+    for b in &p.binding {
+        s.next.push(b.note.clone());
+    }
+    for b in &p.break_even {
+        if b.utilization < b.break_even_utilization {
+            s.next.push(format!(
+                "{} {}: reserved capacity is {:.0}% used, under the {:.0}% break-even; buy fewer.",
+                b.instance_type,
+                b.pricing,
+                100.0 * b.utilization,
+                100.0 * b.break_even_utilization
+            ));
+        }
+    }
+    if p.gap > 0.01 {
+        s.next.push(format!("The plan costs {:.1}% more than the LP lower bound. The bound buys fractions of instances, so part of that gap cannot be closed; the rest is what a longer --time-limit could still find.", 100.0 * p.gap));
+    }
+    for n in &p.catalog_notes {
+        if n.to_lowercase().contains("approximate") {
+            s.next.push(format!("Prices: {n}"));
+        }
+    }
+    let mut by_pricing: Vec<(String, f64)> = p
+        .cost_by_pricing
+        .iter()
+        .map(|(k, v)| (k.clone(), v * month))
+        .collect();
+    by_pricing.sort_by(|a, b| b.1.total_cmp(&a.1));
+    s.charts.push(Chart {
+        id: format!("cost_by_pricing{sfx}"),
+        title: "Cost by pricing model".into(),
+        x_label: "pricing model".into(),
+        y_label: "USD per month".into(),
+        body: Body::Bars(by_pricing.clone()),
+        percentile_x: false,
+        y_from_zero: true,
+    });
+    let mut by_type: Vec<(String, f64)> = p
+        .cost_by_type
+        .iter()
+        .map(|(k, v)| (k.clone(), v * month))
+        .collect();
+    by_type.sort_by(|a, b| b.1.total_cmp(&a.1));
+    s.charts.push(Chart {
+        id: format!("cost_by_type{sfx}"),
+        title: "Cost by instance type".into(),
+        x_label: "instance type".into(),
+        y_label: "USD per month".into(),
+        body: Body::Bars(by_type.clone()),
+        percentile_x: false,
+        y_from_zero: true,
+    });
+    s.charts.push(Chart {
+        id: format!("savings{sfx}"),
+        title: "Plan vs all on-demand".into(),
+        x_label: "".into(),
+        y_label: "USD per month".into(),
+        body: Body::Bars(vec![
+            ("all on-demand".into(), p.monthly_baseline),
+            ("plan".into(), p.monthly_cost),
+        ]),
+        percentile_x: false,
+        y_from_zero: true,
+    });
+    // Past a month of hours, hourly lines turn into a solid band: plot
+    // daily means instead.
+    let n_hours = p.hourly.commitment_coverage.len();
+    let daily = n_hours > DAILY_AFTER_HOURS;
+    let (step, x_unit) = if daily {
+        (24, "day of the horizon (daily mean)")
+    } else {
+        (1, "hour of the horizon")
+    };
+    let series = |v: &[f64], k: f64| {
+        v.chunks(step)
+            .enumerate()
+            .map(|(i, c)| (i as f64, k * c.iter().sum::<f64>() / c.len() as f64))
+            .collect::<Vec<_>>()
+    };
+    if n_hours > 0 {
+        s.charts.push(Chart {
+            id: format!("commitment{sfx}"),
+            title: "Commitment coverage and utilisation per hour".into(),
+            x_label: x_unit.into(),
+            y_label: "percent".into(),
+            body: Body::Lines(vec![
+                Line {
+                    name: "coverage (reserved share of demand)".into(),
+                    points: series(&p.hourly.commitment_coverage, 100.0),
+                    ..Default::default()
+                },
+                Line {
+                    name: "utilisation (used share of reserved)".into(),
+                    points: series(&p.hourly.commitment_utilization, 100.0),
+                    ..Default::default()
+                },
+                Line {
+                    name: "spot share of capacity".into(),
+                    points: series(&p.hourly.spot_share, 100.0),
+                    ..Default::default()
+                },
+            ]),
+            percentile_x: false,
+            y_from_zero: true,
+        });
+        s.charts.push(Chart {
+            id: format!("hourly_cost{sfx}"),
+            title: if daily {
+                "Cost per hour (daily mean): plan vs all on-demand".into()
+            } else {
+                "Cost per hour: plan vs all on-demand".into()
+            },
+            x_label: x_unit.into(),
+            y_label: "USD per hour".into(),
+            body: Body::Lines(vec![
+                Line {
+                    name: "all on-demand".into(),
+                    points: series(&p.hourly.baseline_cost, 1.0),
+                    ..Default::default()
+                },
+                Line {
+                    name: "plan".into(),
+                    points: series(&p.hourly.cost, 1.0),
+                    ..Default::default()
+                },
+            ]),
+            percentile_x: false,
+            y_from_zero: true,
+        });
+    }
+    let lines = &p.instances;
+    s.tables.push(Table::new(
+        &format!("plan_lines{sfx}"),
+        "What to buy",
+        vec![
+            text(
+                "instance type",
+                lines.iter().map(|l| l.instance_type.clone()).collect(),
+            ),
+            text("pricing", lines.iter().map(|l| l.pricing.clone()).collect()),
+            text(
+                "count",
+                lines
+                    .iter()
+                    .map(|l| match (&l.count, &l.hourly_counts) {
+                        (Some(n), _) => format!("{n} held"),
+                        (None, Some(v)) => format!(
+                            "{}–{} per hour",
+                            v.iter().min().unwrap_or(&0),
+                            v.iter().max().unwrap_or(&0)
+                        ),
+                        _ => String::new(),
+                    })
+                    .collect(),
+            ),
+            num("$ per hour", lines.iter().map(|l| l.hourly_price).collect()),
+            num(
+                "instance-hours",
+                lines.iter().map(|l| l.instance_hours).collect(),
+            ),
+            num(
+                "$ per month",
+                lines.iter().map(|l| l.cost * month).collect(),
+            ),
+        ],
+    ));
+    let src: Vec<(&String, &f64)> = p.savings_by_source.iter().collect();
+    s.tables.push(Table::new(
+        &format!("savings_by_source{sfx}"),
+        "Where each dollar of savings comes from (per month, against on-demand prices for the same instance-hours; instance_mix_and_capacity = the rest: cheaper types than the baseline's, less the extra capacity the spot and survive rules buy)",
+        vec![text("source", src.iter().map(|x| x.0.clone()).collect()), num("$ per month", src.iter().map(|x| x.1 * month).collect())],
+    ));
+    if !p.break_even.is_empty() {
+        s.tables.push(Table::new(
+            &format!("break_even{sfx}"),
+            "Reservations: break-even utilisation",
+            vec![
+                text(
+                    "instance type",
+                    p.break_even
+                        .iter()
+                        .map(|b| b.instance_type.clone())
+                        .collect(),
+                ),
+                text(
+                    "term",
+                    p.break_even.iter().map(|b| b.pricing.clone()).collect(),
+                ),
+                num(
+                    "count",
+                    p.break_even.iter().map(|b| b.count as f64).collect(),
+                ),
+                num(
+                    "break-even %",
+                    p.break_even
+                        .iter()
+                        .map(|b| 100.0 * b.break_even_utilization)
+                        .collect(),
+                ),
+                num(
+                    "utilisation %",
+                    p.break_even.iter().map(|b| 100.0 * b.utilization).collect(),
+                ),
+            ],
+        ));
+    }
+    if !p.binding.is_empty() {
+        s.tables.push(Table::new(
+            &format!("binding{sfx}"),
+            "Constraints that bind (shadow prices from the LP relaxation)",
+            vec![
+                text(
+                    "constraint",
+                    p.binding.iter().map(|b| b.constraint.clone()).collect(),
+                ),
+                num("hours", p.binding.iter().map(|b| b.hours as f64).collect()),
+                num(
+                    "shadow price",
+                    p.binding.iter().map(|b| b.shadow_price).collect(),
+                ),
+                text("unit", p.binding.iter().map(|b| b.unit.clone()).collect()),
+            ],
+        ));
+    }
+    s
+}
