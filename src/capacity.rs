@@ -238,9 +238,9 @@ pub fn rate_levels(capacity: f64, l: &Limits) -> Vec<(f64, f64)> {
 }
 
 /// The highest offered rate whose step held.
-pub fn knee(steps: &[Step]) -> Option<f64> {
+pub fn knee<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Option<f64> {
     steps
-        .iter()
+        .into_iter()
         .filter(|s| s.phase == "rate" && s.verdict == Verdict::Held)
         .filter_map(|s| s.offered_rps)
         .max_by(f64::total_cmp)
@@ -248,16 +248,16 @@ pub fn knee(steps: &[Step]) -> Option<f64> {
 
 /// Runs the search. `on_step` sees every step as it ends, with its run
 /// result (to write it, and `capacity.json` so far, so an interrupted
-/// search keeps what it measured). `name_of(i)` names step `i`'s file.
+/// search keeps what it measured).
 pub fn search(
     base: &Settings,
     l: &Limits,
     stop: &StopHandle,
     quiet: bool,
-    mut on_step: impl FnMut(&Found, &RunResult) -> anyhow::Result<()>,
+    on_step: impl FnMut(&Found, &RunResult) -> anyhow::Result<()>,
 ) -> anyhow::Result<(Found, Vec<RunResult>)> {
     let clock = std::time::Instant::now();
-    let mut found = Found {
+    let found = Found {
         kind: "capacity".into(),
         name: base.name.clone(),
         url: loadgen::redact_url(&base.plan.target.url),
@@ -274,9 +274,40 @@ pub fn search(
         ended: String::new(),
         steps: Vec::new(),
     };
-    let mut runs = Vec::new();
-    let say = |s: &Step| {
-        if !quiet {
+    let mut sr = Search {
+        base,
+        l,
+        stop,
+        quiet,
+        on_step,
+        found,
+        runs: Vec::new(),
+        clock,
+    };
+    // 1. Concurrency sweep, then 2. rate sweep at fractions of the
+    // saturation throughput; either ends the search when interrupted.
+    if !sr.concurrency_sweep()? || !sr.rate_sweep()? {
+        return Ok((sr.found, sr.runs));
+    }
+    sr.found.duration_s = sr.clock.elapsed().as_secs_f64();
+    Ok((sr.found, sr.runs))
+}
+
+/// A search under way: its bounds, what it found so far, and every run.
+struct Search<'a, F> {
+    base: &'a Settings,
+    l: &'a Limits,
+    stop: &'a StopHandle,
+    quiet: bool,
+    on_step: F,
+    found: Found,
+    runs: Vec<RunResult>,
+    clock: std::time::Instant,
+}
+
+impl<F: FnMut(&Found, &RunResult) -> anyhow::Result<()>> Search<'_, F> {
+    fn say(&self, s: &Step) {
+        if !self.quiet {
             eprintln!(
                 "          {:<11} {:<16} goodput {:>8.1} rps  p95 {:>9.2} ms  errors {:>6.2}%  {}",
                 s.phase,
@@ -287,96 +318,110 @@ pub fn search(
                 s.verdict.says()
             );
         }
-    };
-    // 1. Concurrency sweep.
-    let mut c = 1;
-    let mut best = 0.0f64;
-    loop {
-        let mut s = base.clone();
-        s.warmup = if c == 1 { l.warmup } else { Duration::ZERO };
-        s.plan.load = Load::Closed {
-            connections: c,
-            think_time: Duration::ZERO,
-            duration: l.probe,
-        };
-        let r = run_step(&s, l.max_rate_rps, stop)?;
-        let mut step = Step::from_run("concurrency", &r, l);
-        step.connections = Some(c);
-        say(&step);
-        let x = r.goodput_rps;
-        found.steps.push(step);
-        found.capacity_rps = found.capacity_rps.max(x);
-        runs.push(r);
-        on_step(&found, runs.last().expect("just pushed"))?;
-        if c == 1 && !stop.is_stopped() {
-            let r = &runs[0];
-            if r.ok == 0 || r.error_rate > l.error_limit {
+    }
+
+    /// Records a step and its run, and hands both to the caller. False
+    /// when the run was interrupted (the search ends, `found` says why).
+    fn record(&mut self, step: Step, r: RunResult) -> anyhow::Result<bool> {
+        self.say(&step);
+        self.found.steps.push(step);
+        self.runs.push(r);
+        (self.on_step)(&self.found, self.runs.last().expect("just pushed"))?;
+        Ok(interrupted(&self.runs, self.stop, &mut self.found, &self.clock).is_none())
+    }
+
+    /// Closed-model steps at 1, 2, 4, ... connections until the goodput
+    /// stops growing, errors pass the limit, or a cap is reached. False
+    /// when interrupted.
+    fn concurrency_sweep(&mut self) -> anyhow::Result<bool> {
+        let (base, l, stop) = (self.base, self.l, self.stop);
+        let mut c = 1;
+        let mut best = 0.0f64;
+        loop {
+            let mut s = base.clone();
+            s.warmup = if c == 1 { l.warmup } else { Duration::ZERO };
+            s.plan.load = Load::Closed {
+                connections: c,
+                think_time: Duration::ZERO,
+                duration: l.probe,
+            };
+            let r = run_step(&s, l.max_rate_rps, stop)?;
+            let mut step = Step::from_run("concurrency", &r, l);
+            step.connections = Some(c);
+            let x = r.goodput_rps;
+            self.found.capacity_rps = self.found.capacity_rps.max(x);
+            if c == 1 && !stop.is_stopped() && (r.ok == 0 || r.error_rate > l.error_limit) {
+                // Reported (and kept) before the search gives up.
+                let (rate, classes) = (r.error_rate, error_classes(&r));
+                self.record(step, r)?;
                 anyhow::bail!(
                     "step 1 (1 connection, at most {:.0} rps): {:.1}% errors ({}): the target fails at the lowest load; check the URL and that the service is healthy",
                     l.max_rate_rps,
-                    100.0 * r.error_rate,
-                    error_classes(r)
+                    100.0 * rate,
+                    classes
                 );
             }
-        }
-        if let Some(end) = interrupted(&runs, stop, &mut found, &clock) {
-            return end.map(|f| (f, runs));
-        }
-        if c > 1 && runs.last().is_some_and(|r| r.error_rate > l.error_limit) {
-            found.ended = format!("errors over the limit at {c} connections");
-            found.saturating_connections = Some(c / 2);
-            break;
-        }
-        match next_probe(c, x, best, l) {
-            Next::Probe(n) => c = n,
-            Next::Plateau => {
-                found.ended = format!(
-                    "plateau: {c} connections delivered less than 5% more than {}",
-                    c / 2
-                );
+            let errors = c > 1 && r.error_rate > l.error_limit;
+            if !self.record(step, r)? {
+                return Ok(false);
+            }
+            let found = &mut self.found;
+            if errors {
+                found.ended = format!("errors over the limit at {c} connections");
                 found.saturating_connections = Some(c / 2);
-                break;
+                return Ok(true);
             }
-            Next::RateCap => {
-                found.capacity_at_least = true;
-                found.ended = format!(
-                    "--max-rate {:.0}: doubling {c} connections could pass it",
-                    l.max_rate_rps
-                );
-                break;
+            match next_probe(c, x, best, l) {
+                Next::Probe(n) => c = n,
+                Next::Plateau => {
+                    found.ended = format!(
+                        "plateau: {c} connections delivered less than 5% more than {}",
+                        c / 2
+                    );
+                    found.saturating_connections = Some(c / 2);
+                    return Ok(true);
+                }
+                Next::RateCap => {
+                    found.capacity_at_least = true;
+                    found.ended = format!(
+                        "--max-rate {:.0}: doubling {c} connections could pass it",
+                        l.max_rate_rps
+                    );
+                    return Ok(true);
+                }
+                Next::ConnectionCap => {
+                    found.capacity_at_least = true;
+                    found.ended = format!("the connection cap ({}) was reached", l.max_connections);
+                    return Ok(true);
+                }
             }
-            Next::ConnectionCap => {
-                found.capacity_at_least = true;
-                found.ended = format!("the connection cap ({}) was reached", l.max_connections);
-                break;
-            }
-        }
-        best = best.max(x);
-    }
-    // 2. Rate sweep at fractions of the saturation throughput.
-    for (level, rate) in rate_levels(found.capacity_rps, l) {
-        let mut s = base.clone();
-        s.warmup = l.warmup;
-        s.plan.load = open_load(rate, l.step, &base.plan.load);
-        let r = run_step(&s, l.max_rate_rps, stop)?;
-        let mut step = Step::from_run("rate", &r, l);
-        step.level = Some(level);
-        say(&step);
-        let errors = step.verdict == Verdict::Errors;
-        found.steps.push(step);
-        found.knee_rps = knee(&found.steps);
-        runs.push(r);
-        on_step(&found, runs.last().expect("just pushed"))?;
-        if let Some(end) = interrupted(&runs, stop, &mut found, &clock) {
-            return end.map(|f| (f, runs));
-        }
-        if errors {
-            found.ended = format!("errors over the limit at {rate:.0} rps");
-            break;
+            best = best.max(x);
         }
     }
-    found.duration_s = clock.elapsed().as_secs_f64();
-    Ok((found, runs))
+
+    /// Open-model steps at fractions of the saturation throughput, until
+    /// one has errors over the limit. False when interrupted.
+    fn rate_sweep(&mut self) -> anyhow::Result<bool> {
+        let (base, l, stop) = (self.base, self.l, self.stop);
+        for (level, rate) in rate_levels(self.found.capacity_rps, l) {
+            let mut s = base.clone();
+            s.warmup = l.warmup;
+            s.plan.load = open_load(rate, l.step, &base.plan.load);
+            let r = run_step(&s, l.max_rate_rps, stop)?;
+            let mut step = Step::from_run("rate", &r, l);
+            step.level = Some(level);
+            let errors = step.verdict == Verdict::Errors;
+            self.found.knee_rps = knee(self.found.steps.iter().chain([&step]));
+            if !self.record(step, r)? {
+                return Ok(false);
+            }
+            if errors {
+                self.found.ended = format!("errors over the limit at {rate:.0} rps");
+                break;
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The run's open model at `rate` for `len`, with its connection cap.

@@ -2,8 +2,33 @@
 //! scenario file happens in the command modules.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A duration flag, in the one grammar every file and flag uses.
+fn duration(text: &str) -> Result<Duration, contracts::units::UnitError> {
+    contracts::units::parse_duration(text)
+}
+
+/// `report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PageFormat {
+    /// `index.html`, charts inline as SVG.
+    Html,
+    /// `index.md`, charts as PNG links.
+    #[value(alias = "markdown")]
+    Md,
+}
+
+/// `report --export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Export {
+    /// CSV, full-precision numbers.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
 
 /// Capacity planning, load testing and cloud cost optimization.
 #[derive(Debug, Parser)]
@@ -59,14 +84,14 @@ pub struct PlanArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Length of each rate step of the capacity search.
-    #[arg(long, default_value = "10s")]
-    pub step: String,
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub step: Duration,
     /// Length of each concurrency probe of the capacity search.
-    #[arg(long, default_value = "3s")]
-    pub probe: String,
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    pub probe: Duration,
     /// Uncounted warm-up before each rate step.
-    #[arg(long, default_value = "2s")]
-    pub warmup: String,
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub warmup: Duration,
     /// Never send faster than this, requests/s (staging safety).
     #[arg(long, default_value_t = 5000.0)]
     pub max_rate: f64,
@@ -118,11 +143,11 @@ pub struct ReportArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Page format: html or md.
-    #[arg(long, default_value = "html")]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = PageFormat::Html)]
+    pub format: PageFormat,
     /// Also write the tables behind the charts: csv or parquet.
-    #[arg(long)]
-    pub export: Option<String>,
+    #[arg(long, value_enum)]
+    pub export: Option<Export>,
     /// A p95 increase over the baseline run above this is a regression, e.g. 10%.
     #[arg(long, default_value = "10%")]
     pub regression: String,
@@ -183,11 +208,11 @@ pub struct OptimizeArgs {
     #[arg(long)]
     pub no_3y: bool,
     /// Relative gap the MILP solves stop at.
-    #[arg(long, default_value_t = optimizer::Options::default().gap)]
+    #[arg(long, default_value_t = optimizer::Constraints::default().gap)]
     pub gap: f64,
     /// Wall-time limit of each solve, e.g. 30s.
-    #[arg(long, default_value = "30s")]
-    pub time_limit: String,
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub time_limit: Duration,
     /// Write the plan as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -263,16 +288,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub max_connections: Option<usize>,
     /// Closed model: pause after each response [default: 0s].
-    #[arg(long)]
-    pub think_time: Option<String>,
+    #[arg(long, value_parser = duration)]
+    pub think_time: Option<Duration>,
     /// How long to run, e.g. 30s, 2m [default: 30s].
-    #[arg(long)]
-    pub duration: Option<String>,
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
     /// Warm the service up first for this long, at the run's mean rate (or
     /// its connections)
     /// (caches, pools, JIT); not counted in any result. [default: 0s]
-    #[arg(long, value_name = "DURATION")]
-    pub warmup: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub warmup: Option<Duration>,
     /// Pass/fail criterion (repeatable).
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
@@ -280,11 +305,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub abort_on_fail: bool,
     /// With --abort-on-fail: evaluate only after this long.
-    #[arg(long, default_value = "5s")]
-    pub abort_delay: String,
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub abort_delay: Duration,
     /// Per-request timeout [default: 10s].
-    #[arg(long)]
-    pub timeout: Option<String>,
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -293,8 +318,8 @@ pub struct RunArgs {
     /// in flight on plain-HTTP/1.1 connections, whose responses are timed
     /// by the kernel's receive timestamps, so latencies are unchanged.
     /// 0 turns it off. [default: 50us]
-    #[arg(long, value_name = "DURATION")]
-    pub coalesce: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub coalesce: Option<Duration>,
     /// HTTP/2 (h2c prior knowledge for http://, ALPN for https://).
     #[arg(long)]
     pub http2: bool,
@@ -327,8 +352,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5000.0)]
     pub max_rate: f64,
     /// With --find-capacity: length of each concurrency probe.
-    #[arg(long, default_value = "3s")]
-    pub probe: String,
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    pub probe: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +386,6 @@ pub struct ServeArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Stop by itself after this long (tests and scripts).
-    #[arg(long)]
-    pub exit_after: Option<String>,
+    #[arg(long, value_parser = duration)]
+    pub exit_after: Option<Duration>,
 }

@@ -55,6 +55,12 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // A flag's value that does not parse: one line naming the flag
+            // and the fix, as every other bad input.
+            if let Some(line) = bad_value(&e) {
+                eprintln!("loadtest: {line}");
+                return ExitCode::from(2);
+            }
             // --help and --version are not errors.
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
@@ -69,6 +75,34 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `--flag: why` for a flag's value that clap rejected (its parser's error,
+/// or the values it takes); None for every other parse error.
+fn bad_value(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    if let Some(why) = std::error::Error::source(e) {
+        return Some(format!("{flag}: {why}"));
+    }
+    let value = match e.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(v)) => cut(v, 100),
+        _ => String::new(),
+    };
+    let valid = match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(v)) => v.join(", "),
+        _ => return None,
+    };
+    Some(format!("{flag}: `{value}` is not one of {valid}"))
 }
 
 /// Writes `v` as pretty JSON with a final newline: every output file.
@@ -94,17 +128,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+pub use contracts::cut;
+
 /// The error chain on one line, without repeating a cause the context
 /// already quotes.
-/// At most `n` characters of `s`: a message that quotes its input must
-/// not echo a megabyte of it.
-pub fn cut(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
 fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {

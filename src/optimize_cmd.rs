@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use optimizer::{Catalog, Demand, Options, Plan, Service};
+use optimizer::{Catalog, Constraints, Demand, Plan, Service};
 
 use crate::Outcome;
 use crate::cli::OptimizeArgs;
@@ -20,7 +20,7 @@ pub struct Prepared {
     /// Where the demand came from (files), for the errors about it.
     pub source: String,
     pub services: Vec<Service>,
-    pub opts: Options,
+    pub opts: Constraints,
 }
 
 pub fn optimize(a: OptimizeArgs) -> anyhow::Result<Outcome> {
@@ -57,18 +57,16 @@ pub fn catalog_path(
     )
 }
 
-/// Options from the scenario's `[optimize]` section, overridden by the
+/// Constraints from the scenario's `[optimize]` section, overridden by the
 /// flags when there are any (`plan` and `validate` have none), else the
 /// defaults.
-pub fn options(a: Option<&OptimizeArgs>, s: Option<&OptimizeSection>) -> anyhow::Result<Options> {
-    let d = Options::default();
-    let time_limit_s = match a {
-        Some(a) => loadgen::spec::parse_duration(&a.time_limit)
-            .map_err(|e| anyhow::anyhow!("--time-limit: {e}"))?
-            .as_secs_f64(),
-        None => d.time_limit_s,
-    };
-    let o = Options {
+pub fn options(
+    a: Option<&OptimizeArgs>,
+    s: Option<&OptimizeSection>,
+) -> anyhow::Result<Constraints> {
+    let d = Constraints::default();
+    let time_limit_s = a.map_or(d.time_limit_s, |a| a.time_limit.as_secs_f64());
+    let o = Constraints {
         spot_max_share: a
             .and_then(|a| a.spot_max_share)
             .or(s.and_then(|s| s.spot_max_share))
@@ -88,7 +86,7 @@ pub fn options(a: Option<&OptimizeArgs>, s: Option<&OptimizeSection>) -> anyhow:
         gap: a.map_or(d.gap, |a| a.gap),
         time_limit_s,
     };
-    optimizer::validate(&o).map_err(|e| anyhow::anyhow!("{e}"))?;
+    optimizer::validate(&o)?;
     Ok(o)
 }
 
@@ -96,7 +94,10 @@ pub fn options(a: Option<&OptimizeArgs>, s: Option<&OptimizeSection>) -> anyhow:
 pub fn read_catalog(path: &Path) -> anyhow::Result<Catalog> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("--catalog: cannot read {}", path.display()))?;
-    optimizer::parse_catalog(&path.display().to_string(), &text).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(optimizer::parse_catalog(
+        &path.display().to_string(),
+        &text,
+    )?)
 }
 
 /// What `plan` solves: the scenario's options and catalog, and the
@@ -113,8 +114,7 @@ pub fn prepare_forecast(
         );
     };
     let source = source.to_string();
-    let (svc, _) = optimizer::forecast_service(&source, forecast, rv, rm)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (svc, _) = optimizer::forecast_service(&source, forecast, rv, rm)?;
     let services = vec![svc];
     Ok(Prepared {
         catalog,
@@ -136,8 +136,7 @@ pub fn prepare(
     let demand = if let Some(p) = &a.demand {
         let text = std::fs::read_to_string(p)
             .with_context(|| format!("--demand: cannot read {}", p.display()))?;
-        optimizer::parse_demand(&p.display().to_string(), &text)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+        optimizer::parse_demand(&p.display().to_string(), &text)?
     } else if !a.forecast.is_empty() {
         let rv = a.replica_vcpu.or(s.and_then(|s| s.replica_vcpu)).context(
             "--replica-vcpu: a forecast is turned into demand through each replica's requests; give --replica-vcpu (e.g. 2) or [optimize] replica_vcpu",
@@ -151,8 +150,7 @@ pub fn prepare(
         for p in &a.forecast {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("--forecast: cannot read {}", p.display()))?;
-            let (svc, _) = optimizer::parse_forecast(&p.display().to_string(), &text, rv, rm)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (svc, _) = optimizer::parse_forecast(&p.display().to_string(), &text, rv, rm)?;
             services.push(svc);
         }
         optimizer::services_demand(&services, 1)
@@ -191,7 +189,7 @@ pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Op
         }
         // What is wrong with the demand names the file it came from.
         Err(optimizer::Error::Demand(m)) => Err(anyhow::anyhow!("{}: {m}", p.source)),
-        Err(e @ optimizer::Error::Input(_)) => Err(anyhow::anyhow!("{e}")),
+        Err(e @ optimizer::Error::Input(_)) => Err(e.into()),
         Err(e) => {
             eprintln!("loadtest: no plan: {e}");
             Ok((Outcome::Failed, None))
@@ -222,31 +220,7 @@ pub fn render(p: &Plan) -> String {
         p.lower_bound,
         100.0 * p.gap
     );
-    let _ = writeln!(
-        s,
-        "\n  {:<16} {:<12} {:>10} {:>12} {:>12}",
-        "type", "pricing", "count", "$/hour", "cost"
-    );
-    for l in &p.instances {
-        let count = match (&l.count, &l.hourly_counts) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(v)) => {
-                let max = v.iter().max().copied().unwrap_or(0);
-                let min = v.iter().min().copied().unwrap_or(0);
-                if min == max {
-                    format!("{max}")
-                } else {
-                    format!("{min}-{max}")
-                }
-            }
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            s,
-            "  {:<16} {:<12} {:>10} {:>12.4} {:>12.2}",
-            l.instance_type, l.pricing, count, l.hourly_price, l.cost
-        );
-    }
+    s.push_str(&lines_table(p));
     let mut src: Vec<_> = p
         .savings_by_source
         .iter()
@@ -277,6 +251,39 @@ pub fn render(p: &Plan) -> String {
     }
     for n in &p.solver.notes {
         let _ = writeln!(s, "  note: {n}");
+    }
+    s
+}
+
+/// The plan's lines: type, pricing, count (held, or the hourly range),
+/// price and cost.
+fn lines_table(p: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n  {:<16} {:<12} {:>10} {:>12} {:>12}",
+        "type", "pricing", "count", "$/hour", "cost"
+    );
+    for l in &p.instances {
+        let count = match (&l.count, &l.hourly_counts) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(v)) => {
+                let max = v.iter().max().copied().unwrap_or(0);
+                let min = v.iter().min().copied().unwrap_or(0);
+                if min == max {
+                    format!("{max}")
+                } else {
+                    format!("{min}-{max}")
+                }
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<16} {:<12} {:>10} {:>12.4} {:>12.2}",
+            l.instance_type, l.pricing, count, l.hourly_price, l.cost
+        );
     }
     s
 }

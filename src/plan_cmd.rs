@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use loadgen::StopHandle;
-use simulator::model::{Dist, SimConfig};
+use simulator::model::SimConfig;
 
 use crate::capacity::Verdict;
 use crate::cli::{PlanArgs, RunArgs, ValidateArgs};
@@ -53,7 +53,6 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
             return (None, problems);
         }
     };
-    let file = path.display().to_string();
     let cfg = match crate::simulate_cmd::sim_config(&scn).and_then(|c| c.check().map(|()| c)) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -61,6 +60,52 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
             None
         }
     };
+    let catalog = check_optimize(&scn, path, &mut problems);
+    let target = scn.target.as_ref();
+    let url = target.and_then(|t| t.url.clone());
+    let builtin = match (&url, target.and_then(|t| t.builtin.clone())) {
+        (Some(_), _) => None,
+        (None, Some(b)) => Some(b),
+        (None, None) => cfg.as_ref().map(builtin_from_service),
+    };
+    if let Some(u) = &url
+        && loadgen::net::parse_url(u).is_err()
+    {
+        problems.push(scn.placed(&format!("[target] url `{u}` is not an http(s) URL")));
+    }
+    // The run settings the measurement steps will use (the built-in
+    // target's address is known once it starts: a stand-in for the check).
+    let check_url = url.as_deref().unwrap_or("http://127.0.0.1:1/");
+    if let Err(e) = run_settings(&scn, check_url) {
+        problems.push(scn.placed(&format!("[load] {e:#}")));
+    }
+    if !problems.is_empty() {
+        return (None, problems);
+    }
+    let (Some(cfg), Some(catalog), Some(optimize)) = (cfg, catalog, scn.optimize.clone()) else {
+        return (None, problems);
+    };
+    (
+        Some(Checked {
+            scn,
+            cfg,
+            optimize,
+            catalog,
+            builtin,
+            url,
+        }),
+        problems,
+    )
+}
+
+/// `[optimize]`: its options, its catalog (read once, kept), and what
+/// each replica requests. The catalog, when it reads.
+fn check_optimize(
+    scn: &Scenario,
+    path: &Path,
+    problems: &mut Vec<String>,
+) -> Option<optimizer::Catalog> {
+    let file = path.display().to_string();
     let mut catalog = None;
     match &scn.optimize {
         None => problems.push(format!(
@@ -87,78 +132,28 @@ fn check(path: &Path) -> (Option<Checked>, Vec<String>) {
             }
         }
     }
-    let target = scn.target.as_ref();
-    let url = target.and_then(|t| t.url.clone());
-    let builtin = match (&url, target.and_then(|t| t.builtin.clone())) {
-        (Some(_), _) => None,
-        (None, Some(b)) => Some(b),
-        (None, None) => match cfg.as_ref().map(builtin_from_service) {
-            Some(Ok(b)) => Some(b),
-            Some(Err(e)) => {
-                problems.push(scn.placed(&format!("[target] {e}")));
-                None
-            }
-            None => None,
-        },
-    };
-    if let Some(u) = &url
-        && loadgen::net::parse_url(u).is_err()
-    {
-        problems.push(scn.placed(&format!("[target] url `{u}` is not an http(s) URL")));
-    }
-    // The run settings the measurement steps will use.
-    if let Err(e) = run_settings(&scn, "http://127.0.0.1:1/") {
-        problems.push(scn.placed(&format!("[load] {e:#}")));
-    }
-    if !problems.is_empty() {
-        return (None, problems);
-    }
-    let (Some(cfg), Some(catalog), Some(optimize)) = (cfg, catalog, scn.optimize.clone()) else {
-        return (None, problems);
-    };
-    (
-        Some(Checked {
-            scn,
-            cfg,
-            optimize,
-            catalog,
-            builtin,
-            url,
-        }),
-        problems,
-    )
+    catalog
 }
 
-/// The built-in target set up as the scenario's service.
-fn builtin_from_service(c: &SimConfig) -> anyhow::Result<Builtin> {
-    use loadgen::spec::ServiceTime;
-    let st = match &c.service.service_time {
-        Dist::Exponential { mean_ms } => ServiceTime::Exponential { mean_ms: *mean_ms },
-        Dist::Constant { ms } => ServiceTime::Constant { ms: *ms },
-        Dist::Lognormal { mean_ms, p95_ms } => ServiceTime::Lognormal {
-            mean_ms: *mean_ms,
-            p95_ms: *p95_ms,
-        },
-        Dist::Empirical { .. } => anyhow::bail!(
-            "an empirical service time cannot set up the built-in target; give [target] url or builtin"
-        ),
-    };
-    Ok(Builtin {
+/// The built-in target set up as the scenario's service: its workers
+/// and its service-time distribution (the same type both take).
+fn builtin_from_service(c: &SimConfig) -> Builtin {
+    Builtin {
         workers: c.service.workers_per_replica as usize,
-        service_time: st,
+        service_time: c.service.service_time.clone(),
         error_rate: 0.0,
         stall: None,
-    })
+    }
 }
 
 /// The scenario's run settings (requests, timeout, thresholds) against
-/// `url`; the capacity search sets the load of each step.
+/// `url`, as `run --find-capacity` takes them with no other flag: the
+/// capacity search sets the load of each step and judges it itself (no
+/// abort-on-fail).
 fn run_settings(scn: &Scenario, url: &str) -> anyhow::Result<Settings> {
     let args = RunArgs {
         url: Some(url.to_string()),
-        rate: Some(1.0),
-        duration: Some("1s".into()),
-        abort_delay: "5s".into(),
+        find_capacity: true,
         quiet: true,
         ..RunArgs::default()
     };
@@ -278,6 +273,31 @@ fn parse_levels(text: &str) -> anyhow::Result<Vec<f64>> {
         .collect()
 }
 
+/// One run of the pipeline: the checked scenario, the flags, where the
+/// files go, the stop handle and the progress line.
+struct Pipeline {
+    a: PlanArgs,
+    c: Checked,
+    stop: StopHandle,
+    progress: Progress,
+}
+
+/// What the capacity search measured.
+struct Capacity {
+    found: crate::capacity::Found,
+    runs: Vec<loadgen::RunResult>,
+    /// The run settings of every step.
+    base: Settings,
+    limits: crate::capacity::Limits,
+}
+
+/// The model fitted to the measurement, and the config it set.
+struct Calibrated {
+    cfg: SimConfig,
+    fit: simulator::calibrate::Fit,
+}
+
+/// measure → calibrate → (verify) → forecast → optimize → report.
 pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
     let (checked, problems) = check(&a.scenario);
     let Some(c) = checked else {
@@ -286,110 +306,169 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
         }
         anyhow::bail!("{}", problems.last().cloned().unwrap_or_default());
     };
-    let step = loadgen::parse_duration(&a.step).with_context(|| "--step")?;
-    let warmup = loadgen::parse_duration(&a.warmup).with_context(|| "--warmup")?;
+    // Flags that can be wrong are read before anything is measured.
+    let (step, warmup) = (a.step, a.warmup);
     let levels = parse_levels(&a.verify_levels)?;
     let replicas = verify_replicas(&a, &c)?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     crate::run_cmd::raise_fd_limit();
-    let p = Progress {
+    let stop = StopHandle::default();
+    crate::run_cmd::stop_on_ctrl_c(stop.clone());
+    let progress = Progress {
         started: Instant::now(),
         quiet: a.quiet,
     };
-    let out = |name: &str| a.out.join(name);
-    let stop = StopHandle::default();
-    crate::run_cmd::stop_on_ctrl_c(stop.clone());
-
-    // 1. Start the target and find its capacity.
-    let (target, url) = start_target(&c, 1)?;
-    let base = run_settings(&c.scn, &url)?;
-    let limits =
-        crate::run_cmd::search_limits(Some(&a.step), Some(&a.warmup), &base, a.max_rate, &a.probe)?;
-    p.stage(
-        1,
-        &format!(
-            "find the capacity of {url} (at most {:.0} rps): concurrency sweep, then {}-step rates at 20%..110%",
-            limits.max_rate_rps, a.step
-        ),
-    );
-    let capacity_json = out("capacity.json");
-    let mut n = 0;
-    let (found, runs) = crate::capacity::search(&base, &limits, &stop, a.quiet, |f, r| {
-        n += 1;
-        write_json(&out(&format!("run_step{n}.json")), r)?;
-        crate::write_json(&capacity_json, f)
-    })?;
-    drop(target);
-    if stop.is_stopped() {
-        eprintln!(
-            "loadtest: interrupted during the capacity search: the {} steps measured are in {} (capacity.json, run_step*.json)",
-            found.steps.len(),
-            a.out.display()
-        );
-        return Ok(Outcome::Interrupted);
-    }
-    if !a.quiet {
-        eprint!("{}", crate::capacity::render(&found));
-    }
-
-    // 2. Calibrate on the rate steps (not those with errors over the limit).
-    p.stage(2, "fit the service model to the measured steps");
-    let mut steps = Vec::new();
-    for (st, r) in found
-        .steps
-        .iter()
-        .zip(&runs)
-        .filter(|(s, _)| s.phase == "rate")
-    {
-        if st.verdict == Verdict::Errors {
-            eprintln!(
-                "loadtest: the step at {:.0} rps had {:.2}% errors, over the limit of {}%: not used as a capacity measurement",
-                st.offered_rps.unwrap_or(0.0),
-                100.0 * st.error_rate,
-                100.0 * limits.error_limit
-            );
-            continue;
-        }
-        steps.extend(crate::simulate_cmd::step_of(r));
-    }
-    if steps.is_empty() {
-        anyhow::bail!(
-            "the capacity search measured no usable rate step; see {}",
-            capacity_json.display()
-        );
-    }
-    let mut cfg = c.cfg.clone();
-    let max_workers = found
-        .saturating_connections
-        .map_or(64, |n| (2 * n as u32).clamp(8, 256));
-    let fit_below = if a.verify {
-        crate::verify::FIT_BELOW
-    } else {
-        simulator::calibrate::BELOW_KNEE
+    let p = Pipeline {
+        a,
+        c,
+        stop,
+        progress,
     };
-    let fit = crate::simulate_cmd::fit_steps(
-        &mut cfg,
-        &steps,
-        found.capacity_rps,
-        max_workers,
-        fit_below,
-    )?;
-    if !a.quiet {
-        eprintln!(
-            "{}\n          ({})",
-            crate::simulate_cmd::fit_line(&fit),
-            fit.assumes
-        );
+    let Some(m) = p.measure()? else {
+        return Ok(Outcome::Interrupted);
+    };
+    let cal = p.calibrate(&m)?;
+    let (mut verdict, verified) = if p.a.verify {
+        match p.verify(&m, &cal, &replicas, step, warmup, &levels)? {
+            Some((v, doc)) => (v, Some(doc)),
+            None => return Ok(Outcome::Interrupted),
+        }
+    } else {
+        (Outcome::Passed, None)
+    };
+    if !p.fit_is_usable(&cal.fit)? {
+        return Ok(Outcome::Failed);
     }
-    let mut verdict = Outcome::Passed;
-    let mut verified = None;
-    if a.verify {
+    let f = p.forecast(cal)?;
+    let (opt_outcome, plan) = p.optimize(&f)?;
+    p.report(&m, &f, plan.as_ref(), verified)?;
+    if opt_outcome == Outcome::Failed {
+        verdict = Outcome::Failed;
+    }
+    Ok(verdict)
+}
+
+impl Pipeline {
+    fn out(&self, name: &str) -> std::path::PathBuf {
+        self.a.out.join(name)
+    }
+
+    /// Stage 1: start the target and find its capacity; None when
+    /// interrupted (what was measured is on disk).
+    fn measure(&self) -> anyhow::Result<Option<Capacity>> {
+        let a = &self.a;
+        let (target, url) = start_target(&self.c, 1)?;
+        let base = run_settings(&self.c.scn, &url)?;
+        let limits = crate::run_cmd::search_limits(
+            Some(a.step),
+            Some(a.warmup),
+            &base,
+            a.max_rate,
+            a.probe,
+        )?;
+        self.progress.stage(
+            1,
+            &format!(
+                "find the capacity of {url} (at most {:.0} rps): concurrency sweep, then {}-step rates at 20%..110%",
+                limits.max_rate_rps,
+                humantime::format_duration(a.step)
+            ),
+        );
+        let capacity_json = self.out("capacity.json");
+        let mut n = 0;
+        let (found, runs) =
+            crate::capacity::search(&base, &limits, &self.stop, a.quiet, |f, r| {
+                n += 1;
+                write_json(&self.out(&format!("run_step{n}.json")), r)?;
+                crate::write_json(&capacity_json, f)
+            })?;
+        drop(target);
+        if self.stop.is_stopped() {
+            eprintln!(
+                "loadtest: interrupted during the capacity search: the {} steps measured are in {} (capacity.json, run_step*.json)",
+                found.steps.len(),
+                a.out.display()
+            );
+            return Ok(None);
+        }
+        if !a.quiet {
+            eprint!("{}", crate::capacity::render(&found));
+        }
+        Ok(Some(Capacity {
+            found,
+            runs,
+            base,
+            limits,
+        }))
+    }
+
+    /// Stage 2: fit the service model to the rate steps (not those with
+    /// errors over the limit).
+    fn calibrate(&self, m: &Capacity) -> anyhow::Result<Calibrated> {
+        self.progress
+            .stage(2, "fit the service model to the measured steps");
+        let mut steps = Vec::new();
+        let rate_steps = m.found.steps.iter().zip(&m.runs);
+        for (st, r) in rate_steps.filter(|(s, _)| s.phase == "rate") {
+            if st.verdict == Verdict::Errors {
+                eprintln!(
+                    "loadtest: the step at {:.0} rps had {:.2}% errors, over the limit of {}%: not used as a capacity measurement",
+                    st.offered_rps.unwrap_or(0.0),
+                    100.0 * st.error_rate,
+                    100.0 * m.limits.error_limit
+                );
+                continue;
+            }
+            steps.extend(crate::simulate_cmd::step_of(r));
+        }
+        if steps.is_empty() {
+            anyhow::bail!(
+                "the capacity search measured no usable rate step; see {}",
+                self.out("capacity.json").display()
+            );
+        }
+        let mut cfg = self.c.cfg.clone();
+        let max_workers = m
+            .found
+            .saturating_connections
+            .map_or(64, |n| (2 * n as u32).clamp(8, 256));
+        let fit_below = if self.a.verify {
+            crate::verify::FIT_BELOW
+        } else {
+            simulator::calibrate::BELOW_KNEE
+        };
+        let capacity = m.found.capacity_rps;
+        let fit =
+            crate::simulate_cmd::fit_steps(&mut cfg, &steps, capacity, max_workers, fit_below)?;
+        if !self.a.quiet {
+            eprintln!(
+                "{}\n          ({})",
+                crate::simulate_cmd::fit_line(&fit),
+                fit.assumes
+            );
+        }
+        Ok(Calibrated { cfg, fit })
+    }
+
+    /// `--verify`: the fit against the steps it did not see and against
+    /// several replicas. The verdict (VerifyMiss when a case missed) and
+    /// the document; None when interrupted.
+    fn verify(
+        &self,
+        m: &Capacity,
+        cal: &Calibrated,
+        given: &Option<Replicas>,
+        step: Duration,
+        warmup: Duration,
+        levels: &[f64],
+    ) -> anyhow::Result<Option<(Outcome, contracts::Verify)>> {
         // The built-in target: two more, one per replica, while they are needed.
-        let (_extra, many) = match &replicas {
+        let (_extra, many) = match given {
             Some(r) => (None, r.clone()),
             None => {
-                let b = c
+                let b = self
+                    .c
                     .builtin
                     .as_ref()
                     .context("--verify: no built-in target to start")?;
@@ -399,122 +478,137 @@ pub fn plan(a: PlanArgs) -> anyhow::Result<Outcome> {
             }
         };
         let check = crate::verify::Check {
-            cfg: &cfg,
-            fit: &fit,
-            base: &base,
+            cfg: &cal.cfg,
+            fit: &cal.fit,
+            base: &m.base,
             step,
             warmup,
-            out: &a.out,
-            stop: &stop,
-            quiet: a.quiet,
+            out: &self.a.out,
+            stop: &self.stop,
+            quiet: self.a.quiet,
         };
-        let doc = check.run(&many, &levels)?;
-        write_json(&out("verify.json"), &doc)?;
+        let doc = check.run(&many, levels)?;
+        write_json(&self.out("verify.json"), &doc)?;
         eprint!("{}", crate::verify::render(&doc));
         let misses: Vec<String> = doc.misses().map(|c| c.case.clone()).collect();
-        if stop.is_stopped() {
-            return Ok(Outcome::Interrupted);
+        if self.stop.is_stopped() {
+            return Ok(None);
         }
-        verified = Some(doc);
-        if !misses.is_empty() {
-            eprintln!(
-                "loadtest: --verify: {} case(s) outside tolerance: {}; exit 4 once the plan is written (the forecast's model does not predict this service well enough)",
-                misses.len(),
-                misses.join("; ")
-            );
-            verdict = Outcome::VerifyMiss;
+        if misses.is_empty() {
+            return Ok(Some((Outcome::Passed, doc)));
         }
+        eprintln!(
+            "loadtest: --verify: {} case(s) outside tolerance: {}; exit 4 once the plan is written (the forecast's model does not predict this service well enough)",
+            misses.len(),
+            misses.join("; ")
+        );
+        Ok(Some((Outcome::VerifyMiss, doc)))
     }
-    let bad_fit = fit.max_p95_error > crate::verify::P95_TOL
-        || fit.max_goodput_error > crate::verify::RPS_TOL;
-    if bad_fit && !a.allow_bad_fit {
+
+    /// Whether to forecast from the fit: it predicts the steps below 90%
+    /// of capacity within tolerance, or `--allow-bad-fit` says go on. When
+    /// not, the fit is written for a look and the run exits 1.
+    fn fit_is_usable(&self, fit: &simulator::calibrate::Fit) -> anyhow::Result<bool> {
+        let bad_fit = fit.max_p95_error > crate::verify::P95_TOL
+            || fit.max_goodput_error > crate::verify::RPS_TOL;
+        if !bad_fit || self.a.allow_bad_fit {
+            return Ok(true);
+        }
         eprintln!(
             "loadtest: no model fits the measurements: the best ({} workers) misses p95 by {:.0}% or goodput by {:.0}% on the steps below 90% of capacity (tolerance 15% and 5%); not forecasting from it. The steps and the fit are in {}; --allow-bad-fit forecasts anyway. Exit 1",
             fit.workers,
             100.0 * fit.max_p95_error,
             100.0 * fit.max_goodput_error,
-            a.out.display()
+            self.a.out.display()
         );
-        write_json(&out("fit.json"), &fit)?;
-        return Ok(Outcome::Failed);
+        write_json(&self.out("fit.json"), fit)?;
+        Ok(false)
     }
 
-    // 3. Forecast.
-    p.stage(3, "forecast the growth under the autoscaling policy");
-    let mut f = simulator::forecast(&cfg);
-    f.calibration = Some(fit);
-    let forecast_json = out("forecast.json");
-    write_json(&forecast_json, &f)?;
-    std::fs::write(out("forecast.csv"), simulator::series_csv(&f))
-        .context("cannot write forecast.csv")?;
-
-    // 4. Optimize.
-    p.stage(4, "optimize the purchase plan against the catalog");
-    let plan_json = out("plan.json");
-    let prepared = crate::optimize_cmd::prepare_forecast(
-        &c.optimize,
-        c.catalog.clone(),
-        &f,
-        &forecast_json.display().to_string(),
-    )?;
-    let (opt_outcome, plan) = crate::optimize_cmd::execute(&prepared, Some(&plan_json))?;
-
-    // 5. Report: the highest rate step that held, the forecast, the plan, the check.
-    p.stage(5, "write the reports");
-    let held = found
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.phase == "rate" && s.verdict == Verdict::Held)
-        .map(|(i, _)| i)
-        .next_back()
-        .unwrap_or(runs.len() - 1);
-    let mut docs = vec![
-        contracts::Doc::Run(Box::new(runs[held].clone())),
-        contracts::Doc::Forecast(Box::new(f.clone())),
-    ];
-    if let Some(p) = &plan {
-        docs.push(contracts::Doc::Plan(Box::new(p.clone())));
+    /// Stage 3: forecast the growth under the autoscaling policy.
+    fn forecast(&self, cal: Calibrated) -> anyhow::Result<simulator::Forecast> {
+        self.progress
+            .stage(3, "forecast the growth under the autoscaling policy");
+        let mut f = simulator::forecast(&cal.cfg);
+        f.calibration = Some(cal.fit);
+        write_json(&self.out("forecast.json"), &f)?;
+        std::fs::write(self.out("forecast.csv"), simulator::series_csv(&f))
+            .context("cannot write forecast.csv")?;
+        Ok(f)
     }
-    if let Some(v) = verified {
-        docs.push(contracts::Doc::Verify(Box::new(v)));
+
+    /// Stage 4: the purchase plan for the forecast, against the catalog.
+    fn optimize(
+        &self,
+        f: &simulator::Forecast,
+    ) -> anyhow::Result<(Outcome, Option<optimizer::Plan>)> {
+        self.progress
+            .stage(4, "optimize the purchase plan against the catalog");
+        let prepared = crate::optimize_cmd::prepare_forecast(
+            &self.c.optimize,
+            self.c.catalog.clone(),
+            f,
+            &self.out("forecast.json").display().to_string(),
+        )?;
+        crate::optimize_cmd::execute(&prepared, Some(&self.out("plan.json")))
     }
-    let ropts = reports::Options {
-        out: a.out.clone(),
-        format: reports::Format::Html,
-        export_csv: true,
-        export_parquet: false,
-        regression: 0.1,
-        start_date: a.start_date.clone(),
-        title: format!(
-            "Capacity plan: {}",
-            if c.scn.name.is_empty() {
-                "scenario"
-            } else {
-                &c.scn.name
-            }
-        ),
-    };
-    let w = reports::write(&docs, &ropts).map_err(|e| anyhow::anyhow!("{e}"))?;
-    print!("{}", summary(&f, plan.as_ref(), c.cfg.slo.p95_ms));
-    println!(
-        "measured capacity: {:.1} rps per replica; knee {}",
-        found.capacity_rps,
-        found
-            .knee_rps
-            .map(|k| format!("{k:.0} rps"))
-            .unwrap_or_else(|| "none".into())
-    );
-    println!(
-        "report: {} ({:.0} s in all)",
-        w.page.display(),
-        p.started.elapsed().as_secs_f64()
-    );
-    Ok(if opt_outcome == Outcome::Failed {
-        Outcome::Failed
-    } else {
-        verdict
-    })
+
+    /// Stage 5: the report of the highest rate step that held, the
+    /// forecast, the plan and the check, and the terminal summary.
+    fn report(
+        &self,
+        m: &Capacity,
+        f: &simulator::Forecast,
+        plan: Option<&optimizer::Plan>,
+        verified: Option<contracts::Verify>,
+    ) -> anyhow::Result<()> {
+        self.progress.stage(5, "write the reports");
+        let held = m
+            .found
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.phase == "rate" && s.verdict == Verdict::Held)
+            .map(|(i, _)| i)
+            .next_back()
+            .unwrap_or(m.runs.len() - 1);
+        let mut docs = vec![
+            contracts::Doc::Run(Box::new(m.runs[held].clone())),
+            contracts::Doc::Forecast(Box::new(f.clone())),
+        ];
+        docs.extend(plan.map(|p| contracts::Doc::Plan(Box::new(p.clone()))));
+        docs.extend(verified.map(|v| contracts::Doc::Verify(Box::new(v))));
+        let name = &self.c.scn.name;
+        let ropts = reports::Options {
+            out: self.a.out.clone(),
+            format: reports::Format::Html,
+            export_csv: true,
+            export_parquet: false,
+            regression: 0.1,
+            start_date: self.a.start_date.clone(),
+            title: format!(
+                "Capacity plan: {}",
+                if name.is_empty() { "scenario" } else { name }
+            ),
+        };
+        let w = reports::write(&docs, &ropts)?;
+        print!("{}", summary(f, plan, self.c.cfg.slo.p95_ms));
+        let found = &m.found;
+        println!(
+            "measured capacity: {:.1} rps per replica; knee {}",
+            found.capacity_rps,
+            found
+                .knee_rps
+                .map(|k| format!("{k:.0} rps"))
+                .unwrap_or_else(|| "none".into())
+        );
+        println!(
+            "report: {} ({:.0} s in all)",
+            w.page.display(),
+            self.progress.started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
 }
 
 /// The terminal summary: servers at the marks, when p95 breaks, the cost.

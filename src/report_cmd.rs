@@ -5,21 +5,16 @@
 use anyhow::Context;
 
 use crate::Outcome;
-use crate::cli::ReportArgs;
+use crate::cli::{Export, PageFormat, ReportArgs};
 
 /// Report options from the flags.
 pub fn options(a: &ReportArgs) -> anyhow::Result<reports::Options> {
-    let format = match a.format.as_str() {
-        "html" => reports::Format::Html,
-        "md" | "markdown" => reports::Format::Markdown,
-        f => anyhow::bail!("--format {f}: use html or md"),
+    let format = match a.format {
+        PageFormat::Html => reports::Format::Html,
+        PageFormat::Md => reports::Format::Markdown,
     };
-    let (export_csv, export_parquet) = match a.export.as_deref() {
-        None => (false, false),
-        Some("csv") => (true, false),
-        Some("parquet") => (false, true),
-        Some(x) => anyhow::bail!("--export {x}: use csv or parquet"),
-    };
+    let export_csv = a.export == Some(Export::Csv);
+    let export_parquet = a.export == Some(Export::Parquet);
     let regression = a
         .regression
         .trim()
@@ -54,9 +49,9 @@ pub fn report(a: ReportArgs) -> anyhow::Result<Outcome> {
     let docs = a
         .inputs
         .iter()
-        .map(|p| reports::load(p).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let w = reports::write(&docs, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map(|p| reports::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let w = reports::write(&docs, &opts)?;
     println!(
         "wrote {} ({} charts as SVG and PNG{})",
         w.page.display(),

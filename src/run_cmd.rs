@@ -12,14 +12,14 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder};
-use loadgen::stats::{Counts, Interval, Outcome as Class, latency_histogram};
+use loadgen::stats::{Class, Counts, Interval, latency_histogram};
 use loadgen::{
     Load, RequestSpec, RunPlan, RunResult, Schedule, SecondRow, StopHandle, TargetSpec, Threshold,
 };
 
 use crate::Outcome;
 use crate::cli::RunArgs;
-use crate::scenario::{Scenario, expand_env};
+use crate::scenario::{LoadSection, Scenario, expand_env};
 use crate::serve_cmd::Background;
 
 /// A checked run: the plan plus what the binary does around it.
@@ -109,11 +109,11 @@ fn run_outcome(r: &RunResult) -> Outcome {
 /// and 1%), each step's length from --duration (else 10 s), the warm-up
 /// from --warmup (else 2 s).
 pub fn search_limits(
-    a_duration: Option<&str>,
-    a_warmup: Option<&str>,
+    step: Option<Duration>,
+    warmup: Option<Duration>,
     s: &Settings,
     max_rate: f64,
-    probe: &str,
+    probe: Duration,
 ) -> anyhow::Result<crate::capacity::Limits> {
     use loadgen::spec::Metric;
     if !(max_rate.is_finite() && max_rate >= 1.0) {
@@ -121,15 +121,8 @@ pub fn search_limits(
     }
     let limit =
         |m: fn(&Metric) -> bool| s.thresholds.iter().find(|t| m(&t.metric)).map(|t| t.limit);
-    let step = match a_duration {
-        Some(d) => loadgen::parse_duration(d).context("--duration")?,
-        None => Duration::from_secs(10),
-    };
-    let warmup = match a_warmup {
-        Some(d) => loadgen::parse_duration(d).context("--warmup")?,
-        None => Duration::from_secs(2),
-    };
-    let probe = loadgen::parse_duration(probe).context("--probe")?;
+    let step = step.unwrap_or(Duration::from_secs(10));
+    let warmup = warmup.unwrap_or(Duration::from_secs(2));
     if probe.is_zero() || step.is_zero() {
         bail!("--probe and --duration must be > 0, e.g. 3s and 10s");
     }
@@ -156,13 +149,7 @@ fn find_capacity(a: &RunArgs, s: Settings, stop: &StopHandle) -> anyhow::Result<
     if a.csv.is_some() || a.hdr.is_some() {
         bail!("--csv and --hdr record one run; with --find-capacity use --json for capacity.json");
     }
-    let l = search_limits(
-        a.duration.as_deref(),
-        a.warmup.as_deref(),
-        &s,
-        a.max_rate,
-        &a.probe,
-    )?;
+    let l = search_limits(a.duration, a.warmup, &s, a.max_rate, a.probe)?;
     if let Some(p) = &a.json {
         create(p)?;
     }
@@ -419,11 +406,6 @@ fn builtin_target(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Option<Backgrou
 pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow::Result<Settings> {
     let load = scn.load.as_ref();
     let target = scn.target.as_ref();
-    let parse_dur = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<Duration>> {
-        v.as_deref()
-            .map(|t| loadgen::parse_duration(t).with_context(|| format!("--{flag}")))
-            .transpose()
-    };
     let url = a
         .url
         .clone()
@@ -433,11 +415,51 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
             "no target URL: give --url http://HOST:PORT/ --builtin, or [target] url in the scenario",
         )?;
     loadgen::net::parse_url(&url).context("--url")?;
-    let duration = parse_dur("duration", &a.duration)?.or(load.and_then(|l| l.duration));
-    let timeout = parse_dur("timeout", &a.timeout)?
+    let timeout = a
+        .timeout
         .or(load.and_then(|l| l.timeout))
         .unwrap_or(Duration::from_secs(10));
-    let think = parse_dur("think-time", &a.think_time)?
+    let load_model = load_model(a, load)?;
+    let mut thresholds = load.map(|l| l.thresholds.clone()).unwrap_or_default();
+    for t in &a.thresholds {
+        thresholds.push(loadgen::parse_threshold(t).context("--threshold")?);
+    }
+    let plan = RunPlan {
+        target: TargetSpec {
+            url,
+            http2: a.http2 || target.is_some_and(|t| t.http2),
+            insecure: a.insecure || target.is_some_and(|t| t.insecure),
+        },
+        requests: requests(a, scn)?,
+        load: load_model,
+        timeout,
+        workers: a
+            .workers
+            .or(load.and_then(|l| l.workers))
+            .unwrap_or_else(default_workers),
+        seed: a.seed.or(load.and_then(|l| l.seed)).unwrap_or(1),
+        coalesce: a
+            .coalesce
+            .or(load.and_then(|l| l.coalesce))
+            .unwrap_or(loadgen::DEFAULT_COALESCE),
+    };
+    plan.check()?;
+    Ok(Settings {
+        name: scn.name.clone(),
+        plan,
+        thresholds,
+        abort_on_fail: a.abort_on_fail || load.is_some_and(|l| l.abort_on_fail),
+        abort_delay: a.abort_delay,
+        warmup: a.warmup.or(load.and_then(|l| l.warmup)).unwrap_or_default(),
+    })
+}
+
+/// The load from the flags over the scenario's `[load]`: a ramp
+/// (`stages`), a constant rate (open model) or connections (closed).
+fn load_model(a: &RunArgs, load: Option<&LoadSection>) -> anyhow::Result<Load> {
+    let duration = a.duration.or(load.and_then(|l| l.duration));
+    let think = a
+        .think_time
         .or(load.and_then(|l| l.think_time))
         .unwrap_or_default();
     let stages = match &a.stages {
@@ -467,7 +489,7 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
             max_connections,
         }
     };
-    let load_model = match (stages, rate, connections) {
+    Ok(match (stages, rate, connections) {
         (Some(st), _, _) => open(Schedule::ramp(0.0, &st)),
         (None, Some(r), _) => open(Schedule::constant(
             r,
@@ -487,39 +509,6 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
                 "no load given: use --rate RPS (open model), --stages, or --connections N (closed model)"
             )
         }
-    };
-    let mut thresholds = load.map(|l| l.thresholds.clone()).unwrap_or_default();
-    for t in &a.thresholds {
-        thresholds.push(loadgen::parse_threshold(t).context("--threshold")?);
-    }
-    let plan = RunPlan {
-        target: TargetSpec {
-            url,
-            http2: a.http2 || target.is_some_and(|t| t.http2),
-            insecure: a.insecure || target.is_some_and(|t| t.insecure),
-        },
-        requests: requests(a, scn)?,
-        load: load_model,
-        timeout,
-        workers: a
-            .workers
-            .or(load.and_then(|l| l.workers))
-            .unwrap_or_else(default_workers),
-        seed: a.seed.or(load.and_then(|l| l.seed)).unwrap_or(1),
-        coalesce: parse_dur("coalesce", &a.coalesce)?
-            .or(load.and_then(|l| l.coalesce))
-            .unwrap_or(loadgen::DEFAULT_COALESCE),
-    };
-    plan.check()?;
-    Ok(Settings {
-        name: scn.name.clone(),
-        plan,
-        thresholds,
-        abort_on_fail: a.abort_on_fail || load.is_some_and(|l| l.abort_on_fail),
-        abort_delay: loadgen::parse_duration(&a.abort_delay).context("--abort-delay")?,
-        warmup: parse_dur("warmup", &a.warmup)?
-            .or(load.and_then(|l| l.warmup))
-            .unwrap_or_default(),
     })
 }
 
@@ -713,8 +702,17 @@ fn fmt_value(expr: &str, v: f64) -> String {
 
 /// The end-of-run table.
 pub fn render_summary(r: &RunResult) -> String {
-    use std::fmt::Write as _;
     let mut s = String::new();
+    summary_head(&mut s, r);
+    summary_counts(&mut s, r);
+    summary_latency(&mut s, r);
+    summary_thresholds(&mut s, r);
+    s
+}
+
+/// The target, the model, and each kind of request sent.
+fn summary_head(s: &mut String, r: &RunResult) {
+    use std::fmt::Write as _;
     let target = r
         .target_rps
         .map(|t| format!(", target {t:.1} rps"))
@@ -732,6 +730,11 @@ pub fn render_summary(r: &RunResult) -> String {
         };
         let _ = writeln!(s, "  {:<6} {} (weight {}){h}", q.method, q.url, q.weight);
     }
+}
+
+/// Requests by outcome, rates, error classes, connections.
+fn summary_counts(s: &mut String, r: &RunResult) {
+    use std::fmt::Write as _;
     let pct = |n: u64| {
         if r.requests > 0 {
             100.0 * n as f64 / r.requests as f64
@@ -787,6 +790,11 @@ pub fn render_summary(r: &RunResult) -> String {
             .map(|m| format!(" (max {m})"))
             .unwrap_or_default()
     );
+}
+
+/// Latency from the schedule and from the send.
+fn summary_latency(s: &mut String, r: &RunResult) {
+    use std::fmt::Write as _;
     let _ = writeln!(
         s,
         "\n  latency ms          mean      p50      p90      p95      p99    p99.9      max"
@@ -801,6 +809,11 @@ pub fn render_summary(r: &RunResult) -> String {
             l.mean, l.p50, l.p90, l.p95, l.p99, l.p999, l.max
         );
     }
+}
+
+/// Each threshold and its verdict.
+fn summary_thresholds(s: &mut String, r: &RunResult) {
+    use std::fmt::Write as _;
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "\n  thresholds");
         for t in &r.thresholds {
@@ -813,5 +826,4 @@ pub fn render_summary(r: &RunResult) -> String {
             );
         }
     }
-    s
 }

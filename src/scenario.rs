@@ -16,7 +16,7 @@ pub struct Scenario {
     #[serde(default)]
     pub name: String,
     pub target: Option<Target>,
-    pub load: Option<Load>,
+    pub load: Option<LoadSection>,
     #[serde(default)]
     pub requests: Vec<Request>,
     /// The simulator's sections (`simulate`).
@@ -81,7 +81,7 @@ pub struct Builtin {
     #[serde(default = "eight")]
     pub workers: usize,
     #[serde(default = "default_service_time", deserialize_with = "service_time")]
-    pub service_time: loadgen::spec::ServiceTime,
+    pub service_time: contracts::units::Dist,
     #[serde(default)]
     pub error_rate: f64,
     #[serde(default, deserialize_with = "stall")]
@@ -103,16 +103,16 @@ fn eight() -> usize {
     8
 }
 
-fn default_service_time() -> loadgen::spec::ServiceTime {
-    loadgen::spec::ServiceTime::Lognormal {
+fn default_service_time() -> contracts::units::Dist {
+    contracts::units::Dist::Lognormal {
         mean_ms: 20.0,
         p95_ms: 60.0,
     }
 }
 
-fn service_time<'de, D: Deserializer<'de>>(d: D) -> Result<loadgen::spec::ServiceTime, D::Error> {
+fn service_time<'de, D: Deserializer<'de>>(d: D) -> Result<contracts::units::Dist, D::Error> {
     let s = String::deserialize(d)?;
-    loadgen::spec::ServiceTime::parse(&s).map_err(serde::de::Error::custom)
+    contracts::units::Dist::parse(&s).map_err(serde::de::Error::custom)
 }
 
 fn stall<'de, D: Deserializer<'de>>(d: D) -> Result<Option<loadgen::target::Stall>, D::Error> {
@@ -124,7 +124,7 @@ fn stall<'de, D: Deserializer<'de>>(d: D) -> Result<Option<loadgen::target::Stal
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Load {
+pub struct LoadSection {
     #[serde(default, deserialize_with = "positive")]
     pub rate: Option<f64>,
     pub connections: Option<usize>,
@@ -447,7 +447,7 @@ service_time = { dist = "exponential", mean_ms = 20.0 }
         assert_eq!(b.workers, 4);
         assert_eq!(
             b.service_time,
-            loadgen::spec::ServiceTime::Exponential { mean_ms: 5.0 }
+            contracts::units::Dist::Exponential { mean_ms: 5.0 }
         );
         let e = Scenario::parse("[target]\nbuiltin = { stall = \"5s/1s\" }\n").unwrap_err();
         assert!(e.starts_with("2:21:") && e.contains("bad stall"), "{e}");

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use loadgen::spec::ServiceTime;
+use contracts::units::Dist;
 use loadgen::target::{Stall, TargetConfig, TargetStats};
 
 use crate::Outcome;
@@ -25,7 +25,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<Outcome> {
     }
     let cfg = TargetConfig {
         workers: a.workers,
-        service_time: ServiceTime::parse(&a.service_time).context("--service-time")?,
+        service_time: Dist::parse(&a.service_time).context("--service-time")?,
         error_rate: a.error_rate,
         stall: a
             .stall
@@ -37,12 +37,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<Outcome> {
         tls: a.tls,
     };
     cfg.check()?;
-    let exit_after = a
-        .exit_after
-        .as_deref()
-        .map(loadgen::parse_duration)
-        .transpose()
-        .context("--exit-after")?;
+    let exit_after = a.exit_after;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = a.threads {
         rt.worker_threads(n.max(1));
@@ -96,7 +91,7 @@ impl Background {
     pub fn builtin(b: &crate::scenario::Builtin, seed: u64) -> anyhow::Result<Background> {
         Background::start(TargetConfig {
             workers: b.workers,
-            service_time: b.service_time,
+            service_time: b.service_time.clone(),
             error_rate: b.error_rate,
             stall: b.stall,
             seed,

@@ -319,27 +319,35 @@ fn render(f: &Forecast) -> String {
         f.slo.minutes
     );
     if f.windows.len() > 1 {
-        let _ = writeln!(
-            s,
-            "\n  {:<32} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
-            "window", "users", "rps", "replicas", "p95 ms", "cpu %", "viol min"
-        );
-        for w in &f.windows {
-            let _ = writeln!(
-                s,
-                "  {:<32} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>7.1} {:>9.1}",
-                w.label,
-                w.users,
-                w.offered_rps,
-                w.replicas.mean,
-                w.p95_ms.mean,
-                100.0 * w.utilization.mean,
-                w.violation_minutes.mean
-            );
-        }
+        s.push_str(&windows_table(f));
     }
     for c in &f.crossings {
         let _ = writeln!(s, "  ! {}", c.note);
+    }
+    s
+}
+
+/// One line per simulated window.
+fn windows_table(f: &Forecast) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n  {:<32} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "window", "users", "rps", "replicas", "p95 ms", "cpu %", "viol min"
+    );
+    for w in &f.windows {
+        let _ = writeln!(
+            s,
+            "  {:<32} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>7.1} {:>9.1}",
+            w.label,
+            w.users,
+            w.offered_rps,
+            w.replicas.mean,
+            w.p95_ms.mean,
+            100.0 * w.utilization.mean,
+            w.violation_minutes.mean
+        );
     }
     s
 }

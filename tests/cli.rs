@@ -362,6 +362,23 @@ fn bad_input_is_one_line_and_exit_2() {
             "bad service time",
         ),
         (&["serve", "--host", "0.0.0.0"], "not a loopback address"),
+        // Flags clap parses into durations and enums (issue 15): one line
+        // naming the flag, as the others.
+        (
+            &["report", "x.json", "--out", "x", "--format", "pdf"],
+            "--format: `pdf` is not one of html, md",
+        ),
+        (
+            &[
+                "plan",
+                "scenarios/smoke.toml",
+                "--out",
+                "x",
+                "--step",
+                "1parsec",
+            ],
+            "--step: bad duration `1parsec`",
+        ),
         (&["run", "--bogus"], "unexpected argument"),
         // Not the default port under another port's name.
         (

@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use loadgen::Schedule;
-use loadgen::stats::{Interval, Outcome, Recorder};
+use loadgen::stats::{Class, Interval, Recorder};
 
 fn record(c: &mut Criterion) {
     let mut g = c.benchmark_group("record");
@@ -19,7 +19,7 @@ fn record(c: &mut Criterion) {
             .collect();
         b.iter(|| {
             for &us in &lat {
-                rec.record(Outcome::Ok, black_box(us), black_box(us - us / 10));
+                rec.record(Class::Ok, black_box(us), black_box(us - us / 10));
             }
         })
     });
@@ -30,7 +30,7 @@ fn merge(c: &mut Criterion) {
     let mut worker = Interval::empty(0);
     for i in 0..10_000u64 {
         let _ = worker.latency_us.record(100 + i * 37 % 500_000);
-        worker.counts.add(Outcome::Ok);
+        worker.counts.add(Class::Ok);
     }
     c.bench_function("merge one worker-second into the collector", |b| {
         let mut total = Interval::empty(0);

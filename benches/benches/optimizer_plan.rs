@@ -4,14 +4,14 @@
 //! bound once before it is timed.
 use criterion::{Criterion, criterion_group, criterion_main};
 use optimizer::synthetic::instance;
-use optimizer::{Options, optimize};
+use optimizer::{Constraints, optimize};
 
-fn opts(survive: bool) -> Options {
-    Options {
+fn opts(survive: bool) -> Constraints {
+    Constraints {
         spot_max_share: 0.4,
         survive_spot_loss: survive,
         headroom: 0.1,
-        ..Options::default()
+        ..Constraints::default()
     }
 }
 

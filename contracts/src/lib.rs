@@ -1,6 +1,7 @@
 //! The files loadtest's stages exchange, as serde types: the run result
 //! ([`run`]), the forecast ([`forecast`]), the purchase plan ([`plan`]) and
-//! the verification ([`verify`]).
+//! the verification ([`verify`]); and the vocabulary they are written in
+//! ([`units`]: durations and the service-time distribution).
 //!
 //! A producer builds these types and serializes them; a reader parses them
 //! once, through the document's `kind`, with [`read`]. There is one copy of
@@ -21,6 +22,7 @@
 pub mod forecast;
 pub mod plan;
 pub mod run;
+pub mod units;
 pub mod verify;
 
 pub use forecast::Forecast;
@@ -98,6 +100,16 @@ impl serde::Serialize for Doc {
             Doc::Plan(d) => d.serialize(s),
             Doc::Verify(d) => d.serialize(s),
         }
+    }
+}
+
+/// At most `n` characters of `s`, then `…`: a message that quotes its
+/// input (a field's value, a file's first line) must not echo a megabyte
+/// of it.
+pub fn cut(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -218,6 +230,12 @@ mod tests {
         };
         assert_eq!(path, "slo.minutes");
         assert!(line > 1);
+    }
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        assert_eq!(cut("héllo", 2), "hé…");
+        assert_eq!(cut("hi", 2), "hi");
     }
 
     /// The error classes are the CSV header's last columns, in order.

@@ -13,7 +13,7 @@ crate::tag!(
 
 /// What the plan must respect.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Options {
+pub struct Constraints {
     /// Largest share of each hour's vCPU that may be spot (0 = no spot).
     pub spot_max_share: f64,
     /// Losing the largest spot pool (all spot instances of one type) must
@@ -36,9 +36,9 @@ pub struct Options {
     pub time_limit_s: f64,
 }
 
-impl Default for Options {
+impl Default for Constraints {
     fn default() -> Self {
-        Options {
+        Constraints {
             spot_max_share: 0.0,
             survive_spot_loss: false,
             max_types: None,
@@ -169,7 +169,7 @@ pub struct Plan {
     /// Catalog header lines (date, source).
     pub catalog_notes: Vec<String>,
     /// The options the plan respects.
-    pub options: Option<Options>,
+    pub options: Option<Constraints>,
     /// Cost of the plan over the horizon, USD.
     pub total_cost: f64,
     /// LP-relaxation lower bound on any plan's cost.

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::stats::Outcome;
+use crate::stats::Class;
 
 /// Most header lines a response may carry (hyper's default).
 const MAX_HEADERS: usize = 100;
@@ -324,15 +324,15 @@ impl<W: Wire> Http1<W> {
         &mut self,
         request: &[u8],
         head: bool,
-    ) -> Result<(u16, Option<Instant>), Outcome> {
+    ) -> Result<(u16, Option<Instant>), Class> {
         // Closed until the exchange completes: a failure, or a timeout that
         // drops this future halfway, leaves the connection unusable.
         if !std::mem::replace(&mut self.open, false) {
-            return Err(Outcome::Reset);
+            return Err(Class::Reset);
         }
         if self.start != self.end {
             // The last response carried more than its framing said.
-            return Err(Outcome::Protocol);
+            return Err(Class::Protocol);
         }
         self.arrived = None;
         self.answered = false;
@@ -342,7 +342,7 @@ impl<W: Wire> Http1<W> {
             match h.status {
                 // 100 Continue and other interim answers precede the real one.
                 100 | 102..=199 => continue,
-                101 => return Err(Outcome::Protocol),
+                101 => return Err(Class::Protocol),
                 _ => break h,
             }
         };
@@ -359,7 +359,7 @@ impl<W: Wire> Http1<W> {
     }
 
     /// Reads and parses a response head, consuming it from the buffer.
-    async fn read_head(&mut self, head_request: bool) -> Result<Head, Outcome> {
+    async fn read_head(&mut self, head_request: bool) -> Result<Head, Class> {
         loop {
             if self.end > self.start
                 && let Some(h) = parse_head(&self.buf[self.start..self.end], head_request)?
@@ -368,7 +368,7 @@ impl<W: Wire> Http1<W> {
                 return Ok(h.1);
             }
             if self.end - self.start >= MAX_HEAD {
-                return Err(Outcome::Protocol);
+                return Err(Class::Protocol);
             }
             self.fill().await?;
         }
@@ -376,7 +376,7 @@ impl<W: Wire> Http1<W> {
 
     /// Reads more bytes after the unread ones; the end of the stream here
     /// is a message cut short.
-    async fn fill(&mut self) -> Result<(), Outcome> {
+    async fn fill(&mut self) -> Result<(), Class> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -392,7 +392,7 @@ impl<W: Wire> Http1<W> {
             }
         }
         match self.io.recv(&mut self.buf[self.end..]).await {
-            Ok((0, _)) => Err(Outcome::Reset),
+            Ok((0, _)) => Err(Class::Reset),
             Ok((n, at)) => {
                 self.end += n;
                 self.arrived = at;
@@ -404,7 +404,7 @@ impl<W: Wire> Http1<W> {
     }
 
     /// Consumes `n` body bytes, reading as needed.
-    async fn skip(&mut self, mut n: u64) -> Result<(), Outcome> {
+    async fn skip(&mut self, mut n: u64) -> Result<(), Class> {
         loop {
             let have = (self.end - self.start) as u64;
             if have >= n {
@@ -418,7 +418,7 @@ impl<W: Wire> Http1<W> {
     }
 
     /// Makes at least `n` unread bytes available.
-    async fn need(&mut self, n: usize) -> Result<(), Outcome> {
+    async fn need(&mut self, n: usize) -> Result<(), Class> {
         while self.end - self.start < n {
             self.fill().await?;
         }
@@ -426,7 +426,7 @@ impl<W: Wire> Http1<W> {
     }
 
     /// Consumes a chunked body: sizes, data, the last chunk and trailers.
-    async fn skip_chunked(&mut self) -> Result<(), Outcome> {
+    async fn skip_chunked(&mut self) -> Result<(), Class> {
         loop {
             let size = loop {
                 match httparse::parse_chunk_size(&self.buf[self.start..self.end]) {
@@ -437,7 +437,7 @@ impl<W: Wire> Http1<W> {
                     Ok(httparse::Status::Partial) if self.end - self.start < 1024 => {
                         self.fill().await?
                     }
-                    _ => return Err(Outcome::Protocol),
+                    _ => return Err(Class::Protocol),
                 }
             };
             if size == 0 {
@@ -446,14 +446,14 @@ impl<W: Wire> Http1<W> {
             self.skip(size).await?;
             self.need(2).await?;
             if &self.buf[self.start..self.start + 2] != b"\r\n" {
-                return Err(Outcome::Protocol);
+                return Err(Class::Protocol);
             }
             self.start += 2;
         }
     }
 
     /// Consumes trailer lines up to the empty line that ends the message.
-    async fn skip_trailers(&mut self) -> Result<(), Outcome> {
+    async fn skip_trailers(&mut self) -> Result<(), Class> {
         let mut read = 0;
         loop {
             let unread = &self.buf[self.start..self.end];
@@ -467,13 +467,13 @@ impl<W: Wire> Http1<W> {
                     self.start += at + 2;
                 }
                 None if read + unread.len() < MAX_HEAD => self.fill().await?,
-                None => return Err(Outcome::Protocol),
+                None => return Err(Class::Protocol),
             }
         }
     }
 
     /// Consumes a body that ends when the server closes.
-    async fn skip_to_close(&mut self) -> Result<(), Outcome> {
+    async fn skip_to_close(&mut self) -> Result<(), Class> {
         loop {
             self.start = 0;
             self.end = 0;
@@ -486,17 +486,17 @@ impl<W: Wire> Http1<W> {
     }
 }
 
-fn io_class(e: std::io::Error) -> Outcome {
+fn io_class(e: std::io::Error) -> Class {
     if e.kind() == std::io::ErrorKind::TimedOut {
-        Outcome::Timeout
+        Class::Timeout
     } else {
-        Outcome::Reset
+        Class::Reset
     }
 }
 
 /// Parses a response head at the front of `buf`: `None` while incomplete,
 /// else its length and what it says.
-fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, Outcome> {
+fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, Class> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -506,9 +506,9 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, O
     ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(Outcome::Protocol),
+        Err(_) => return Err(Class::Protocol),
     };
-    let status = resp.code.ok_or(Outcome::Protocol)?;
+    let status = resp.code.ok_or(Class::Protocol)?;
     let http10 = resp.version == Some(0);
     let mut length: Option<u64> = None;
     let mut chunked = false;
@@ -517,9 +517,9 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Head)>, O
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_length(h.value).ok_or(Outcome::Protocol)?;
+            let n = parse_length(h.value).ok_or(Class::Protocol)?;
             if length.is_some_and(|m| m != n) {
-                return Err(Outcome::Protocol);
+                return Err(Class::Protocol);
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -589,7 +589,7 @@ mod tests {
         piece: usize,
         head: bool,
         close_after: bool,
-    ) -> (Result<u16, Outcome>, bool, Vec<u8>) {
+    ) -> (Result<u16, Class>, bool, Vec<u8>) {
         let (client, mut server) = duplex(1 << 20);
         let reply = reply.to_vec();
         let peer = tokio::spawn(async move {
@@ -622,7 +622,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_bodies_by_length_chunks_and_close() {
-        let cases: [(&[u8], Result<u16, Outcome>, bool); 9] = [
+        let cases: [(&[u8], Result<u16, Class>, bool); 9] = [
             (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", Ok(200), true),
             (
                 b"HTTP/1.1 503 Busy\r\nContent-Length: 3\r\nConnection: close\r\n\r\nno!",
@@ -641,13 +641,13 @@ mod tests {
                 true,
             ),
             (b"HTTP/1.0 200 OK\r\n\r\nuntil the end", Ok(200), false),
-            (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", Err(Outcome::Reset), false),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", Err(Class::Reset), false),
             (
                 b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nab",
-                Err(Outcome::Protocol),
+                Err(Class::Protocol),
                 false,
             ),
-            (b"SPDY/9 banana\r\n\r\n", Err(Outcome::Protocol), false),
+            (b"SPDY/9 banana\r\n\r\n", Err(Class::Protocol), false),
         ];
         for (reply, want, open) in cases {
             for piece in [1, 7, reply.len()] {
@@ -671,7 +671,7 @@ mod tests {
         .await;
         assert_eq!((got, open), (Ok(200), true));
         let (got, open, _) = exchange(b"", 1, false, true).await;
-        assert_eq!((got, open), (Err(Outcome::Reset), false));
+        assert_eq!((got, open), (Err(Class::Reset), false));
     }
 
     #[tokio::test]

@@ -60,9 +60,9 @@ pub use spec::{Stage, Threshold, parse_duration, parse_stages, parse_threshold};
 /// Everything that can be wrong with a run's input or its set-up.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadgenError {
-    /// A duration that does not parse.
-    #[error("bad duration `{0}`: write a number and a unit, e.g. 500ms, 1.5s, 2m, 1h30m")]
-    BadDuration(String),
+    /// A duration or a service time that does not parse.
+    #[error(transparent)]
+    Unit(#[from] contracts::units::UnitError),
     /// A threshold that does not parse.
     #[error(
         "bad threshold `{0}`: write e.g. p95<200ms, p99.9<=1s, max<2s, mean<50ms, error_rate<1%, rps>=1000"
@@ -71,11 +71,6 @@ pub enum LoadgenError {
     /// A stage list that does not parse.
     #[error("bad stages `{0}`: write DURATION:RPS pairs, e.g. 30s:100,1m:1000")]
     BadStages(String),
-    /// A service time that does not parse.
-    #[error(
-        "bad service time `{0}`: write exp:20ms, const:5ms or lognormal:MEAN,P95 with P95 between 1× and 3.87× the mean"
-    )]
-    BadServiceTime(String),
     /// A URL that does not parse or is not http(s).
     #[error("bad URL `{url}`: {why}")]
     BadUrl {
@@ -118,8 +113,8 @@ pub enum LoadgenError {
     #[error("TLS setup failed: {0}")]
     Tls(String),
     /// Threads or runtimes could not start.
-    #[error("cannot start the load generator: {0}")]
-    Runtime(String),
+    #[error("cannot start the load generator")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// Where requests go and how.

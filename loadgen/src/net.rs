@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 
 use crate::h1::{self, Http1, Plain, Stream, Tcp};
-use crate::stats::Outcome;
+use crate::stats::Class;
 use crate::{LoadgenError, RequestSpec, TargetSpec};
 
 /// A request, parsed and checked once before the run.
@@ -207,7 +207,7 @@ impl Conn {
 
     /// Sends one request and reads the whole body; the status tells the
     /// outcome. Also returns when the response arrived, if the socket says.
-    pub async fn exchange(&mut self, req: &Prepared) -> Result<(u16, Option<Instant>), Outcome> {
+    pub async fn exchange(&mut self, req: &Prepared) -> Result<(u16, Option<Instant>), Class> {
         match self {
             Conn::H1(c) => c.exchange(&req.wire, req.method == Method::HEAD).await,
             Conn::H2(s) => {
@@ -225,24 +225,24 @@ impl Conn {
 }
 
 /// Maps a hyper error to its class.
-fn classify(e: hyper::Error) -> Outcome {
+fn classify(e: hyper::Error) -> Class {
     if e.is_timeout() {
-        return Outcome::Timeout;
+        return Class::Timeout;
     }
     if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() || e.is_user() {
-        return Outcome::Protocol;
+        return Class::Protocol;
     }
     if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || e.is_body_write_aborted() {
-        return Outcome::Reset;
+        return Class::Reset;
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     while let Some(s) = src {
         if s.is::<std::io::Error>() {
-            return Outcome::Reset;
+            return Class::Reset;
         }
         src = s.source();
     }
-    Outcome::Protocol
+    Class::Protocol
 }
 
 /// Opens connections to one target.
@@ -319,18 +319,18 @@ impl Connector {
     }
 
     /// Opens one connection and performs the HTTP handshake.
-    pub async fn connect(&self, timeout: Duration) -> Result<Conn, Outcome> {
+    pub async fn connect(&self, timeout: Duration) -> Result<Conn, Class> {
         match tokio::time::timeout(timeout, self.connect_inner()).await {
             Ok(r) => r,
-            Err(_) => Err(Outcome::Connect),
+            Err(_) => Err(Class::Connect),
         }
     }
 
-    async fn connect_inner(&self) -> Result<Conn, Outcome> {
-        match self.open().await.map_err(|_| Outcome::Connect)? {
+    async fn connect_inner(&self) -> Result<Conn, Class> {
+        match self.open().await.map_err(|_| Class::Connect)? {
             Transport::Plain(tcp) if self.http2 => h2_handshake(tcp).await,
             Transport::Plain(tcp) => {
-                let tcp = Tcp::new(tcp).map_err(|_| Outcome::Connect)?;
+                let tcp = Tcp::new(tcp).map_err(|_| Class::Connect)?;
                 Ok(Conn::H1(Box::new(Http1::new(Stream::Tcp(tcp)))))
             }
             Transport::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
@@ -353,7 +353,7 @@ enum OpenError {
     Tls(std::io::Error),
 }
 
-async fn h2_handshake<T>(io: T) -> Result<Conn, Outcome>
+async fn h2_handshake<T>(io: T) -> Result<Conn, Class>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -364,8 +364,8 @@ where
     Ok(Conn::H2(send))
 }
 
-fn classify_connect(_: hyper::Error) -> Outcome {
-    Outcome::Connect
+fn classify_connect(_: hyper::Error) -> Class {
+    Class::Connect
 }
 
 /// Why a TLS handshake failed, with the way out when it is the certificate.

@@ -13,7 +13,7 @@ use crate::RunPlan;
 use crate::exec::{Load, RunOutcome};
 use crate::net::redact_header;
 use crate::spec::{Metric, Threshold};
-use crate::stats::{Counts, Outcome};
+use crate::stats::{Class, Counts};
 
 /// Latency statistics of a histogram of microseconds; zeros when it is empty.
 pub fn latency_of(h: &Histogram<u64>) -> Latency {
@@ -97,17 +97,6 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
     };
     let (rps, goodput_rps, window_s) = window_rates(plan, out, duration_s);
     let h = &out.totals.corrected_us;
-    let distribution = if h.is_empty() {
-        Vec::new()
-    } else {
-        DISTRIBUTION
-            .iter()
-            .map(|&p| PercentilePoint {
-                percentile: p,
-                ms: h.value_at_quantile(p / 100.0) as f64 / 1e3,
-            })
-            .collect()
-    };
     let (mode, max) = match &plan.load {
         Load::Open {
             max_connections, ..
@@ -123,30 +112,12 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         requests_sent: plan
             .requests
             .iter()
-            .map(|r| RequestInfo {
-                name: r.name.clone(),
-                method: r.method.to_ascii_uppercase(),
-                url: redact_url(r.url.as_deref().unwrap_or(&plan.target.url)),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| {
-                        let from_env = r.secret_headers.iter().any(|s| s.eq_ignore_ascii_case(k));
-                        let shown = if from_env {
-                            "***".into()
-                        } else {
-                            redact_header(k, v)
-                        };
-                        format!("{k}: {shown}")
-                    })
-                    .collect(),
-                weight: r.weight,
-            })
+            .map(|r| request_info(r, &plan.target.url))
             .collect(),
         mode: mode.into(),
         requests: c.requests(),
-        ok: c.get(Outcome::Ok),
-        errors: Outcome::ERRORS
+        ok: c.get(Class::Ok),
+        errors: Class::ERRORS
             .iter()
             .map(|o| (o.name().to_string(), c.get(*o)))
             .collect(),
@@ -161,7 +132,7 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         target_rps: plan.target_rps(),
         latency_ms: latency_of(h),
         latency_uncorrected_ms: latency_of(&out.totals.uncorrected_us),
-        latency_distribution: distribution,
+        latency_distribution: distribution(h),
         connections: Connections {
             opened: out.connections_opened,
             peak: out.peak_connections,
@@ -172,6 +143,44 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         stopped: out.stopped.clone(),
         series: out.series.clone(),
         histogram: histogram_to_base64(h),
+    }
+}
+
+/// The corrected latency at each of [`DISTRIBUTION`]'s percentiles.
+fn distribution(h: &Histogram<u64>) -> Vec<PercentilePoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    DISTRIBUTION
+        .iter()
+        .map(|&p| PercentilePoint {
+            percentile: p,
+            ms: h.value_at_quantile(p / 100.0) as f64 / 1e3,
+        })
+        .collect()
+}
+
+/// A kind of request as the result shows it: credentials in its URL and
+/// secret header values (named secret, or taken from `${VAR}`) as `***`.
+fn request_info(r: &crate::RequestSpec, target_url: &str) -> RequestInfo {
+    RequestInfo {
+        name: r.name.clone(),
+        method: r.method.to_ascii_uppercase(),
+        url: redact_url(r.url.as_deref().unwrap_or(target_url)),
+        headers: r
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let from_env = r.secret_headers.iter().any(|s| s.eq_ignore_ascii_case(k));
+                let shown = if from_env {
+                    "***".into()
+                } else {
+                    redact_header(k, v)
+                };
+                format!("{k}: {shown}")
+            })
+            .collect(),
+        weight: r.weight,
     }
 }
 
@@ -193,7 +202,7 @@ fn window_rates(plan: &RunPlan, out: &RunOutcome, duration_s: f64) -> (f64, f64,
         }
         _ => (
             per_s(c.requests(), duration_s),
-            per_s(c.get(Outcome::Ok), duration_s),
+            per_s(c.get(Class::Ok), duration_s),
             duration_s,
         ),
     }
@@ -226,11 +235,7 @@ mod tests {
         let mut r = Recorder::default();
         for ms in 1..=100u64 {
             r.record(
-                if ms <= 98 {
-                    Outcome::Ok
-                } else {
-                    Outcome::Http5xx
-                },
+                if ms <= 98 { Class::Ok } else { Class::Http5xx },
                 ms * 1000,
                 ms * 1000,
             );

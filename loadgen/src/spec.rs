@@ -1,6 +1,7 @@
-//! Parsing of the small languages users type: durations (`1.5s`, `1m30s`),
-//! thresholds (`p95<200ms`, `error_rate<1%`, `rps>=1000`), ramp stages
-//! (`30s:100,1m:1000`) and service-time distributions (`exp:20ms`).
+//! Parsing of the small languages of a run: thresholds (`p95<200ms`,
+//! `error_rate<1%`, `rps>=1000`) and ramp stages (`30s:100,1m:1000`).
+//! Durations and service times are the contracts' vocabulary
+//! ([`contracts::units`]), re-exported here.
 //!
 //! Everything here is pure: strings in, checked values out, with errors that
 //! say what was expected. Where a value came from (flag or file) is the
@@ -11,45 +12,7 @@ use std::time::Duration;
 
 use crate::LoadgenError;
 
-/// Parses `250ms`, `1.5s`, `2m`, `1h30m`, `7d`, `800us`; a bare `0` is zero.
-pub fn parse_duration(text: &str) -> Result<Duration, LoadgenError> {
-    let bad = || LoadgenError::BadDuration(text.to_string());
-    let s = text.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total_s = 0.0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return Err(bad()),
-        };
-        total_s += value * scale;
-        rest = &rest[unit_len..];
-    }
-    if !total_s.is_finite() || total_s > 1e12 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total_s))
-}
+pub use contracts::units::{Dist, parse_duration};
 
 /// What a threshold compares.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -191,121 +154,9 @@ pub fn parse_stages(text: &str) -> Result<Vec<Stage>, LoadgenError> {
     Ok(stages)
 }
 
-/// Service-time distribution of the built-in target.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ServiceTime {
-    /// Exponential with this mean.
-    Exponential {
-        /// Mean in milliseconds.
-        mean_ms: f64,
-    },
-    /// Always this long.
-    Constant {
-        /// Milliseconds.
-        ms: f64,
-    },
-    /// Lognormal fitted to a mean and a 95th percentile.
-    Lognormal {
-        /// Mean in milliseconds.
-        mean_ms: f64,
-        /// 95th percentile in milliseconds.
-        p95_ms: f64,
-    },
-}
-
-/// z-score of the 95th percentile of a standard normal.
-const Z95: f64 = 1.644_853_626_951_472_2;
-
-impl ServiceTime {
-    /// Parses `exp:20ms`, `const:5ms`, `lognormal:20ms,60ms`.
-    pub fn parse(text: &str) -> Result<Self, LoadgenError> {
-        let bad = || LoadgenError::BadServiceTime(text.to_string());
-        let (kind, args) = text.trim().split_once(':').ok_or_else(bad)?;
-        let ms = |s: &str| -> Result<f64, LoadgenError> {
-            Ok(parse_duration(s).map_err(|_| bad())?.as_secs_f64() * 1e3)
-        };
-        let dist = match kind {
-            "exp" | "exponential" => ServiceTime::Exponential { mean_ms: ms(args)? },
-            "const" | "constant" => ServiceTime::Constant { ms: ms(args)? },
-            "lognormal" => {
-                let (m, p) = args.split_once(',').ok_or_else(bad)?;
-                ServiceTime::Lognormal {
-                    mean_ms: ms(m)?,
-                    p95_ms: ms(p)?,
-                }
-            }
-            _ => return Err(bad()),
-        };
-        dist.lognormal_params().map(|_| dist).ok_or_else(bad)
-    }
-
-    /// `(mu, sigma)` of the underlying normal (in ln-milliseconds) for the
-    /// lognormal case; `Some((0,0))` for the others when they are valid.
-    /// From mean = e^(mu+σ²/2) and p95 = e^(mu+z·σ): σ²/2 − zσ + ln(p95/mean) = 0,
-    /// whose smaller root is the one with p95 above the mean.
-    pub fn lognormal_params(&self) -> Option<(f64, f64)> {
-        match *self {
-            ServiceTime::Exponential { mean_ms } | ServiceTime::Constant { ms: mean_ms } => {
-                (mean_ms.is_finite() && mean_ms >= 0.0).then_some((0.0, 0.0))
-            }
-            ServiceTime::Lognormal { mean_ms, p95_ms } => {
-                if !(mean_ms > 0.0 && p95_ms > mean_ms && p95_ms.is_finite()) {
-                    return None;
-                }
-                let disc = Z95 * Z95 - 2.0 * (p95_ms / mean_ms).ln();
-                if disc < 0.0 {
-                    return None;
-                }
-                let sigma = Z95 - disc.sqrt();
-                Some((mean_ms.ln() - sigma * sigma / 2.0, sigma))
-            }
-        }
-    }
-
-    /// Mean service time in milliseconds.
-    pub fn mean_ms(&self) -> f64 {
-        match *self {
-            ServiceTime::Exponential { mean_ms } | ServiceTime::Lognormal { mean_ms, .. } => {
-                mean_ms
-            }
-            ServiceTime::Constant { ms } => ms,
-        }
-    }
-
-    /// Draws one service time in milliseconds from two uniforms in [0, 1).
-    pub fn sample_ms(&self, u1: f64, u2: f64) -> f64 {
-        match *self {
-            ServiceTime::Exponential { mean_ms } => -mean_ms * (1.0 - u1).ln(),
-            ServiceTime::Constant { ms } => ms,
-            ServiceTime::Lognormal { .. } => {
-                let (mu, sigma) = self.lognormal_params().unwrap_or((0.0, 0.0));
-                // Box-Muller: one standard normal from two uniforms.
-                let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                (mu + sigma * z).exp()
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(
-            parse_duration("720d").unwrap(),
-            Duration::from_secs(720 * 86400)
-        );
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        for bad in ["", "10", "ms", "5 parsecs", "1..2s", "-1s", "1e400s"] {
-            assert!(parse_duration(bad).is_err(), "{bad} should fail");
-        }
-    }
 
     #[test]
     fn thresholds() {
@@ -342,20 +193,5 @@ mod tests {
         assert!(parse_stages("30s").is_err());
         assert!(parse_stages("0s:10").is_err());
         assert!(parse_stages("1s:-5").is_err());
-    }
-
-    #[test]
-    fn lognormal_matches_mean_and_p95() {
-        let d = ServiceTime::parse("lognormal:20ms,60ms").unwrap();
-        let (mu, sigma) = d.lognormal_params().unwrap();
-        assert!(((mu + sigma * sigma / 2.0).exp() - 20.0).abs() < 1e-9);
-        assert!(((mu + Z95 * sigma).exp() - 60.0).abs() < 1e-9);
-        // A p95 more than e^(z²/2) ≈ 3.87× the mean has no lognormal.
-        assert!(ServiceTime::parse("lognormal:10ms,50ms").is_err());
-        assert!(ServiceTime::parse("gamma:10ms").is_err());
-        assert_eq!(
-            ServiceTime::parse("exp:20ms").unwrap(),
-            ServiceTime::Exponential { mean_ms: 20.0 }
-        );
     }
 }

@@ -19,7 +19,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum Class {
     /// A 1xx-3xx response.
     Ok,
     /// No connection could be made.
@@ -36,48 +36,48 @@ pub enum Outcome {
     Protocol,
 }
 
-impl Outcome {
+impl Class {
     /// The error classes, in report order.
-    pub const ERRORS: [Outcome; 6] = [
-        Outcome::Connect,
-        Outcome::Timeout,
-        Outcome::Reset,
-        Outcome::Http4xx,
-        Outcome::Http5xx,
-        Outcome::Protocol,
+    pub const ERRORS: [Class; 6] = [
+        Class::Connect,
+        Class::Timeout,
+        Class::Reset,
+        Class::Http4xx,
+        Class::Http5xx,
+        Class::Protocol,
     ];
 
     /// The key used in JSON, CSV and tables.
     pub fn name(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::Connect => "connect",
-            Outcome::Timeout => "timeout",
-            Outcome::Reset => "reset",
-            Outcome::Http4xx => "http_4xx",
-            Outcome::Http5xx => "http_5xx",
-            Outcome::Protocol => "protocol",
+            Class::Ok => "ok",
+            Class::Connect => "connect",
+            Class::Timeout => "timeout",
+            Class::Reset => "reset",
+            Class::Http4xx => "http_4xx",
+            Class::Http5xx => "http_5xx",
+            Class::Protocol => "protocol",
         }
     }
 
     /// Classifies an HTTP status code.
-    pub fn from_status(code: u16) -> Outcome {
+    pub fn from_status(code: u16) -> Class {
         match code {
-            400..=499 => Outcome::Http4xx,
-            500..=599 => Outcome::Http5xx,
-            _ => Outcome::Ok,
+            400..=499 => Class::Http4xx,
+            500..=599 => Class::Http5xx,
+            _ => Class::Ok,
         }
     }
 
     fn index(self) -> usize {
         match self {
-            Outcome::Ok => 0,
-            Outcome::Connect => 1,
-            Outcome::Timeout => 2,
-            Outcome::Reset => 3,
-            Outcome::Http4xx => 4,
-            Outcome::Http5xx => 5,
-            Outcome::Protocol => 6,
+            Class::Ok => 0,
+            Class::Connect => 1,
+            Class::Timeout => 2,
+            Class::Reset => 3,
+            Class::Http4xx => 4,
+            Class::Http5xx => 5,
+            Class::Protocol => 6,
         }
     }
 }
@@ -98,12 +98,12 @@ pub struct Counts {
 
 impl Counts {
     /// Count of one outcome.
-    pub fn get(&self, o: Outcome) -> u64 {
+    pub fn get(&self, o: Class) -> u64 {
         self.by_outcome[o.index()]
     }
 
     /// Adds one request with this outcome.
-    pub fn add(&mut self, o: Outcome) {
+    pub fn add(&mut self, o: Class) {
         self.by_outcome[o.index()] += 1;
     }
 
@@ -114,7 +114,7 @@ impl Counts {
 
     /// Requests that ended in an error class.
     pub fn errors(&self) -> u64 {
-        self.requests() - self.get(Outcome::Ok)
+        self.requests() - self.get(Class::Ok)
     }
 
     /// Adds another count into this one.
@@ -182,7 +182,7 @@ impl Default for Recorder {
 
 impl Recorder {
     /// Records a request that was sent, with both latencies in microseconds.
-    pub fn record(&mut self, outcome: Outcome, corrected_us: u64, uncorrected_us: u64) {
+    pub fn record(&mut self, outcome: Class, corrected_us: u64, uncorrected_us: u64) {
         self.counts.add(outcome);
         self.interval.counts.add(outcome);
         let c = corrected_us.clamp(1, MAX_LATENCY_US);
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn error_classes_are_the_contracts() {
         assert_eq!(
-            Outcome::ERRORS.map(Outcome::name),
+            Class::ERRORS.map(Class::name),
             contracts::run::ERROR_CLASSES
         );
     }
@@ -241,9 +241,9 @@ mod tests {
     #[test]
     fn every_request_lands_in_one_class() {
         let mut r = Recorder::default();
-        r.record(Outcome::Ok, 1000, 900);
-        r.record(Outcome::Http5xx, 2000, 2000);
-        r.record(Outcome::Timeout, 5_000_000, 5_000_000);
+        r.record(Class::Ok, 1000, 900);
+        r.record(Class::Http5xx, 2000, 2000);
+        r.record(Class::Timeout, 5_000_000, 5_000_000);
         r.record_dropped();
         assert_eq!(r.counts.requests(), 3);
         assert_eq!(r.counts.errors(), 2);
@@ -261,21 +261,21 @@ mod tests {
     fn merge_adds_counts_and_histograms() {
         let mut a = Recorder::default();
         let mut b = Recorder::default();
-        a.record(Outcome::Ok, 10, 10);
-        b.record(Outcome::Reset, 20, 20);
-        b.record(Outcome::Ok, 0, 0); // clamped to 1 µs, still counted
+        a.record(Class::Ok, 10, 10);
+        b.record(Class::Reset, 20, 20);
+        b.record(Class::Ok, 0, 0); // clamped to 1 µs, still counted
         a.merge(&b);
         assert_eq!(a.counts.requests(), 3);
-        assert_eq!(a.counts.get(Outcome::Reset), 1);
+        assert_eq!(a.counts.get(Class::Reset), 1);
         assert_eq!(a.corrected_us.len(), 3);
         assert_eq!(a.corrected_us.min(), 1);
     }
 
     #[test]
     fn status_classes() {
-        assert_eq!(Outcome::from_status(200), Outcome::Ok);
-        assert_eq!(Outcome::from_status(304), Outcome::Ok);
-        assert_eq!(Outcome::from_status(404), Outcome::Http4xx);
-        assert_eq!(Outcome::from_status(503), Outcome::Http5xx);
+        assert_eq!(Class::from_status(200), Class::Ok);
+        assert_eq!(Class::from_status(304), Class::Ok);
+        assert_eq!(Class::from_status(404), Class::Http4xx);
+        assert_eq!(Class::from_status(503), Class::Http5xx);
     }
 }

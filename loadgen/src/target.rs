@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use crate::LoadgenError;
-use crate::spec::{ServiceTime, parse_duration};
+use crate::spec::{Dist, parse_duration};
 
 /// A periodic stall: every `every`, the last `length` of the period holds
 /// every response until the period ends (a GC pause or a lock convoy).
@@ -73,7 +73,7 @@ pub struct TargetConfig {
     /// Requests served at once; the rest queue FIFO.
     pub workers: usize,
     /// Time each request holds a worker.
-    pub service_time: ServiceTime,
+    pub service_time: Dist,
     /// Probability of answering 500.
     pub error_rate: f64,
     /// Optional periodic stall.
@@ -88,7 +88,7 @@ impl Default for TargetConfig {
     fn default() -> Self {
         TargetConfig {
             workers: 8,
-            service_time: ServiceTime::Exponential { mean_ms: 20.0 },
+            service_time: Dist::Exponential { mean_ms: 20.0 },
             error_rate: 0.0,
             stall: None,
             seed: 1,
@@ -109,7 +109,40 @@ impl TargetConfig {
                 self.error_rate
             )));
         }
+        if !self.service_time.is_valid() {
+            return Err(LoadgenError::BadLoad(format!(
+                "--service-time {:?} cannot be drawn from",
+                self.service_time
+            )));
+        }
         Ok(())
+    }
+}
+
+/// Draws one service time in milliseconds from two uniforms in [0, 1).
+pub fn sample_ms(st: &Dist, u1: f64, u2: f64) -> f64 {
+    match st {
+        Dist::Exponential { mean_ms } => -mean_ms * (1.0 - u1).ln(),
+        Dist::Constant { ms } => *ms,
+        Dist::Lognormal { mean_ms, p95_ms } => {
+            let (mu, sigma) =
+                contracts::units::lognormal_params(*mean_ms, *p95_ms).unwrap_or((0.0, 0.0));
+            // Box-Muller: one standard normal from two uniforms.
+            let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            (mu + sigma * z).exp()
+        }
+        // The value whose cumulative count first passes u1 × the total.
+        Dist::Empirical { points } => {
+            let total: u64 = points.iter().map(|p| p.1).sum();
+            let mut left = u1 * total as f64;
+            for &(ms, n) in points {
+                left -= n as f64;
+                if left < 0.0 {
+                    return ms;
+                }
+            }
+            points.last().map_or(0.0, |p| p.0)
+        }
     }
 }
 
@@ -241,7 +274,7 @@ async fn handle(
     ctx.stats.arrive();
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.cfg.seed);
     rng.set_stream(ctx.draws.fetch_add(1, Ordering::Relaxed));
-    let service_ms = ctx.cfg.service_time.sample_ms(rng.random(), rng.random());
+    let service_ms = sample_ms(&ctx.cfg.service_time, rng.random(), rng.random());
     let fail = rng.random::<f64>() < ctx.cfg.error_rate;
     if let Ok(_worker) = ctx.workers.acquire().await {
         tokio::time::sleep(Duration::from_secs_f64(service_ms.max(0.0) / 1e3)).await;
@@ -287,6 +320,23 @@ fn self_signed_acceptor() -> Result<TlsAcceptor, LoadgenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An empirical service time (a measured histogram, issue 15: the
+    /// target and the simulator take the same type) draws each value with
+    /// its count's share.
+    #[test]
+    fn empirical_service_times_draw_by_count() {
+        let d = Dist::Empirical {
+            points: vec![(1.0, 1), (9.0, 3)],
+        };
+        let draws: Vec<f64> = (0..1000)
+            .map(|i| sample_ms(&d, (i as f64 + 0.5) / 1000.0, 0.0))
+            .collect();
+        let nines = draws.iter().filter(|&&x| x == 9.0).count();
+        assert_eq!(nines, 750);
+        assert!(draws.iter().all(|&x| x == 1.0 || x == 9.0));
+        assert_eq!(d.mean_ms(), 7.0);
+    }
 
     #[test]
     fn stall_windows_close_each_period() {

@@ -8,8 +8,8 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
-use loadgen::spec::ServiceTime;
-use loadgen::stats::Outcome;
+use loadgen::spec::Dist;
+use loadgen::stats::Class;
 use loadgen::target::{Stall, TargetConfig, TargetStats};
 use loadgen::{Load, RequestSpec, RunPlan, RunResult, Schedule, StopHandle, TargetSpec};
 
@@ -98,8 +98,8 @@ fn run(plan: &RunPlan) -> RunResult {
     loadgen::summarize(plan, &out, &[])
 }
 
-fn constant(ms: f64) -> ServiceTime {
-    ServiceTime::Constant { ms }
+fn constant(ms: f64) -> Dist {
+    Dist::Constant { ms }
 }
 
 #[test]
@@ -446,11 +446,11 @@ fn a_request_on_a_connection_closed_while_idle_is_retried_once() {
 fn resets_protocol_errors_and_4xx_are_classified() {
     let _g = serial();
     for (reply, class) in [
-        (&b""[..], Outcome::Reset),
-        (&b"SPDY/9 banana\r\n\r\n"[..], Outcome::Protocol),
+        (&b""[..], Class::Reset),
+        (&b"SPDY/9 banana\r\n\r\n"[..], Class::Protocol),
         (
             &b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"[..],
-            Outcome::Http4xx,
+            Class::Http4xx,
         ),
     ] {
         let url = raw_peer(reply);

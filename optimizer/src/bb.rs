@@ -13,13 +13,13 @@
 //! independent checker as every HiGHS solution, and falls back to HiGHS
 //! when this gives up (node or pivot limit, or a negative price).
 
-use crate::Options;
+use crate::Constraints;
 use crate::input::{Demand, InstanceType};
 use crate::model::{Counts, big_m, divisors, round_up};
 
 /// How one hour's search ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum HourSearch {
     /// Optimal within the relative gap.
     Solved(Counts),
     /// The best found when the node limit was hit.
@@ -58,17 +58,17 @@ struct Problem {
 pub fn solve_hour(
     types: &[InstanceType],
     d: &Demand,
-    opts: &Options,
+    opts: &Constraints,
     allowed: &[bool],
     reserved: &[u32],
     gap: f64,
     node_limit: usize,
-) -> Outcome {
+) -> HourSearch {
     let Some(p) = build(types, d, opts, allowed, reserved) else {
-        return Outcome::Infeasible;
+        return HourSearch::Infeasible;
     };
     if p.cost.iter().any(|&c| !(c >= 0.0 && c.is_finite())) {
-        return Outcome::GaveUp;
+        return HourSearch::GaveUp;
     }
     let counts = |x: Vec<u32>| {
         let nt = types.len();
@@ -79,10 +79,10 @@ pub fn solve_hour(
         c
     };
     match search(&p, gap, node_limit) {
-        Search::Found(x) => Outcome::Solved(counts(x)),
-        Search::Infeasible => Outcome::Infeasible,
-        Search::GaveUp(Some(x)) => Outcome::Unproven(counts(x)),
-        Search::GaveUp(None) => Outcome::GaveUp,
+        Search::Found(x) => HourSearch::Solved(counts(x)),
+        Search::Infeasible => HourSearch::Infeasible,
+        Search::GaveUp(Some(x)) => HourSearch::Unproven(counts(x)),
+        Search::GaveUp(None) => HourSearch::GaveUp,
     }
 }
 
@@ -91,7 +91,7 @@ pub fn solve_hour(
 fn build(
     types: &[InstanceType],
     d: &Demand,
-    opts: &Options,
+    opts: &Constraints,
     allowed: &[bool],
     reserved: &[u32],
 ) -> Option<Problem> {
@@ -482,7 +482,7 @@ mod tests {
     fn brute(
         types: &[InstanceType],
         d: &Demand,
-        opts: &Options,
+        opts: &Constraints,
         reserved: &[u32],
         cap: u32,
     ) -> Option<f64> {
@@ -546,24 +546,24 @@ mod tests {
                 vcpu: (4.0 + 8.0 * rnd()).round(),
                 memory_gib: (8.0 + 32.0 * rnd()).round(),
             };
-            let opts = Options {
+            let opts = Constraints {
                 spot_max_share: [0.0, 0.3, 0.5][case % 3],
                 survive_spot_loss: case % 2 == 0,
                 max_vcpu: (case % 5 == 0).then_some(40.0),
                 // The same cap bounds the enumeration.
                 max_per_type: Some(if case % 7 == 0 { 4 } else { 6 }),
-                ..Options::default()
+                ..Constraints::default()
             };
             let reserved = vec![(case % 2) as u32, 0, 0];
             let want = brute(&types, &d, &opts, &reserved, 6);
             let got = solve_hour(&types, &d, &opts, &[true; 3], &reserved, 1e-9, NODE_LIMIT);
             match (want, got) {
-                (Some(w), Outcome::Solved(c)) => {
+                (Some(w), HourSearch::Solved(c)) => {
                     crate::model::check_hour(&types, &d, &opts, &c).unwrap();
                     let g = cost_of(&types, &c);
                     assert!((g - w).abs() < 1e-9, "case {case}: {g} vs brute force {w}");
                 }
-                (None, Outcome::Infeasible) => {}
+                (None, HourSearch::Infeasible) => {}
                 (w, g) => panic!("case {case}: brute force {w:?}, search {g:?}"),
             }
         }
@@ -580,19 +580,22 @@ mod tests {
         let got = solve_hour(
             &types,
             &d,
-            &Options::default(),
+            &Constraints::default(),
             &[true, true],
             &[0, 2],
             1e-9,
             NODE_LIMIT,
         );
-        assert_eq!(got, Outcome::Solved([vec![0, 2], vec![1, 0], vec![0, 0]]));
+        assert_eq!(
+            got,
+            HourSearch::Solved([vec![0, 2], vec![1, 0], vec![0, 0]])
+        );
         // A quota below the demand is infeasible.
-        let opts = Options {
+        let opts = Constraints {
             max_vcpu: Some(8.0),
-            ..Options::default()
+            ..Constraints::default()
         };
         let got = solve_hour(&types, &d, &opts, &[true, true], &[0, 0], 1e-9, NODE_LIMIT);
-        assert_eq!(got, Outcome::Infeasible);
+        assert_eq!(got, HourSearch::Infeasible);
     }
 }

@@ -147,6 +147,36 @@ pub fn parse_catalog(file: &str, text: &str) -> Result<Catalog, Error> {
             "empty catalog; expected a header line with the columns provider,region,instance_type,vcpu,memory_gib,on_demand_hourly,reserved_1y_hourly,reserved_3y_hourly,spot_hourly,spot_interruption",
         ));
     };
+    let idx = catalog_columns(file, header)?;
+    let mut types: Vec<InstanceType> = Vec::new();
+    for r in rows {
+        let t = instance_type(file, header, r, &idx)?;
+        if types
+            .iter()
+            .any(|o| o.instance_type == t.instance_type && o.region == t.region)
+        {
+            return Err(at(
+                file,
+                r.line,
+                r.fields[idx[2]].0,
+                format!("`{}` is listed twice", t.instance_type),
+            ));
+        }
+        types.push(t);
+    }
+    if types.is_empty() {
+        return Err(at(
+            file,
+            header.line,
+            1,
+            "the catalog lists no instance types",
+        ));
+    }
+    Ok(Catalog { notes, types })
+}
+
+/// Where each of [`CATALOG_COLUMNS`] is in the header.
+fn catalog_columns(file: &str, header: &Record) -> Result<[usize; 10], Error> {
     let mut idx = [usize::MAX; 10];
     for (i, &(col, name)) in header.fields.iter().enumerate() {
         match CATALOG_COLUMNS.iter().position(|c| *c == name) {
@@ -178,91 +208,78 @@ pub fn parse_catalog(file: &str, text: &str) -> Result<Catalog, Error> {
             format!("missing column `{}`", CATALOG_COLUMNS[k]),
         ));
     }
-    let mut types: Vec<InstanceType> = Vec::new();
-    for r in rows {
-        if r.fields.len() != header.fields.len() {
-            let col = r.fields.last().map(|f| f.0).unwrap_or(1);
+    Ok(idx)
+}
+
+/// One row of the catalog, checked.
+fn instance_type(
+    file: &str,
+    header: &Record,
+    r: &Record,
+    idx: &[usize; 10],
+) -> Result<InstanceType, Error> {
+    if r.fields.len() != header.fields.len() {
+        let col = r.fields.last().map(|f| f.0).unwrap_or(1);
+        return Err(at(
+            file,
+            r.line,
+            col,
+            format!(
+                "{} fields, the header has {}",
+                r.fields.len(),
+                header.fields.len()
+            ),
+        ));
+    }
+    let text = |k: usize| r.fields[idx[k]].1.to_string();
+    let num = |k: usize, opt: bool| number(file, r, idx[k], CATALOG_COLUMNS[k], opt);
+    let t = InstanceType {
+        provider: text(0),
+        region: text(1),
+        instance_type: text(2),
+        vcpu: num(3, false)?.unwrap_or(0.0),
+        memory_gib: num(4, false)?.unwrap_or(0.0),
+        on_demand_hourly: num(5, false)?.unwrap_or(0.0),
+        reserved_1y_hourly: num(6, true)?,
+        reserved_3y_hourly: num(7, true)?,
+        spot_hourly: num(8, true)?,
+        spot_interruption: num(9, true)?,
+    };
+    if t.instance_type.is_empty() {
+        return Err(at(
+            file,
+            r.line,
+            r.fields[idx[2]].0,
+            "`instance_type` is empty",
+        ));
+    }
+    for (k, v) in [(3, t.vcpu), (4, t.memory_gib), (5, t.on_demand_hourly)] {
+        if v <= 0.0 {
             return Err(at(
                 file,
                 r.line,
-                col,
+                r.fields[idx[k]].0,
+                format!("`{}` must be above 0", CATALOG_COLUMNS[k]),
+            ));
+        }
+    }
+    // No cloud sells less than a quarter vCPU or half a GiB, or more
+    // than a few thousand of either: outside these a value is in the
+    // wrong unit (millicores, MiB), and it would size the model by it.
+    for (k, v, lo, hi) in [(3, t.vcpu, 0.1, 4096.0), (4, t.memory_gib, 0.1, 65536.0)] {
+        if !(lo..=hi).contains(&v) {
+            return Err(at(
+                file,
+                r.line,
+                r.fields[idx[k]].0,
                 format!(
-                    "{} fields, the header has {}",
-                    r.fields.len(),
-                    header.fields.len()
+                    "`{}` is {v}, outside {lo}..{hi}: give vCPUs and GiB per instance",
+                    CATALOG_COLUMNS[k]
                 ),
             ));
         }
-        let text = |k: usize| r.fields[idx[k]].1.to_string();
-        let num = |k: usize, opt: bool| number(file, r, idx[k], CATALOG_COLUMNS[k], opt);
-        let t = InstanceType {
-            provider: text(0),
-            region: text(1),
-            instance_type: text(2),
-            vcpu: num(3, false)?.unwrap_or(0.0),
-            memory_gib: num(4, false)?.unwrap_or(0.0),
-            on_demand_hourly: num(5, false)?.unwrap_or(0.0),
-            reserved_1y_hourly: num(6, true)?,
-            reserved_3y_hourly: num(7, true)?,
-            spot_hourly: num(8, true)?,
-            spot_interruption: num(9, true)?,
-        };
-        if t.instance_type.is_empty() {
-            return Err(at(
-                file,
-                r.line,
-                r.fields[idx[2]].0,
-                "`instance_type` is empty",
-            ));
-        }
-        for (k, v) in [(3, t.vcpu), (4, t.memory_gib), (5, t.on_demand_hourly)] {
-            if v <= 0.0 {
-                return Err(at(
-                    file,
-                    r.line,
-                    r.fields[idx[k]].0,
-                    format!("`{}` must be above 0", CATALOG_COLUMNS[k]),
-                ));
-            }
-        }
-        // No cloud sells less than a quarter vCPU or half a GiB, or more
-        // than a few thousand of either: outside these a value is in the
-        // wrong unit (millicores, MiB), and it would size the model by it.
-        for (k, v, lo, hi) in [(3, t.vcpu, 0.1, 4096.0), (4, t.memory_gib, 0.1, 65536.0)] {
-            if !(lo..=hi).contains(&v) {
-                return Err(at(
-                    file,
-                    r.line,
-                    r.fields[idx[k]].0,
-                    format!(
-                        "`{}` is {v}, outside {lo}..{hi}: give vCPUs and GiB per instance",
-                        CATALOG_COLUMNS[k]
-                    ),
-                ));
-            }
-        }
-        if types
-            .iter()
-            .any(|o| o.instance_type == t.instance_type && o.region == t.region)
-        {
-            return Err(at(
-                file,
-                r.line,
-                r.fields[idx[2]].0,
-                format!("`{}` is listed twice", t.instance_type),
-            ));
-        }
-        types.push(t);
     }
-    if types.is_empty() {
-        return Err(at(
-            file,
-            header.line,
-            1,
-            "the catalog lists no instance types",
-        ));
-    }
-    Ok(Catalog { notes, types })
+    Ok(t)
 }
 
 /// Parses `hour,vcpu,memory_gib`, one row per hour in order from 0.

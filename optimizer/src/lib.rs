@@ -23,7 +23,7 @@
 //! Every returned solution is checked here (integrality and every
 //! constraint), and every solve runs under a watchdog; a level whose solve
 //! fails falls back to a feasible on-demand cover, and the plan says so.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod bb;
 pub mod input;
@@ -64,10 +64,10 @@ pub enum Error {
     Timeout(std::time::Duration),
 }
 
-pub use contracts::plan::Options;
+pub use contracts::plan::Constraints;
 
 /// Checks the options' values, naming the flag at fault.
-pub fn validate(o: &Options) -> Result<(), Error> {
+pub fn validate(o: &Constraints) -> Result<(), Error> {
     let bad = |m: &str| Err(Error::Input(m.to_string()));
     if !(0.0..=1.0).contains(&o.spot_max_share) {
         return bad("--spot-max-share must be between 0 and 1 (e.g. 0.4)");

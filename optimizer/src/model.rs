@@ -17,14 +17,15 @@
 //! - types:   n_t ≤ M_t·y_t, Σ y_t ≤ K  (binary `y`)
 use std::time::{Duration, Instant};
 
-use good_lp::solvers::highs::{HighsParallelType, highs};
+use good_lp::constraint::ConstraintReference;
+use good_lp::solvers::highs::{HighsParallelType, HighsSolution, highs};
 use good_lp::{
     DualValues, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus,
     SolutionWithDual, SolverModel, Variable, variable,
 };
 
 use crate::input::{Demand, InstanceType};
-use crate::{Error, Options};
+use crate::{Constraints, Error};
 
 /// Above this many levels the LP relaxation uses the interior point method.
 pub const IPM_LEVELS: usize = 2_000;
@@ -125,7 +126,7 @@ pub fn solve(
     types: &[InstanceType],
     levels: &[Level],
     hours: f64,
-    opts: &Options,
+    opts: &Constraints,
     fixed: &Fixed,
     mode: Mode,
     gap: f64,
@@ -140,7 +141,15 @@ pub fn solve(
     std::thread::Builder::new()
         .name("highs".into())
         .spawn(move || {
-            let r = solve_now(&types, &levels, hours, &opts, &fixed, mode, gap, limit);
+            let lp = Lp {
+                types: &types,
+                levels: &levels,
+                hours,
+                opts: &opts,
+                fixed: &fixed,
+                mode,
+            };
+            let r = solve_now(&lp, gap, limit);
             let _ = tx.send(r);
         })
         .map_err(|e| Error::Solver(format!("cannot start the solver thread: {e}")))?;
@@ -150,91 +159,37 @@ pub fn solve(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn solve_now(
-    types: &[InstanceType],
-    levels: &[Level],
+/// One model's inputs, as [`solve`] takes them.
+struct Lp<'a> {
+    types: &'a [InstanceType],
+    levels: &'a [Level],
     hours: f64,
-    opts: &Options,
-    fixed: &Fixed,
+    opts: &'a Constraints,
+    fixed: &'a Fixed,
     mode: Mode,
-    gap: f64,
-    limit: Duration,
-) -> Result<Solved, Error> {
-    let nt = types.len();
-    let int_res = matches!(mode, Mode::Reservations | Mode::Full);
-    let int_hourly = matches!(mode, Mode::Hourly | Mode::Full);
+}
+
+/// The rows whose duals explain a relaxed plan, per level.
+#[derive(Default)]
+struct Rows {
+    vcpu: Vec<ConstraintReference>,
+    memory: Vec<ConstraintReference>,
+    spot: Vec<ConstraintReference>,
+    survive: Vec<ConstraintReference>,
+}
+
+fn solve_now(lp: &Lp, gap: f64, limit: Duration) -> Result<Solved, Error> {
     let mut pv = ProblemVariables::new();
-    let mut obj = Expression::with_capacity(nt * (2 + 2 * levels.len()));
-    let mut v = Vars {
-        r1: vec![None; nt],
-        r3: vec![None; nt],
-        o: vec![],
-        s: vec![],
-        y: vec![None; nt],
-    };
-    let spot_on = opts.spot_max_share > 0.0;
-    if mode != Mode::Hourly {
-        for (i, t) in types.iter().enumerate() {
-            if !fixed.allowed[i] {
-                continue;
-            }
-            if let Some(p) = t.reserved_1y_hourly {
-                let x = pv.add(count_def(int_res));
-                obj.add_mul(hours * p, x);
-                v.r1[i] = Some(x);
-            }
-            if let (Some(p), true) = (t.reserved_3y_hourly, opts.allow_3y) {
-                let x = pv.add(count_def(int_res));
-                obj.add_mul(hours * p, x);
-                v.r3[i] = Some(x);
-            }
-            if opts.max_types.is_some() {
-                let y = if int_res {
-                    pv.add(variable().binary())
-                } else {
-                    pv.add(variable().min(0.0).max(1.0))
-                };
-                v.y[i] = Some(y);
-            }
-        }
-    }
-    for l in levels {
-        let mut o = vec![None; nt];
-        let mut s = vec![None; nt];
-        for (i, t) in types.iter().enumerate() {
-            if !fixed.allowed[i] {
-                continue;
-            }
-            let x = pv.add(count_def(int_hourly));
-            obj.add_mul(l.weight * t.on_demand_hourly, x);
-            o[i] = Some(x);
-            if let (Some(p), true) = (t.spot_hourly, spot_on) {
-                let x = pv.add(count_def(int_hourly));
-                obj.add_mul(l.weight * p, x);
-                s[i] = Some(x);
-            }
-        }
-        v.o.push(o);
-        v.s.push(s);
-    }
-    // Survive-spot-loss helper variables, one pair per level.
-    let survive = opts.survive_spot_loss && spot_on;
-    let z: Vec<(Variable, Variable)> = if survive {
-        levels
-            .iter()
-            .map(|_| (pv.add(variable().min(0.0)), pv.add(variable().min(0.0))))
-            .collect()
-    } else {
-        vec![]
-    };
+    let mut obj = Expression::with_capacity(lp.types.len() * (2 + 2 * lp.levels.len()));
+    let (v, z) = lp.variables(&mut pv, &mut obj);
+    let mode = lp.mode;
     let mut m = pv
         .minimise(obj.clone())
         .using(highs)
         .set_parallel(HighsParallelType::Off)
         .set_time_limit(limit.as_secs_f64());
     m = m.set_option("threads", 1).set_option("output_flag", false);
-    if mode == Mode::Relaxed && levels.len() > IPM_LEVELS {
+    if mode == Mode::Relaxed && lp.levels.len() > IPM_LEVELS {
         // Thousands of levels with a few types each: the interior point
         // method (with crossover, so the duals are a basic solution's)
         // solves a year of hours in ~60% of the dual simplex's time.
@@ -245,16 +200,107 @@ fn solve_now(
             .set_mip_rel_gap(gap as f32)
             .map_err(|e| Error::Solver(e.to_string()))?;
     }
-    let (gv, gm) = divisors(types, |i| fixed.allowed[i] || mode == Mode::Hourly);
-    let mut rows_v = Vec::new();
-    let mut rows_m = Vec::new();
-    let mut rows_s = Vec::new();
-    let mut rows_z = Vec::new();
-    // n_t as an expression (reserved part is a constant in hourly mode).
-    let n_expr = |li: usize, i: usize| -> Expression {
+    let rows = lp.rows(&mut m, &v, &z);
+    let sol = match m.solve() {
+        Ok(s) => s,
+        Err(ResolutionError::Infeasible) => return Err(Error::Infeasible(String::new())),
+        Err(e) => return Err(Error::Solver(e.to_string())),
+    };
+    Ok(lp.read(sol, &v, &obj, rows))
+}
+
+impl Lp<'_> {
+    /// The variables and the objective: reservations (and type choices)
+    /// per type, on-demand and spot counts per level and type, and the
+    /// survive rule's largest-pool helpers per level. The order of the
+    /// variables is the model's: it stays as it is.
+    fn variables(
+        &self,
+        pv: &mut ProblemVariables,
+        obj: &mut Expression,
+    ) -> (Vars, Vec<(Variable, Variable)>) {
+        let (types, levels, hours, opts, fixed, mode) = (
+            self.types,
+            self.levels,
+            self.hours,
+            self.opts,
+            self.fixed,
+            self.mode,
+        );
+        let nt = types.len();
+        let int_res = matches!(mode, Mode::Reservations | Mode::Full);
+        let int_hourly = matches!(mode, Mode::Hourly | Mode::Full);
+        let mut v = Vars {
+            r1: vec![None; nt],
+            r3: vec![None; nt],
+            o: vec![],
+            s: vec![],
+            y: vec![None; nt],
+        };
+        let spot_on = opts.spot_max_share > 0.0;
+        if mode != Mode::Hourly {
+            for (i, t) in types.iter().enumerate() {
+                if !fixed.allowed[i] {
+                    continue;
+                }
+                if let Some(p) = t.reserved_1y_hourly {
+                    let x = pv.add(count_def(int_res));
+                    obj.add_mul(hours * p, x);
+                    v.r1[i] = Some(x);
+                }
+                if let (Some(p), true) = (t.reserved_3y_hourly, opts.allow_3y) {
+                    let x = pv.add(count_def(int_res));
+                    obj.add_mul(hours * p, x);
+                    v.r3[i] = Some(x);
+                }
+                if opts.max_types.is_some() {
+                    let y = if int_res {
+                        pv.add(variable().binary())
+                    } else {
+                        pv.add(variable().min(0.0).max(1.0))
+                    };
+                    v.y[i] = Some(y);
+                }
+            }
+        }
+        for l in levels {
+            let mut o = vec![None; nt];
+            let mut s = vec![None; nt];
+            for (i, t) in types.iter().enumerate() {
+                if !fixed.allowed[i] {
+                    continue;
+                }
+                let x = pv.add(count_def(int_hourly));
+                obj.add_mul(l.weight * t.on_demand_hourly, x);
+                o[i] = Some(x);
+                if let (Some(p), true) = (t.spot_hourly, spot_on) {
+                    let x = pv.add(count_def(int_hourly));
+                    obj.add_mul(l.weight * p, x);
+                    s[i] = Some(x);
+                }
+            }
+            v.o.push(o);
+            v.s.push(s);
+        }
+        // Survive-spot-loss helper variables, one pair per level.
+        let survive = opts.survive_spot_loss && spot_on;
+        let z: Vec<(Variable, Variable)> = if survive {
+            levels
+                .iter()
+                .map(|_| (pv.add(variable().min(0.0)), pv.add(variable().min(0.0))))
+                .collect()
+        } else {
+            vec![]
+        };
+        (v, z)
+    }
+
+    /// Instances of type `i` in level `li`, as an expression (the reserved
+    /// part is a constant in hourly mode).
+    fn count(&self, v: &Vars, li: usize, i: usize) -> Expression {
         let mut e = Expression::from(0.0);
-        if mode == Mode::Hourly {
-            e += fixed.reserved[i].0 + fixed.reserved[i].1;
+        if self.mode == Mode::Hourly {
+            e += self.fixed.reserved[i].0 + self.fixed.reserved[i].1;
         } else {
             if let Some(x) = v.r1[i] {
                 e += x;
@@ -270,115 +316,130 @@ fn solve_now(
             e += x;
         }
         e
-    };
-    for (li, l) in levels.iter().enumerate() {
-        let mut cap_v = Expression::from(0.0);
-        let mut cap_m = Expression::from(0.0);
-        let mut spot_v = Expression::from(0.0);
-        for (i, t) in types.iter().enumerate() {
-            if mode == Mode::Hourly {
-                // Reservations of types not allowed hourly still count.
-                let r = fixed.reserved[i].0 + fixed.reserved[i].1;
-                if !fixed.allowed[i] {
-                    cap_v += r * t.vcpu;
-                    cap_m += r * t.memory_gib;
+    }
+
+    /// Every constraint, level by level, then the type limit.
+    fn rows(&self, m: &mut impl SolverModel, v: &Vars, z: &[(Variable, Variable)]) -> Rows {
+        let (types, levels, opts, fixed, mode) =
+            (self.types, self.levels, self.opts, self.fixed, self.mode);
+        let spot_on = opts.spot_max_share > 0.0;
+        let survive = opts.survive_spot_loss && spot_on;
+        let mut rows = Rows::default();
+        let (gv, gm) = divisors(types, |i| fixed.allowed[i] || mode == Mode::Hourly);
+        for (li, l) in levels.iter().enumerate() {
+            let mut cap_v = Expression::from(0.0);
+            let mut cap_m = Expression::from(0.0);
+            let mut spot_v = Expression::from(0.0);
+            for (i, t) in types.iter().enumerate() {
+                if mode == Mode::Hourly {
+                    // Reservations of types not allowed hourly still count.
+                    let r = fixed.reserved[i].0 + fixed.reserved[i].1;
+                    if !fixed.allowed[i] {
+                        cap_v += r * t.vcpu;
+                        cap_m += r * t.memory_gib;
+                        continue;
+                    }
+                } else if !fixed.allowed[i] {
                     continue;
                 }
-            } else if !fixed.allowed[i] {
-                continue;
-            }
-            let n = n_expr(li, i);
-            cap_v.add_mul(t.vcpu, n.clone());
-            cap_m.add_mul(t.memory_gib, n.clone());
-            if let Some(sx) = v.s[li][i] {
-                spot_v.add_mul(t.vcpu, sx);
-                if survive {
-                    m.add_constraint((t.vcpu * sx).leq(z[li].0));
-                    m.add_constraint((t.memory_gib * sx).leq(z[li].1));
+                let n = self.count(v, li, i);
+                cap_v.add_mul(t.vcpu, n.clone());
+                cap_m.add_mul(t.memory_gib, n.clone());
+                if let Some(sx) = v.s[li][i] {
+                    spot_v.add_mul(t.vcpu, sx);
+                    if survive {
+                        m.add_constraint((t.vcpu * sx).leq(z[li].0));
+                        m.add_constraint((t.memory_gib * sx).leq(z[li].1));
+                    }
+                }
+                if let Some(y) = v.y[i] {
+                    let bm = big_m(t, &l.d).min(opts.max_per_type.map_or(f64::INFINITY, f64::from));
+                    m.add_constraint(n.clone().leq(bm * y));
+                }
+                if let Some(cap) = opts.max_per_type {
+                    m.add_constraint(n.leq(cap as f64));
                 }
             }
-            if let Some(y) = v.y[i] {
-                let bm = big_m(t, &l.d).min(opts.max_per_type.map_or(f64::INFINITY, f64::from));
-                m.add_constraint(n.clone().leq(bm * y));
+            // Capacity comes in multiples of the types' common divisor, so the
+            // demand can be rounded up to one: valid for every integer plan, and
+            // a tighter relaxation.
+            let (dv, dm) = (round_up(l.d.vcpu, gv), round_up(l.d.memory_gib, gm));
+            rows.vcpu.push(m.add_constraint(cap_v.clone().geq(dv)));
+            rows.memory.push(m.add_constraint(cap_m.clone().geq(dm)));
+            if spot_on && opts.spot_max_share < 1.0 {
+                rows.spot
+                    .push(m.add_constraint(spot_v.leq(opts.spot_max_share * cap_v.clone())));
             }
-            if let Some(cap) = opts.max_per_type {
-                m.add_constraint(n.leq(cap as f64));
+            if survive {
+                rows.survive
+                    .push(m.add_constraint((cap_v.clone() - z[li].0).geq(dv)));
+                rows.survive
+                    .push(m.add_constraint((cap_m - z[li].1).geq(dm)));
+            }
+            if let Some(q) = opts.max_vcpu {
+                m.add_constraint(cap_v.leq(q));
             }
         }
-        // Capacity comes in multiples of the types' common divisor, so the
-        // demand can be rounded up to one: valid for every integer plan, and
-        // a tighter relaxation.
-        let (dv, dm) = (round_up(l.d.vcpu, gv), round_up(l.d.memory_gib, gm));
-        rows_v.push(m.add_constraint(cap_v.clone().geq(dv)));
-        rows_m.push(m.add_constraint(cap_m.clone().geq(dm)));
-        if spot_on && opts.spot_max_share < 1.0 {
-            rows_s.push(m.add_constraint(spot_v.leq(opts.spot_max_share * cap_v.clone())));
+        if let Some(k) = opts.max_types {
+            let ys: Vec<Variable> = v.y.iter().flatten().copied().collect();
+            if !ys.is_empty() {
+                let sum: Expression = ys.iter().copied().sum();
+                m.add_constraint(sum.leq(k as f64));
+            }
         }
-        if survive {
-            rows_z.push(m.add_constraint((cap_v.clone() - z[li].0).geq(dv)));
-            rows_z.push(m.add_constraint((cap_m - z[li].1).geq(dm)));
+        rows
+    }
+
+    /// The solution's values, its cost and, relaxed, the duals.
+    fn read(&self, mut sol: HighsSolution, v: &Vars, obj: &Expression, rows: Rows) -> Solved {
+        let (types, levels, fixed, mode) = (self.types, self.levels, self.fixed, self.mode);
+        let nt = types.len();
+        let status = sol.status();
+        let val = |x: &Option<Variable>| x.map(|x| sol.value(x)).unwrap_or(0.0);
+        let mut out = Solved {
+            cost: 0.0,
+            reserved: (0..nt).map(|i| (val(&v.r1[i]), val(&v.r3[i]))).collect(),
+            hourly: (0..levels.len())
+                .map(|li| {
+                    (0..nt)
+                        .map(|i| (val(&v.o[li][i]), val(&v.s[li][i])))
+                        .collect()
+                })
+                .collect(),
+            status: Some(status),
+            duals: None,
+        };
+        if mode == Mode::Hourly {
+            out.reserved = fixed.reserved.clone();
         }
-        if let Some(q) = opts.max_vcpu {
-            m.add_constraint(cap_v.leq(q));
+        out.cost = obj.eval_with(&sol);
+        if mode == Mode::Relaxed {
+            let total_vcpu = (0..levels.len())
+                .map(|li| {
+                    types
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            t.vcpu
+                                * (out.reserved[i].0
+                                    + out.reserved[i].1
+                                    + out.hourly[li][i].0
+                                    + out.hourly[li][i].1)
+                        })
+                        .sum()
+                })
+                .collect();
+            let d = sol.compute_dual();
+            out.duals = Some(Duals {
+                vcpu: rows.vcpu.into_iter().map(|c| d.dual(c)).collect(),
+                memory: rows.memory.into_iter().map(|c| d.dual(c)).collect(),
+                spot: rows.spot.into_iter().map(|c| d.dual(c)).collect(),
+                survive: rows.survive.into_iter().map(|c| d.dual(c)).collect(),
+                total_vcpu,
+            });
         }
+        out
     }
-    if let Some(k) = opts.max_types {
-        let ys: Vec<Variable> = v.y.iter().flatten().copied().collect();
-        if !ys.is_empty() {
-            let sum: Expression = ys.iter().copied().sum();
-            m.add_constraint(sum.leq(k as f64));
-        }
-    }
-    let mut sol = match m.solve() {
-        Ok(s) => s,
-        Err(ResolutionError::Infeasible) => return Err(Error::Infeasible(String::new())),
-        Err(e) => return Err(Error::Solver(e.to_string())),
-    };
-    let status = sol.status();
-    let val = |x: &Option<Variable>| x.map(|x| sol.value(x)).unwrap_or(0.0);
-    let mut out = Solved {
-        cost: 0.0,
-        reserved: (0..nt).map(|i| (val(&v.r1[i]), val(&v.r3[i]))).collect(),
-        hourly: (0..levels.len())
-            .map(|li| {
-                (0..nt)
-                    .map(|i| (val(&v.o[li][i]), val(&v.s[li][i])))
-                    .collect()
-            })
-            .collect(),
-        status: Some(status),
-        duals: None,
-    };
-    if mode == Mode::Hourly {
-        out.reserved = fixed.reserved.clone();
-    }
-    out.cost = obj.eval_with(&sol);
-    if mode == Mode::Relaxed {
-        let total_vcpu = (0..levels.len())
-            .map(|li| {
-                types
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| {
-                        t.vcpu
-                            * (out.reserved[i].0
-                                + out.reserved[i].1
-                                + out.hourly[li][i].0
-                                + out.hourly[li][i].1)
-                    })
-                    .sum()
-            })
-            .collect();
-        let d = sol.compute_dual();
-        out.duals = Some(Duals {
-            vcpu: rows_v.into_iter().map(|c| d.dual(c)).collect(),
-            memory: rows_m.into_iter().map(|c| d.dual(c)).collect(),
-            spot: rows_s.into_iter().map(|c| d.dual(c)).collect(),
-            survive: rows_z.into_iter().map(|c| d.dual(c)).collect(),
-            total_vcpu,
-        });
-    }
-    Ok(out)
 }
 
 /// The greatest common divisor of sizes that are all whole numbers (else 0:
@@ -442,7 +503,7 @@ pub type Counts = [Vec<u32>; 3];
 pub fn check_hour(
     types: &[InstanceType],
     d: &Demand,
-    opts: &Options,
+    opts: &Constraints,
     n: &Counts,
 ) -> Result<(), String> {
     let [r, o, s] = n;

@@ -1,5 +1,5 @@
 //! The optimizer against brute force, random instances and trivial cases.
-use optimizer::{Catalog, Demand, InstanceType, Options, Plan, optimize};
+use optimizer::{Catalog, Constraints, Demand, InstanceType, Plan, optimize};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -42,7 +42,7 @@ fn d(vcpu: f64, mem: f64) -> Demand {
 
 /// Every hour covered, spot share and survive rule held, integer counts,
 /// cost re-added from the lines, and never below the lower bound.
-fn check(plan: &Plan, cat: &Catalog, demand: &[Demand], o: &Options) {
+fn check(plan: &Plan, cat: &Catalog, demand: &[Demand], o: &Constraints) {
     let h = demand.len();
     let find = |n: &str| cat.types.iter().find(|t| t.instance_type == n).unwrap();
     let mut cost = 0.0;
@@ -126,7 +126,7 @@ fn check(plan: &Plan, cat: &Catalog, demand: &[Demand], o: &Options) {
 
 /// Brute force: every reservation vector up to `rmax`, each hour's
 /// cheapest integer on-demand/spot completion up to `hmax`.
-fn brute_force(cat: &Catalog, demand: &[Demand], o: &Options, rmax: u32, hmax: u32) -> f64 {
+fn brute_force(cat: &Catalog, demand: &[Demand], o: &Constraints, rmax: u32, hmax: u32) -> f64 {
     let types = &cat.types;
     let nt = types.len();
     let h = demand.len() as f64;
@@ -178,7 +178,7 @@ fn best_hour(
     types: &[InstanceType],
     res: &[(u32, u32)],
     dm: &Demand,
-    o: &Options,
+    o: &Constraints,
     hmax: u32,
 ) -> f64 {
     let nt = types.len();
@@ -252,10 +252,10 @@ fn brute_force_agrees_on_small_instances() {
                 )
             })
             .collect();
-        let o = Options {
+        let o = Constraints {
             spot_max_share: [0.0, 0.4, 0.5][case % 3],
             survive_spot_loss: case % 2 == 1,
-            ..Options::default()
+            ..Constraints::default()
         };
         let plan = optimize(&cat, &demand, &o, &[]).unwrap();
         check(&plan, &cat, &demand, &o);
@@ -305,12 +305,12 @@ fn random_instances_are_feasible_and_above_the_bound() {
                 d(v, (v * rng.random_range(2.0..6.0)).round())
             })
             .collect();
-        let o = Options {
+        let o = Constraints {
             spot_max_share: 0.4,
             survive_spot_loss: case % 2 == 0,
             max_types: if case >= 3 { Some(2) } else { None },
             headroom: 0.1,
-            ..Options::default()
+            ..Constraints::default()
         };
         let plan = optimize(&cat, &demand, &o, &[]).unwrap();
         check(&plan, &cat, &demand, &o);
@@ -325,7 +325,7 @@ fn random_instances_are_feasible_and_above_the_bound() {
 fn flat_demand_reserves_everything() {
     let cat = small_catalog();
     let demand = vec![d(8.0, 16.0); 48];
-    let plan = optimize(&cat, &demand, &Options::default(), &[]).unwrap();
+    let plan = optimize(&cat, &demand, &Constraints::default(), &[]).unwrap();
     assert!(
         plan.instances
             .iter()
@@ -347,9 +347,9 @@ fn a_single_spike_hour_is_bought_by_the_hour() {
     let mut demand = vec![d(0.0, 0.0); 48];
     demand[20] = d(8.0, 16.0);
     for share in [0.0, 0.5] {
-        let o = Options {
+        let o = Constraints {
             spot_max_share: share,
-            ..Options::default()
+            ..Constraints::default()
         };
         let plan = optimize(&cat, &demand, &o, &[]).unwrap();
         assert!(
@@ -366,9 +366,9 @@ fn memory_beyond_the_quota_is_infeasible_and_named() {
     let cat = small_catalog();
     let mut demand = vec![d(4.0, 8.0); 10];
     demand[7] = d(4.0, 900.0);
-    let o = Options {
+    let o = Constraints {
         max_vcpu: Some(64.0),
-        ..Options::default()
+        ..Constraints::default()
     };
     let e = optimize(&cat, &demand, &o, &[]).unwrap_err().to_string();
     assert!(e.contains("memory cover, hour 7"), "{e}");
@@ -383,14 +383,14 @@ fn too_few_types_is_infeasible_and_named() {
     ]);
     let mut demand = vec![d(2.0, 2.0); 6];
     demand[5] = d(40.0, 16.0);
-    let o = Options {
+    let o = Constraints {
         max_per_type: Some(4),
         max_types: Some(1),
-        ..Options::default()
+        ..Constraints::default()
     };
     let e = optimize(&cat, &demand, &o, &[]).unwrap_err().to_string();
     assert!(e.starts_with("infeasible: max-types, hour 5"), "{e}");
-    let o = Options {
+    let o = Constraints {
         max_types: Some(2),
         ..o
     };
@@ -405,10 +405,10 @@ fn too_few_types_is_infeasible_and_named() {
 #[test]
 fn thirty_types_for_a_week_is_within_half_a_percent_of_the_bound() {
     let (cat, demand) = optimizer::synthetic::instance(30, 168, 400.0);
-    let o = Options {
+    let o = Constraints {
         spot_max_share: 0.4,
         headroom: 0.1,
-        ..Options::default()
+        ..Constraints::default()
     };
     let plan = optimize(&cat, &demand, &o, &[]).unwrap();
     check(&plan, &cat, &demand, &o);

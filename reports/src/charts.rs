@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -123,41 +124,7 @@ impl Chart {
         DB::ErrorType: 'static,
     {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| Error::Render(e.to_string());
-        let pts = || {
-            lines.iter().flat_map(|l| {
-                l.points
-                    .iter()
-                    .copied()
-                    .chain(l.band.iter().flat_map(|b| [(b.0, b.1), (b.0, b.2)]))
-            })
-        };
-        let (mut x0, mut x1, mut y0, mut y1) = (
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        );
-        for (x, y) in pts().filter(|p| p.0.is_finite() && p.1.is_finite()) {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-        if !x0.is_finite() {
-            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-        }
-        if self.y_from_zero {
-            y0 = y0.min(0.0);
-        }
-        if x1 <= x0 {
-            x1 = x0 + 1.0;
-        }
-        if y1 <= y0 {
-            y1 = y0 + 1.0;
-        }
-        let pad = (y1 - y0) * 0.08;
-        let y1 = y1 + pad;
-        let y0 = if self.y_from_zero { y0 } else { y0 - pad };
+        let (x0, x1, y0, y1) = self.ranges(lines);
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(12)
@@ -186,48 +153,7 @@ impl Chart {
         }
         mesh.draw().map_err(err)?;
         for (i, l) in lines.iter().enumerate() {
-            let (color, dash, width) = STYLES[i % STYLES.len()];
-            if !l.band.is_empty() {
-                let mut poly: Vec<(f64, f64)> = l.band.iter().map(|b| (b.0, b.2)).collect();
-                poly.extend(l.band.iter().rev().map(|b| (b.0, b.1)));
-                chart
-                    .draw_series(std::iter::once(Polygon::new(poly, color.mix(0.18))))
-                    .map_err(err)?;
-            }
-            let style = ShapeStyle {
-                color: color.to_rgba(),
-                filled: false,
-                stroke_width: width,
-            };
-            let anno = if dash == 0 {
-                chart
-                    .draw_series(LineSeries::new(l.points.iter().copied(), style))
-                    .map_err(err)?
-            } else {
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        l.points.iter().copied(),
-                        dash,
-                        dash / 2 + 2,
-                        style,
-                    ))
-                    .map_err(err)?
-            };
-            anno.label(&l.name).legend(move |(x, y)| {
-                PathElement::new(
-                    vec![(x, y), (x + 24, y)],
-                    ShapeStyle {
-                        color: color.to_rgba(),
-                        filled: false,
-                        stroke_width: width + 1,
-                    },
-                )
-            });
-            if l.markers {
-                chart
-                    .draw_series(l.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(err)?;
-            }
+            draw_line(&mut chart, l, STYLES[i % STYLES.len()])?;
         }
         if lines.iter().any(|l| !l.name.is_empty()) {
             chart
@@ -319,4 +245,102 @@ pub fn short(v: f64) -> String {
     } else {
         format!("{v:.3}")
     }
+}
+
+impl Chart {
+    /// The axes' ranges: every point and band, padded above (and below,
+    /// unless the y axis starts at zero); 0..1 when there is nothing.
+    fn ranges(&self, lines: &[Line]) -> (f64, f64, f64, f64) {
+        let pts = || {
+            lines.iter().flat_map(|l| {
+                l.points
+                    .iter()
+                    .copied()
+                    .chain(l.band.iter().flat_map(|b| [(b.0, b.1), (b.0, b.2)]))
+            })
+        };
+        let (mut x0, mut x1, mut y0, mut y1) = (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        );
+        for (x, y) in pts().filter(|p| p.0.is_finite() && p.1.is_finite()) {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        if self.y_from_zero {
+            y0 = y0.min(0.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        if y1 <= y0 {
+            y1 = y0 + 1.0;
+        }
+        let pad = (y1 - y0) * 0.08;
+        let y1 = y1 + pad;
+        let y0 = if self.y_from_zero { y0 } else { y0 - pad };
+        (x0, x1, y0, y1)
+    }
+}
+
+/// One line: its band, the line (dashed per its style), its legend entry
+/// and its markers.
+fn draw_line<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    l: &Line,
+    (color, dash, width): (RGBColor, u32, u32),
+) -> Result<(), Error>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| Error::Render(e.to_string());
+    if !l.band.is_empty() {
+        let mut poly: Vec<(f64, f64)> = l.band.iter().map(|b| (b.0, b.2)).collect();
+        poly.extend(l.band.iter().rev().map(|b| (b.0, b.1)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(poly, color.mix(0.18))))
+            .map_err(err)?;
+    }
+    let style = ShapeStyle {
+        color: color.to_rgba(),
+        filled: false,
+        stroke_width: width,
+    };
+    let anno = if dash == 0 {
+        chart
+            .draw_series(LineSeries::new(l.points.iter().copied(), style))
+            .map_err(err)?
+    } else {
+        chart
+            .draw_series(DashedLineSeries::new(
+                l.points.iter().copied(),
+                dash,
+                dash / 2 + 2,
+                style,
+            ))
+            .map_err(err)?
+    };
+    anno.label(&l.name).legend(move |(x, y)| {
+        PathElement::new(
+            vec![(x, y), (x + 24, y)],
+            ShapeStyle {
+                color: color.to_rgba(),
+                filled: false,
+                stroke_width: width + 1,
+            },
+        )
+    });
+    if l.markers {
+        chart
+            .draw_series(l.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(err)?;
+    }
+    Ok(())
 }

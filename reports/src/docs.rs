@@ -52,10 +52,7 @@ pub fn load(path: &Path) -> Result<Doc, Error> {
 
 /// At most 200 characters of a message that may quote the input.
 fn cut(s: &str) -> String {
-    match s.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
+    contracts::cut(s, 200)
 }
 
 /// The largest magnitude a fractional value in an input may have: 1e15

@@ -5,7 +5,7 @@
 //! Tables are polars DataFrames built from the inputs; charts are drawn
 //! with plotters ([`charts`]). Everything that came from an input file is
 //! HTML-escaped before it reaches the page.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod charts;
 pub mod docs;
@@ -25,9 +25,18 @@ pub enum Error {
     /// An input file that is not what the report reads.
     #[error("{0}")]
     Input(String),
-    /// Drawing or writing failed.
+    /// Drawing failed.
     #[error("render: {0}")]
     Render(String),
+    /// A file of the report could not be written.
+    #[error("{}", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Output format of the page.
@@ -97,10 +106,15 @@ pub fn build(docs: &[Doc], opts: &Options) -> Result<Vec<Section>, Error> {
 /// as CSV when asked.
 pub fn write(docs: &[Doc], opts: &Options) -> Result<Written, Error> {
     let sections = build(docs, opts)?;
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|e| Error::Render(format!("{}: {e}", opts.out.display())))?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| Error::Write {
+        path: opts.out.clone(),
+        source,
+    })?;
     let mut w = Written::default();
-    let io = |p: &Path, e: std::io::Error| Error::Render(format!("{}: {e}", p.display()));
+    let io = |p: &Path, source: std::io::Error| Error::Write {
+        path: p.to_path_buf(),
+        source,
+    };
     let mut svgs = Vec::new();
     for s in &sections {
         let mut per = Vec::new();

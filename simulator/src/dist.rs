@@ -5,22 +5,7 @@ use rand::Rng;
 
 use crate::model::Dist;
 
-/// z-score of the 95th percentile of a standard normal.
-const Z95: f64 = 1.644_853_626_951_472_2;
-
-/// `(mu, sigma)` of the normal under a lognormal with this mean and p95.
-/// From mean = e^(mu+σ²/2) and p95 = e^(mu+zσ): σ²/2 − zσ + ln(p95/mean) = 0.
-pub fn lognormal_params(mean_ms: f64, p95_ms: f64) -> Option<(f64, f64)> {
-    if !(mean_ms > 0.0 && p95_ms > mean_ms && p95_ms.is_finite()) {
-        return None;
-    }
-    let disc = Z95 * Z95 - 2.0 * (p95_ms / mean_ms).ln();
-    if disc < 0.0 {
-        return None;
-    }
-    let sigma = Z95 - disc.sqrt();
-    Some((mean_ms.ln() - sigma * sigma / 2.0, sigma))
-}
+pub use contracts::units::lognormal_params;
 
 /// A distribution ready to draw from.
 #[derive(Debug, Clone)]

@@ -141,6 +141,74 @@ pub fn forecast(cfg: &SimConfig) -> Forecast {
     summarize(cfg, &windows, &runs, simulated)
 }
 
+/// Sums over every window and replication.
+struct Totals {
+    all: Histogram<u64>,
+    /// Each replication's latency over all windows, for its p95 and p99.
+    per_rep: Vec<Histogram<u64>>,
+    viol_per_rep: Vec<f64>,
+    cost_per_rep: Vec<f64>,
+    busy: f64,
+    cap: f64,
+    replica_ns: f64,
+    waited: u64,
+    requests: u64,
+    errors: u64,
+    events: u64,
+    rmin: u32,
+    rmax: u32,
+}
+
+impl Totals {
+    fn new(reps: usize) -> Self {
+        Totals {
+            all: Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds"),
+            per_rep: vec![Histogram::<u64>::new(3).expect("3 digits"); reps],
+            viol_per_rep: vec![0.0; reps],
+            cost_per_rep: vec![0.0; reps],
+            busy: 0.0,
+            cap: 0.0,
+            replica_ns: 0.0,
+            waited: 0,
+            requests: 0,
+            errors: 0,
+            events: 0,
+            rmin: u32::MAX,
+            rmax: 0,
+        }
+    }
+
+    /// Replication `k`'s run of one window.
+    fn add(&mut self, k: usize, r: &WindowRun, viol: f64, price_ns: f64) {
+        let _ = self.all.add(&r.latency_us);
+        let _ = self.per_rep[k].add(&r.latency_us);
+        self.requests += r.arrivals;
+        self.errors += r.errors;
+        self.events += r.events;
+        self.busy += r.busy_ns;
+        self.cap += r.capacity_ns;
+        self.replica_ns += r.replica_ns;
+        self.waited += r.waited;
+        self.viol_per_rep[k] += viol;
+        self.cost_per_rep[k] += r.replica_ns * price_ns;
+        self.rmin = self.rmin.min(r.replicas_min);
+        self.rmax = self.rmax.max(r.replicas_max);
+    }
+}
+
+/// Minutes after warm-up whose p95 was over the SLO.
+fn violation_minutes(r: &WindowRun, warm_minutes: usize, slo_ms: f64) -> f64 {
+    r.minutes[warm_minutes.min(r.minutes.len())..]
+        .iter()
+        .filter(|m| m.p95_ms > slo_ms)
+        .count() as f64
+}
+
+/// `x / n`, or 0 with nothing to divide by.
+fn share(x: f64, n: f64) -> f64 {
+    if n > 0.0 { x / n } else { 0.0 }
+}
+
 fn summarize(
     cfg: &SimConfig,
     windows: &[Planned],
@@ -151,7 +219,6 @@ fn summarize(
     let slo = cfg.slo.p95_ms;
     let price_ns = cfg.cost.replica_hourly / 3600.0 / 1e9;
     let warm_minutes = cfg.simulation.warmup.as_secs().div_ceil(60) as usize;
-    let mut all = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds");
     let mut f = Forecast {
         kind: ForecastTag,
         name: cfg.name.clone(),
@@ -160,83 +227,24 @@ fn summarize(
         replications: reps as u32,
         ..Forecast::default()
     };
-    let (mut busy, mut cap, mut replica_ns, mut waited) = (0.0, 0.0, 0.0, 0u64);
-    let mut viol_per_rep = vec![0.0; reps];
-    let mut cost_per_rep = vec![0.0; reps];
-    // Each replication's latency over all windows, for its p95 and p99.
-    let mut per_rep = vec![Histogram::<u64>::new(3).expect("3 digits"); reps];
-    let (mut rmin, mut rmax) = (u32::MAX, 0);
+    let mut t = Totals::new(reps);
     for (wi, w) in windows.iter().enumerate() {
         let rs = &runs[wi * reps..(wi + 1) * reps];
-        let stat =
-            |g: &dyn Fn(&WindowRun) -> f64| Estimate::of(&rs.iter().map(g).collect::<Vec<_>>());
-        let q = |r: &WindowRun, p: f64| r.latency_us.value_at_quantile(p) as f64 / 1e3;
-        let viol = |r: &WindowRun| {
-            r.minutes[warm_minutes.min(r.minutes.len())..]
-                .iter()
-                .filter(|m| m.p95_ms > slo)
-                .count() as f64
-        };
-        let span_ns = (w.window.length_ns - w.window.warmup_ns) as f64;
         for (k, r) in rs.iter().enumerate() {
-            let _ = all.add(&r.latency_us);
-            let _ = per_rep[k].add(&r.latency_us);
-            f.requests += r.arrivals;
-            f.errors += r.errors;
-            f.events += r.events;
-            busy += r.busy_ns;
-            cap += r.capacity_ns;
-            replica_ns += r.replica_ns;
-            waited += r.waited;
-            viol_per_rep[k] += viol(r);
-            cost_per_rep[k] += r.replica_ns * price_ns;
-            rmin = rmin.min(r.replicas_min);
-            rmax = rmax.max(r.replicas_max);
+            t.add(k, r, violation_minutes(r, warm_minutes, slo), price_ns);
         }
-        let centre_s = w.window.start_s + (w.window.warmup_ns as f64 + span_ns / 2.0) / 1e9;
-        let offered = rs[0].minutes[warm_minutes.min(rs[0].minutes.len())..]
-            .iter()
-            .map(|m| m.offered_rps)
-            .sum::<f64>()
-            / (rs[0].minutes.len() - warm_minutes.min(rs[0].minutes.len())).max(1) as f64;
-        f.windows.push(WindowSummary {
-            label: w.label.clone(),
-            day: (w.window.start_s + w.window.warmup_ns as f64 / 1e9) / DAY_S,
-            users: cfg.traffic.users_at(centre_s),
-            offered_rps: offered,
-            p95_ms: stat(&|r| q(r, 0.95)),
-            p99_ms: stat(&|r| q(r, 0.99)),
-            replicas: stat(&|r| r.replica_ns / span_ns),
-            replicas_max: rs.iter().map(|r| r.replicas_max).max().unwrap_or(0),
-            utilization: stat(&|r| {
-                if r.capacity_ns > 0.0 {
-                    r.busy_ns / r.capacity_ns
-                } else {
-                    0.0
-                }
-            }),
-            error_rate: stat(&|r| {
-                if r.arrivals > 0 {
-                    r.errors as f64 / r.arrivals as f64
-                } else {
-                    0.0
-                }
-            }),
-            violation_minutes: stat(&viol),
-            cost_per_hour: stat(&|r| r.replica_ns / span_ns * cfg.cost.replica_hourly),
-            fluid_replicas: steady_replicas(cfg, offered) as f64,
-        });
+        f.windows.push(window_summary(cfg, w, rs, warm_minutes));
         push_series(&mut f.series, cfg, wi, &w.window, rs);
     }
     let q = |p: f64| {
-        if all.is_empty() {
+        if t.all.is_empty() {
             0.0
         } else {
-            all.value_at_quantile(p) as f64 / 1e3
+            t.all.value_at_quantile(p) as f64 / 1e3
         }
     };
     f.latency_ms = LatencySummary {
-        mean: all.mean() / 1e3,
+        mean: t.all.mean() / 1e3,
         p50: q(0.5),
         p95: q(0.95),
         p99: q(0.99),
@@ -249,56 +257,89 @@ fn summarize(
                     .collect::<Vec<_>>(),
             )
         };
-        f.latency_ci95_ms = Some((per(&per_rep, 0.95), per(&per_rep, 0.99)));
+        f.latency_ci95_ms = Some((per(&t.per_rep, 0.95), per(&t.per_rep, 0.99)));
     }
-    f.error_rate = if f.requests > 0 {
-        f.errors as f64 / f.requests as f64
-    } else {
-        0.0
-    };
-    f.waited = if f.requests > 0 {
-        waited as f64 / f.requests as f64
-    } else {
-        0.0
-    };
-    f.utilization = if cap > 0.0 { busy / cap } else { 0.0 };
+    (f.requests, f.errors, f.events) = (t.requests, t.errors, t.events);
+    f.error_rate = share(f.errors as f64, f.requests as f64);
+    f.waited = share(t.waited as f64, f.requests as f64);
+    f.utilization = share(t.busy, t.cap);
     let stats_ns: f64 = windows
         .iter()
         .map(|w| (w.window.length_ns - w.window.warmup_ns) as f64)
         .sum::<f64>()
         * reps as f64;
     f.replicas = ReplicaSummary {
-        min: rmin.min(rmax),
-        max: rmax,
-        mean: replica_ns / stats_ns.max(1.0),
+        min: t.rmin.min(t.rmax),
+        max: t.rmax,
+        mean: t.replica_ns / stats_ns.max(1.0),
     };
-    f.cost = Estimate::of(&cost_per_rep).mean;
+    f.cost = Estimate::of(&t.cost_per_rep).mean;
     f.slo = SloSummary {
         p95_target_ms: slo,
-        violation_minutes: Estimate::of(&viol_per_rep),
+        violation_minutes: Estimate::of(&t.viol_per_rep),
         minutes: (stats_ns / reps as f64 / (60.0 * NS as f64)).round() as u64,
     };
-    if cfg.traffic.horizon_s() > 0.0 {
-        let hours = (cfg.traffic.horizon_s() / 3600.0).ceil() as usize;
-        let mid = |h: usize| h as f64 * 3600.0 + 1800.0;
-        let rps: Vec<f64> = (0..hours).map(|h| cfg.traffic.rps_at(mid(h))).collect();
-        let replicas: Vec<u32> = rps.iter().map(|&x| steady_replicas(cfg, x)).collect();
-        let replica_hours: f64 = replicas.iter().map(|&r| r as f64).sum();
-        f.horizon_cost_estimate = Some(replica_hours * cfg.cost.replica_hourly);
-        let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
-        f.hourly = Some(Hourly {
-            note: "steady-state (fluid) estimate of the autoscaler for each hour's offered rate, \
-                   not simulated request by request"
-                .into(),
-            replicas,
-            rps: rps.into_iter().map(round3).collect(),
-            users: (0..hours)
-                .map(|h| round3(cfg.traffic.users_at(mid(h))))
-                .collect(),
-        });
+    if let Some((hourly, cost)) = hourly_estimate(cfg) {
+        f.horizon_cost_estimate = Some(cost);
+        f.hourly = Some(hourly);
     }
     f.crossings = crossings(cfg, &f.windows);
     f
+}
+
+/// One window's statistics over its replications.
+fn window_summary(
+    cfg: &SimConfig,
+    w: &Planned,
+    rs: &[WindowRun],
+    warm_minutes: usize,
+) -> WindowSummary {
+    let stat = |g: &dyn Fn(&WindowRun) -> f64| Estimate::of(&rs.iter().map(g).collect::<Vec<_>>());
+    let q = |r: &WindowRun, p: f64| r.latency_us.value_at_quantile(p) as f64 / 1e3;
+    let span_ns = (w.window.length_ns - w.window.warmup_ns) as f64;
+    let centre_s = w.window.start_s + (w.window.warmup_ns as f64 + span_ns / 2.0) / 1e9;
+    let after_warmup = &rs[0].minutes[warm_minutes.min(rs[0].minutes.len())..];
+    let offered =
+        after_warmup.iter().map(|m| m.offered_rps).sum::<f64>() / after_warmup.len().max(1) as f64;
+    WindowSummary {
+        label: w.label.clone(),
+        day: (w.window.start_s + w.window.warmup_ns as f64 / 1e9) / DAY_S,
+        users: cfg.traffic.users_at(centre_s),
+        offered_rps: offered,
+        p95_ms: stat(&|r| q(r, 0.95)),
+        p99_ms: stat(&|r| q(r, 0.99)),
+        replicas: stat(&|r| r.replica_ns / span_ns),
+        replicas_max: rs.iter().map(|r| r.replicas_max).max().unwrap_or(0),
+        utilization: stat(&|r| share(r.busy_ns, r.capacity_ns)),
+        error_rate: stat(&|r| share(r.errors as f64, r.arrivals as f64)),
+        violation_minutes: stat(&|r| violation_minutes(r, warm_minutes, cfg.slo.p95_ms)),
+        cost_per_hour: stat(&|r| r.replica_ns / span_ns * cfg.cost.replica_hourly),
+        fluid_replicas: steady_replicas(cfg, offered) as f64,
+    }
+}
+
+/// A growth horizon's steady state for every hour, and its replica cost;
+/// None for a constant rate.
+fn hourly_estimate(cfg: &SimConfig) -> Option<(Hourly, f64)> {
+    // Not positive (or NaN): a constant rate.
+    let horizon_s = Some(cfg.traffic.horizon_s()).filter(|&h| h > 0.0)?;
+    let hours = (horizon_s / 3600.0).ceil() as usize;
+    let mid = |h: usize| h as f64 * 3600.0 + 1800.0;
+    let rps: Vec<f64> = (0..hours).map(|h| cfg.traffic.rps_at(mid(h))).collect();
+    let replicas: Vec<u32> = rps.iter().map(|&x| steady_replicas(cfg, x)).collect();
+    let replica_hours: f64 = replicas.iter().map(|&r| r as f64).sum();
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    let hourly = Hourly {
+        note: "steady-state (fluid) estimate of the autoscaler for each hour's offered rate, \
+               not simulated request by request"
+            .into(),
+        replicas,
+        rps: rps.into_iter().map(round3).collect(),
+        users: (0..hours)
+            .map(|h| round3(cfg.traffic.users_at(mid(h))))
+            .collect(),
+    };
+    Some((hourly, replica_hours * cfg.cost.replica_hourly))
 }
 
 fn push_series(out: &mut Vec<SeriesRow>, cfg: &SimConfig, wi: usize, w: &Window, rs: &[WindowRun]) {

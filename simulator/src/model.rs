@@ -9,47 +9,16 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::SimError;
 
-/// Parses `15s`, `10m`, `720d`, `90ms` (humantime syntax).
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "bad duration `{s}` ({e}): write e.g. 15s, 10m, 2h, 720d"
-        ))
-    })
-}
+/// Reads `15s`, `10m`, `720d`, `90ms`: the one duration grammar
+/// ([`contracts::units::parse_duration`]).
+pub use contracts::units::duration;
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
 }
 
-/// A distribution of durations, in milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Dist {
-    /// Exponential.
-    Exponential {
-        /// Mean, ms.
-        mean_ms: f64,
-    },
-    /// Always the same.
-    Constant {
-        /// ms.
-        ms: f64,
-    },
-    /// Lognormal fitted to a mean and a 95th percentile.
-    Lognormal {
-        /// Mean, ms.
-        mean_ms: f64,
-        /// 95th percentile, ms.
-        p95_ms: f64,
-    },
-    /// Empirical: values with their counts (e.g. from a measured histogram).
-    Empirical {
-        /// `[value_ms, count]` pairs.
-        points: Vec<(f64, u64)>,
-    },
-}
+/// A distribution of durations, in milliseconds (service and start-up times).
+pub use contracts::units::Dist;
 
 /// How users grow over the horizon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +79,7 @@ pub struct FlashCrowd {
 
 /// Offered traffic: a constant Poisson rate, or growing users.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Traffic {
     /// Constant arrival rate, requests/s.
     pub rate: Option<f64>,
@@ -119,21 +88,16 @@ pub struct Traffic {
     /// Requests per user per second (with `users`).
     pub requests_per_user_per_s: Option<f64>,
     /// Daily peak / trough (1 = flat).
-    #[serde(default = "one")]
     pub daily_peak_to_trough: f64,
     /// Hour of the daily peak, 0-24.
-    #[serde(default = "fourteen")]
     pub peak_hour: f64,
     /// Weekly peak / trough (1 = flat); the peak falls on day 1 of each week.
-    #[serde(default = "one")]
     pub weekly_peak_to_trough: f64,
     /// Sudden surges.
-    #[serde(default)]
     pub flash_crowds: Vec<FlashCrowd>,
     /// How requests arrive: `poisson` (independent users, the default) or
     /// `uniform` (evenly spaced, as an open-model load generator such as
     /// `loadtest run`, wrk2 or k6 schedules them).
-    #[serde(default)]
     pub arrivals: Arrivals,
 }
 
@@ -161,14 +125,6 @@ impl Default for Traffic {
             arrivals: Arrivals::Poisson,
         }
     }
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-fn fourteen() -> f64 {
-    14.0
 }
 
 /// How the load balancer picks a replica.
@@ -245,37 +201,22 @@ fn one_u32() -> u32 {
 
 /// Kubernetes HPA `behavior` policies (the defaults are Kubernetes' own).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Behavior {
     /// Scale-up policy: add this many pods per period ...
-    #[serde(default = "four")]
     pub scale_up_pods: u32,
     /// ... or this percentage, whichever allows more.
-    #[serde(default = "hundred")]
     pub scale_up_percent: f64,
     /// Policy period.
-    #[serde(
-        default = "fifteen_s",
-        deserialize_with = "duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
     pub scale_up_period: Duration,
     /// Scale-up stabilization window.
-    #[serde(
-        default,
-        deserialize_with = "duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
     pub scale_up_window: Duration,
     /// Scale-down: remove at most this percentage per period.
-    #[serde(default = "hundred")]
     pub scale_down_percent: f64,
     /// Scale-down stabilization window.
-    #[serde(
-        default = "five_min",
-        deserialize_with = "duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
     pub scale_down_window: Duration,
 }
 
@@ -292,12 +233,6 @@ impl Default for Behavior {
     }
 }
 
-fn four() -> u32 {
-    4
-}
-fn hundred() -> f64 {
-    100.0
-}
 fn fifteen_s() -> Duration {
     Duration::from_secs(15)
 }
@@ -443,10 +378,9 @@ pub struct Cost {
 
 /// The service-level objective reported against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Slo {
     /// p95 latency target per minute, ms.
-    #[serde(default = "two_hundred")]
     pub p95_ms: f64,
 }
 
@@ -454,10 +388,6 @@ impl Default for Slo {
     fn default() -> Self {
         Slo { p95_ms: 200.0 }
     }
-}
-
-fn two_hundred() -> f64 {
-    200.0
 }
 
 /// Which representative windows a growth horizon is simulated in.
@@ -473,30 +403,19 @@ pub enum Windows {
 
 /// Run settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Simulation {
     /// Length of a constant-traffic run, or of each growth window.
-    #[serde(
-        default = "two_h",
-        deserialize_with = "duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
     pub duration: Duration,
     /// Leading time left out of the statistics (the autoscaler still runs).
-    #[serde(
-        default = "ten_min",
-        deserialize_with = "duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(deserialize_with = "duration", serialize_with = "ser_duration")]
     pub warmup: Duration,
     /// Seed of every random stream.
-    #[serde(default = "seven")]
     pub seed: u64,
     /// Independent replications.
-    #[serde(default = "one_u32")]
     pub replications: u32,
     /// Growth: which windows.
-    #[serde(default)]
     pub windows: Windows,
 }
 
@@ -517,9 +436,6 @@ fn two_h() -> Duration {
 }
 fn ten_min() -> Duration {
     Duration::from_secs(600)
-}
-fn seven() -> u64 {
-    7
 }
 
 /// Everything one forecast needs.
@@ -551,199 +467,210 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 /// The longest growth horizon.
 pub const MAX_HORIZON: Duration = Duration::from_secs(20 * 365 * 86_400);
 
-impl Dist {
-    /// Checks parameters; `what` names the field in errors.
-    pub fn check(&self, what: &str) -> Result<(), SimError> {
-        let bad = |why: &str| Err(SimError::Invalid(format!("{what}: {why}")));
-        // Times are integer nanoseconds: an hour is far past any service or
-        // start-up time, and keeps every sum of them exact.
-        let in_range = |ms: f64| ms.is_finite() && (0.0..=MAX_TIME_MS).contains(&ms);
-        match *self {
-            Dist::Exponential { mean_ms } | Dist::Constant { ms: mean_ms } => {
-                if !in_range(mean_ms) {
-                    return bad("the time must be a number of ms from 0 to 3600000 (an hour)");
-                }
-            }
-            Dist::Lognormal { mean_ms, p95_ms } => {
-                if crate::dist::lognormal_params(mean_ms, p95_ms).is_none() {
-                    return bad("lognormal needs 0 < mean_ms < p95_ms <= 3.87 × mean_ms");
-                }
-                if !in_range(p95_ms) {
-                    return bad("lognormal p95_ms must be at most 3600000 (an hour)");
-                }
-            }
-            Dist::Empirical { ref points } => {
-                if points.is_empty() || points.iter().all(|p| p.1 == 0) {
-                    return bad("empirical needs at least one point with a count");
-                }
-                if points.iter().any(|p| !in_range(p.0)) {
-                    return bad("empirical values must be numbers of ms from 0 to 3600000");
-                }
+/// Checks a distribution's parameters; `what` names the field in errors.
+pub fn check_dist(d: &Dist, what: &str) -> Result<(), SimError> {
+    let bad = |why: &str| Err(SimError::Invalid(format!("{what}: {why}")));
+    // Times are integer nanoseconds: an hour is far past any service or
+    // start-up time, and keeps every sum of them exact.
+    let in_range = |ms: f64| ms.is_finite() && (0.0..=MAX_TIME_MS).contains(&ms);
+    match *d {
+        Dist::Exponential { mean_ms } | Dist::Constant { ms: mean_ms } => {
+            if !in_range(mean_ms) {
+                return bad("the time must be a number of ms from 0 to 3600000 (an hour)");
             }
         }
-        Ok(())
+        Dist::Lognormal { mean_ms, p95_ms } => {
+            if contracts::units::lognormal_params(mean_ms, p95_ms).is_none() {
+                return bad("lognormal needs 0 < mean_ms < p95_ms <= 3.87 × mean_ms");
+            }
+            if !in_range(p95_ms) {
+                return bad("lognormal p95_ms must be at most 3600000 (an hour)");
+            }
+        }
+        Dist::Empirical { ref points } => {
+            if points.is_empty() || points.iter().all(|p| p.1 == 0) {
+                return bad("empirical needs at least one point with a count");
+            }
+            if points.iter().any(|p| !in_range(p.0)) {
+                return bad("empirical values must be numbers of ms from 0 to 3600000");
+            }
+        }
     }
+    Ok(())
 }
 
 impl SimConfig {
     /// Checks every range; errors name the field and the fix.
     pub fn check(&self) -> Result<(), SimError> {
-        let bad = |s: String| Err(SimError::Invalid(s));
-        let t = &self.traffic;
-        match (&t.rate, &t.users) {
-            (Some(r), None) if !(r.is_finite() && *r > 0.0) => {
-                return bad(format!("[traffic] rate must be > 0, got {r}"));
+        check_traffic(&self.traffic)?;
+        check_service(&self.service)?;
+        if let Some(a) = &self.autoscaling {
+            check_autoscaling(a)?;
+        }
+        check_run(&self.simulation, &self.slo, &self.cost)
+    }
+}
+
+/// `[traffic]`: a rate or growing users, shapes and the load they reach.
+fn check_traffic(t: &Traffic) -> Result<(), SimError> {
+    let bad = |s: String| Err(SimError::Invalid(s));
+    match (&t.rate, &t.users) {
+        (Some(r), None) if !(r.is_finite() && *r > 0.0) => {
+            return bad(format!("[traffic] rate must be > 0, got {r}"));
+        }
+        (Some(_), None) => {}
+        (None, Some(u)) => {
+            if !(u.start > 0.0 && u.end > 0.0 && u.start.is_finite() && u.end.is_finite()) {
+                return bad("[traffic] users.start and users.end must be > 0".into());
             }
-            (Some(_), None) => {}
-            (None, Some(u)) => {
-                if !(u.start > 0.0 && u.end > 0.0 && u.start.is_finite() && u.end.is_finite()) {
-                    return bad("[traffic] users.start and users.end must be > 0".into());
-                }
-                if u.over.is_zero() {
-                    return bad("[traffic] users.over must be > 0, e.g. \"720d\"".into());
-                }
-                match t.requests_per_user_per_s {
-                    Some(r) if r > 0.0 && r.is_finite() => {}
-                    _ => {
-                        return bad(
-                            "[traffic] requests_per_user_per_s must be > 0 with users".into()
-                        );
-                    }
+            if u.over.is_zero() {
+                return bad("[traffic] users.over must be > 0, e.g. \"720d\"".into());
+            }
+            match t.requests_per_user_per_s {
+                Some(r) if r > 0.0 && r.is_finite() => {}
+                _ => {
+                    return bad("[traffic] requests_per_user_per_s must be > 0 with users".into());
                 }
             }
-            (Some(_), Some(_)) => {
-                return bad("[traffic] give either rate or users, not both".into());
+        }
+        (Some(_), Some(_)) => {
+            return bad("[traffic] give either rate or users, not both".into());
+        }
+        (None, None) => {
+            return bad("[traffic] needs rate (requests/s) or users = { start, end, over }".into());
+        }
+    }
+    if !(t.daily_peak_to_trough >= 1.0
+        && t.weekly_peak_to_trough >= 1.0
+        && t.daily_peak_to_trough.is_finite()
+        && t.weekly_peak_to_trough.is_finite())
+    {
+        return bad("[traffic] peak_to_trough ratios must be >= 1".into());
+    }
+    let peak = t.peak_rps_bound();
+    if peak.is_nan() || peak > MAX_SIM_RPS {
+        return bad(format!(
+            "[traffic] the offered load reaches up to {peak:.3e} requests/s, more than the {MAX_SIM_RPS:.0} the simulator takes request by request: lower users, requests_per_user_per_s, rate or the flash crowds"
+        ));
+    }
+    if t.horizon_s() > MAX_HORIZON.as_secs_f64() {
+        return bad("[traffic] users.over must be at most 20 years, e.g. \"730d\"".into());
+    }
+    if !(0.0..24.0).contains(&t.peak_hour) {
+        return bad("[traffic] peak_hour must be in 0..24".into());
+    }
+    if t.flash_crowds
+        .iter()
+        .any(|f| !(f.multiplier > 0.0 && f.multiplier.is_finite()))
+    {
+        return bad("[traffic] flash_crowds multiplier must be > 0".into());
+    }
+    Ok(())
+}
+
+/// `[service]`: replicas, workers, service time, spot, CPU, latency floor.
+fn check_service(s: &Service) -> Result<(), SimError> {
+    let bad = |s: String| Err(SimError::Invalid(s));
+    if s.replicas == 0 || s.workers_per_replica == 0 {
+        return bad("[service] replicas and workers_per_replica must be >= 1".into());
+    }
+    if s.replicas > 100_000 || s.workers_per_replica > 100_000 {
+        return bad("[service] replicas and workers_per_replica must be at most 100000".into());
+    }
+    check_dist(&s.service_time, "[service] service_time")?;
+    if let Some(sp) = &s.spot
+        && !((0.0..=1.0).contains(&sp.share)
+            && sp.interruptions_per_hour >= 0.0
+            && sp.interruptions_per_hour.is_finite())
+    {
+        return bad("[service] spot needs 0 <= share <= 1 and interruptions_per_hour >= 0".into());
+    }
+    if let Some(c) = s.cpu_ms_per_request
+        && !(c > 0.0 && c.is_finite())
+    {
+        return bad("[service] cpu_ms_per_request must be > 0".into());
+    }
+    if !(s.latency_floor_ms >= 0.0 && s.latency_floor_ms < 3_600_000.0) {
+        return bad(format!(
+            "[service] latency_floor_ms must be >= 0 and under an hour, got {}",
+            s.latency_floor_ms
+        ));
+    }
+    Ok(())
+}
+
+/// `[autoscaling]`: bounds, provisioning, and each policy's parameters.
+fn check_autoscaling(a: &Autoscaling) -> Result<(), SimError> {
+    let bad = |s: String| Err(SimError::Invalid(s));
+
+    let (min, max) = a.bounds();
+    if min == 0 || min > max || max > 100_000 {
+        return bad(format!(
+            "[autoscaling] needs 1 <= min <= max <= 100000, got min = {min}, max = {max}"
+        ));
+    }
+    if let Some(p) = a.provisioning() {
+        check_dist(p, "[autoscaling] provisioning")?;
+    }
+    let cpu_ok = |c: f64| c > 0.0 && c <= 1.0;
+    match a {
+        Autoscaling::Hpa {
+            target_cpu,
+            tolerance,
+            sync_period,
+            ..
+        } => {
+            if !cpu_ok(*target_cpu) || !(0.0..1.0).contains(tolerance) || sync_period.is_zero() {
+                return bad("[autoscaling] hpa needs 0 < target_cpu <= 1, 0 <= tolerance < 1, sync_period > 0".into());
             }
-            (None, None) => {
+        }
+        Autoscaling::TargetTracking { target_cpu, .. } if !cpu_ok(*target_cpu) => {
+            return bad("[autoscaling] target_cpu must be in (0, 1]".into());
+        }
+        Autoscaling::Threshold {
+            scale_up,
+            scale_down,
+            ..
+        } => {
+            if !cpu_ok(scale_up.cpu) || scale_up.step == 0 || scale_up.lasting.is_zero() {
+                return bad("[autoscaling] scale_up needs 0 < cpu <= 1, step >= 1, for > 0".into());
+            }
+            if let Some(d) = scale_down
+                && (!(d.cpu >= 0.0 && d.cpu < scale_up.cpu) || d.step == 0 || d.lasting.is_zero())
+            {
                 return bad(
-                    "[traffic] needs rate (requests/s) or users = { start, end, over }".into(),
+                    "[autoscaling] scale_down needs 0 <= cpu < scale_up.cpu, step >= 1, for > 0"
+                        .into(),
                 );
             }
         }
-        if !(t.daily_peak_to_trough >= 1.0
-            && t.weekly_peak_to_trough >= 1.0
-            && t.daily_peak_to_trough.is_finite()
-            && t.weekly_peak_to_trough.is_finite())
-        {
-            return bad("[traffic] peak_to_trough ratios must be >= 1".into());
-        }
-        let peak = t.peak_rps_bound();
-        if peak.is_nan() || peak > MAX_SIM_RPS {
-            return bad(format!(
-                "[traffic] the offered load reaches up to {peak:.3e} requests/s, more than the {MAX_SIM_RPS:.0} the simulator takes request by request: lower users, requests_per_user_per_s, rate or the flash crowds"
-            ));
-        }
-        if t.horizon_s() > MAX_HORIZON.as_secs_f64() {
-            return bad("[traffic] users.over must be at most 20 years, e.g. \"730d\"".into());
-        }
-        if !(0.0..24.0).contains(&t.peak_hour) {
-            return bad("[traffic] peak_hour must be in 0..24".into());
-        }
-        if t.flash_crowds
-            .iter()
-            .any(|f| !(f.multiplier > 0.0 && f.multiplier.is_finite()))
-        {
-            return bad("[traffic] flash_crowds multiplier must be > 0".into());
-        }
-        let s = &self.service;
-        if s.replicas == 0 || s.workers_per_replica == 0 {
-            return bad("[service] replicas and workers_per_replica must be >= 1".into());
-        }
-        if s.replicas > 100_000 || s.workers_per_replica > 100_000 {
-            return bad("[service] replicas and workers_per_replica must be at most 100000".into());
-        }
-        s.service_time.check("[service] service_time")?;
-        if let Some(sp) = &s.spot
-            && !((0.0..=1.0).contains(&sp.share)
-                && sp.interruptions_per_hour >= 0.0
-                && sp.interruptions_per_hour.is_finite())
-        {
-            return bad(
-                "[service] spot needs 0 <= share <= 1 and interruptions_per_hour >= 0".into(),
-            );
-        }
-        if let Some(c) = s.cpu_ms_per_request
-            && !(c > 0.0 && c.is_finite())
-        {
-            return bad("[service] cpu_ms_per_request must be > 0".into());
-        }
-        if !(s.latency_floor_ms >= 0.0 && s.latency_floor_ms < 3_600_000.0) {
-            return bad(format!(
-                "[service] latency_floor_ms must be >= 0 and under an hour, got {}",
-                s.latency_floor_ms
-            ));
-        }
-        if let Some(a) = &self.autoscaling {
-            let (min, max) = a.bounds();
-            if min == 0 || min > max || max > 100_000 {
-                return bad(format!(
-                    "[autoscaling] needs 1 <= min <= max <= 100000, got min = {min}, max = {max}"
-                ));
-            }
-            if let Some(p) = a.provisioning() {
-                p.check("[autoscaling] provisioning")?;
-            }
-            let cpu_ok = |c: f64| c > 0.0 && c <= 1.0;
-            match a {
-                Autoscaling::Hpa {
-                    target_cpu,
-                    tolerance,
-                    sync_period,
-                    ..
-                } => {
-                    if !cpu_ok(*target_cpu)
-                        || !(0.0..1.0).contains(tolerance)
-                        || sync_period.is_zero()
-                    {
-                        return bad("[autoscaling] hpa needs 0 < target_cpu <= 1, 0 <= tolerance < 1, sync_period > 0".into());
-                    }
-                }
-                Autoscaling::TargetTracking { target_cpu, .. } if !cpu_ok(*target_cpu) => {
-                    return bad("[autoscaling] target_cpu must be in (0, 1]".into());
-                }
-                Autoscaling::Threshold {
-                    scale_up,
-                    scale_down,
-                    ..
-                } => {
-                    if !cpu_ok(scale_up.cpu) || scale_up.step == 0 || scale_up.lasting.is_zero() {
-                        return bad(
-                            "[autoscaling] scale_up needs 0 < cpu <= 1, step >= 1, for > 0".into(),
-                        );
-                    }
-                    if let Some(d) = scale_down
-                        && (!(d.cpu >= 0.0 && d.cpu < scale_up.cpu)
-                            || d.step == 0
-                            || d.lasting.is_zero())
-                    {
-                        return bad("[autoscaling] scale_down needs 0 <= cpu < scale_up.cpu, step >= 1, for > 0".into());
-                    }
-                }
-                Autoscaling::TargetTracking { .. } => {}
-            }
-        }
-        let sim = &self.simulation;
-        if sim.duration.is_zero() || sim.warmup >= sim.duration {
-            return bad(
-                "[simulation] needs duration > warmup, e.g. duration = \"2h\", warmup = \"10m\""
-                    .into(),
-            );
-        }
-        if sim.duration > MAX_WINDOW {
-            return bad("[simulation] duration must be at most 7 days, e.g. \"2h\"".into());
-        }
-        if sim.replications == 0 || sim.replications > 1000 {
-            return bad("[simulation] replications must be from 1 to 1000".into());
-        }
-        if !(self.slo.p95_ms > 0.0 && self.slo.p95_ms <= MAX_TIME_MS) {
-            return bad("[slo] p95_ms must be > 0 and at most 3600000 (an hour)".into());
-        }
-        if !(self.cost.replica_hourly.is_finite() && self.cost.replica_hourly >= 0.0) {
-            return bad(format!(
-                "[cost] replica_hourly must be a price >= 0, got {}",
-                self.cost.replica_hourly
-            ));
-        }
-        Ok(())
+        Autoscaling::TargetTracking { .. } => {}
     }
+    Ok(())
+}
+
+/// `[simulation]`, `[slo]` and `[cost]`.
+fn check_run(sim: &Simulation, slo: &Slo, cost: &Cost) -> Result<(), SimError> {
+    let bad = |s: String| Err(SimError::Invalid(s));
+    if sim.duration.is_zero() || sim.warmup >= sim.duration {
+        return bad(
+            "[simulation] needs duration > warmup, e.g. duration = \"2h\", warmup = \"10m\"".into(),
+        );
+    }
+    if sim.duration > MAX_WINDOW {
+        return bad("[simulation] duration must be at most 7 days, e.g. \"2h\"".into());
+    }
+    if sim.replications == 0 || sim.replications > 1000 {
+        return bad("[simulation] replications must be from 1 to 1000".into());
+    }
+    if !(slo.p95_ms > 0.0 && slo.p95_ms <= MAX_TIME_MS) {
+        return bad("[slo] p95_ms must be > 0 and at most 3600000 (an hour)".into());
+    }
+    if !(cost.replica_hourly.is_finite() && cost.replica_hourly >= 0.0) {
+        return bad(format!(
+            "[cost] replica_hourly must be a price >= 0, got {}",
+            cost.replica_hourly
+        ));
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ pub fn second_row(iv: &Interval, target_rps: Option<f64>) -> SecondRow {
     SecondRow {
         t_s: iv.second,
         requests: c.requests(),
-        ok: c.get(Outcome::Ok),
+        ok: c.get(Class::Ok),
         errors: c.errors(),
         rps: c.requests() as f64,
         p50_ms: q(0.5),
@@ -17,7 +17,7 @@ pub fn second_row(iv: &Interval, target_rps: Option<f64>) -> SecondRow {
         p99_ms: q(0.99),
         dropped: c.dropped,
         target_rps,
-        errors_by_class: Outcome::ERRORS.map(|o| c.get(o)),
+        errors_by_class: Class::ERRORS.map(|o| c.get(o)),
     }
 }
 

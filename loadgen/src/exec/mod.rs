@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use crate::net::{self, Conn, Connector, Prepared};
 use crate::schedule::Schedule;
-use crate::stats::{Interval, Outcome, Recorder};
+use crate::stats::{Class, Interval, Recorder};
 use crate::{LoadgenError, RunPlan};
 use contracts::run::SecondRow;
 
@@ -177,7 +177,7 @@ pub fn run(
         let t = std::thread::Builder::new()
             .name(format!("loadgen-{id}"))
             .spawn(move || worker_thread(id, workers, sh, stop_rx, tx))
-            .map_err(|e| LoadgenError::Runtime(e.to_string()))?;
+            .map_err(LoadgenError::Runtime)?;
         threads.push(t);
     }
     drop(tx);
@@ -194,7 +194,7 @@ fn preflight(target: &hyper::Uri, plan: &RunPlan) -> Result<Connector, LoadgenEr
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| LoadgenError::Runtime(e.to_string()))?;
+        .map_err(LoadgenError::Runtime)?;
     rt.block_on(async {
         let c = Connector::new(target, &plan.target).await?;
         c.probe(&crate::redact_url(&plan.target.url), plan.timeout)

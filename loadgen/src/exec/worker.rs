@@ -463,7 +463,7 @@ impl Worker {
             let (outcome, done) = self.exchange(&mut link, None).await;
             now = done;
             // A refused port answers in microseconds; don't spin on it.
-            let pause = if outcome == Outcome::Connect {
+            let pause = if outcome == Class::Connect {
                 think.max(Duration::from_millis(10))
             } else {
                 think
@@ -478,7 +478,7 @@ impl Worker {
         self.task_done();
     }
 
-    async fn dial(&self) -> Result<Conn, Outcome> {
+    async fn dial(&self) -> Result<Conn, Class> {
         // HTTP/2: tasks that want a connection while one is being opened
         // wait for it and share it, rather than each opening their own.
         let _dialing = if self.sh.plan.target.http2 {
@@ -511,7 +511,7 @@ impl Worker {
     /// One request due at `due` (closed model: `None`, due when sent):
     /// connect if needed, send, read, record. Returns the outcome and the
     /// time it completed.
-    async fn exchange(&self, link: &mut Link, mut due: Option<Instant>) -> (Outcome, Instant) {
+    async fn exchange(&self, link: &mut Link, mut due: Option<Instant>) -> (Class, Instant) {
         let timeout = self.sh.plan.timeout;
         let req = &self.sh.requests[self.pick()];
         let (mut first_send, mut retried) = (None::<Instant>, false);
@@ -533,15 +533,15 @@ impl Worker {
             let r = tokio::select! {
                 biased;
                 r = c.exchange(req) => r,
-                _ = Link::expire(&mut link.watchdog, sent + timeout) => Err(Outcome::Timeout),
+                _ = Link::expire(&mut link.watchdog, sent + timeout) => Err(Class::Timeout),
             };
             match r {
-                Ok((status, arrived)) => break (Outcome::from_status(status), sent, arrived),
+                Ok((status, arrived)) => break (Class::from_status(status), sent, arrived),
                 // The server closed this keep-alive connection while it was
                 // idle: the request never reached it. Once, on a fresh
                 // connection, for a method that may be sent twice (RFC 9110
                 // 9.2.2), as browsers and hyper's pool do.
-                Err(Outcome::Reset)
+                Err(Class::Reset)
                     if req.idempotent
                         && c.failed_unanswered_on_reuse()
                         && sent.elapsed() < timeout
@@ -554,7 +554,7 @@ impl Worker {
                 Err(o) => break (o, sent, None),
             }
         };
-        if !matches!(outcome, Outcome::Ok | Outcome::Http4xx | Outcome::Http5xx) {
+        if !matches!(outcome, Class::Ok | Class::Http4xx | Class::Http5xx) {
             link.conn = None;
         }
         // The kernel's receive time when the socket gives it: what the

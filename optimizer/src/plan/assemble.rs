@@ -236,7 +236,7 @@ pub(super) fn mean(xs: &[f64]) -> f64 {
 pub(super) fn bindings(
     levels: &[Level],
     lp: &Solved,
-    opts: &Options,
+    opts: &Constraints,
     h: f64,
     survive_cost: Option<f64>,
 ) -> Vec<Binding> {

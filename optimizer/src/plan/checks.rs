@@ -12,7 +12,7 @@ pub(super) fn baseline_hour(
     types: &[InstanceType],
     allowed: &[bool],
     d: &Demand,
-    opts: &Options,
+    opts: &Constraints,
 ) -> f64 {
     let single = cheapest_single(types, allowed, d);
     let within = |&(i, n, _): &(usize, u32, f64)| {
@@ -24,7 +24,7 @@ pub(super) fn baseline_hour(
     if let Some(s) = single.filter(within) {
         return s.2;
     }
-    let on_demand = Options {
+    let on_demand = Constraints {
         spot_max_share: 0.0,
         survive_spot_loss: false,
         ..opts.clone()
@@ -39,13 +39,13 @@ pub(super) fn baseline_hour(
         opts.gap,
         bb::NODE_LIMIT,
     ) {
-        bb::Outcome::Solved(c) | bb::Outcome::Unproven(c) => types
+        bb::HourSearch::Solved(c) | bb::HourSearch::Unproven(c) => types
             .iter()
             .zip(&c[1])
             .map(|(t, &n)| n as f64 * t.on_demand_hourly)
             .sum(),
         // No on-demand fleet keeps to the caps: the uncapped single type.
-        bb::Outcome::Infeasible | bb::Outcome::GaveUp => single.map_or(0.0, |s| s.2),
+        bb::HourSearch::Infeasible | bb::HourSearch::GaveUp => single.map_or(0.0, |s| s.2),
     }
 }
 
@@ -67,7 +67,7 @@ pub(super) fn precheck_quota(
     types: &[InstanceType],
     allowed: &[bool],
     levels: &[Level],
-    opts: &Options,
+    opts: &Constraints,
     first_hour: &dyn Fn(usize) -> usize,
 ) -> Result<(), Error> {
     let Some(q) = opts.max_vcpu else {
@@ -106,7 +106,7 @@ pub(super) fn diagnose(
     allowed: &[bool],
     levels: &[Level],
     h: f64,
-    opts: &Options,
+    opts: &Constraints,
     first_hour: &dyn Fn(usize) -> usize,
     limit: Duration,
 ) -> Error {
@@ -117,7 +117,7 @@ pub(super) fn diagnose(
     // Hardest hours first.
     let mut order: Vec<usize> = (0..levels.len()).collect();
     order.sort_by(|&a, &b| levels[b].d.memory_gib.total_cmp(&levels[a].d.memory_gib));
-    let one_type = Options {
+    let one_type = Constraints {
         max_types: None,
         ..opts.clone()
     };
@@ -137,7 +137,7 @@ pub(super) fn diagnose(
         )
         .is_err()
         {
-            let relaxed = Options {
+            let relaxed = Constraints {
                 survive_spot_loss: false,
                 ..one_type.clone()
             };
@@ -237,7 +237,7 @@ pub(super) fn check_size(
 pub(super) fn check_types(
     types: &[InstanceType],
     counts: &[Counts],
-    opts: &Options,
+    opts: &Constraints,
 ) -> Result<(), Error> {
     let Some(k) = opts.max_types else {
         return Ok(());
@@ -253,7 +253,7 @@ pub(super) fn check_types(
     Ok(())
 }
 
-pub(super) fn limits(opts: &Options) -> String {
+pub(super) fn limits(opts: &Constraints) -> String {
     let mut v = Vec::new();
     if let Some(q) = opts.max_vcpu {
         v.push(format!("--max-vcpu {q}"));

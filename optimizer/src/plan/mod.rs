@@ -15,7 +15,7 @@ use crate::input::{Catalog, Demand, InstanceType, Service};
 use crate::model::{
     self, Counts, Fixed, Level, Mode, Solved, cheapest_single, check_hour, integral,
 };
-use crate::{Error, Options, STAGE1_LEVELS, bb};
+use crate::{Constraints, Error, STAGE1_LEVELS, bb};
 
 mod assemble;
 mod checks;
@@ -133,7 +133,7 @@ struct Problem<'a> {
     of_hour: Vec<usize>,
     /// Hours in the horizon.
     h: f64,
-    opts: &'a Options,
+    opts: &'a Constraints,
     services: &'a [Service],
     /// Wall-time limit of each solve.
     limit: Duration,
@@ -143,7 +143,7 @@ impl<'a> Problem<'a> {
     fn new(
         catalog: &'a Catalog,
         demand: &[Demand],
-        opts: &'a Options,
+        opts: &'a Constraints,
         services: &'a [Service],
     ) -> Result<Self, Error> {
         let types = &catalog.types[..];
@@ -207,7 +207,7 @@ impl<'a> Problem<'a> {
     fn solve(
         &self,
         levels: &[Level],
-        opts: &Options,
+        opts: &Constraints,
         fixed: &Fixed,
         mode: Mode,
         gap: f64,
@@ -244,7 +244,7 @@ fn replica_fits(types: &[InstanceType], services: &[Service]) -> Result<Vec<bool
 pub fn optimize(
     catalog: &Catalog,
     demand: &[Demand],
-    opts: &Options,
+    opts: &Constraints,
     services: &[Service],
 ) -> Result<Plan, Error> {
     crate::validate(opts)?;
@@ -302,7 +302,7 @@ fn lower_bound(p: &Problem, fixed_all: &Fixed) -> Result<(Solved, Option<f64>), 
         Err(e) => return Err(e),
     };
     let survive_cost = if opts.survive_spot_loss && opts.spot_max_share > 0.0 {
-        let without = Options {
+        let without = Constraints {
             survive_spot_loss: false,
             ..opts.clone()
         };

@@ -93,7 +93,7 @@ pub const EXACT_MAX_CELLS: usize = 400;
 pub(super) fn exact_counts(
     types: &[InstanceType],
     levels: &[Level],
-    opts: &Options,
+    opts: &Constraints,
     s: &Solved,
 ) -> Result<Vec<Counts>, Error> {
     let nt = types.len();
@@ -117,7 +117,7 @@ pub(super) fn checked_level(
     li: usize,
     r: &[u32],
     d: &Demand,
-    opts: &Options,
+    opts: &Constraints,
 ) -> Result<Counts, Error> {
     let nt = types.len();
     let mut o = vec![0; nt];
@@ -137,7 +137,7 @@ pub(super) fn stage1_result(
     types: &[InstanceType],
     allowed: &[bool],
     s: &Solved,
-    opts: &Options,
+    opts: &Constraints,
 ) -> Result<(Reserved, Vec<bool>), Error> {
     let mut reserved = Vec::with_capacity(types.len());
     for (i, t) in types.iter().enumerate() {
@@ -155,7 +155,7 @@ pub(super) fn chosen_types(
     types: &[InstanceType],
     allowed: &[bool],
     s: &Solved,
-    opts: &Options,
+    opts: &Constraints,
     reserved: &[(u32, u32)],
 ) -> Vec<bool> {
     let Some(k) = opts.max_types else {
@@ -185,7 +185,7 @@ pub(super) fn lp_fallback(
     types: &[InstanceType],
     allowed: &[bool],
     lp: &Solved,
-    opts: &Options,
+    opts: &Constraints,
 ) -> (Vec<(u32, u32)>, Vec<bool>) {
     let reserved: Vec<(u32, u32)> = lp
         .reserved
@@ -201,7 +201,7 @@ pub(super) fn lp_fallback(
 pub(super) fn hour_bb(
     types: &[InstanceType],
     d: &Demand,
-    opts: &Options,
+    opts: &Constraints,
     candidates: &[bool],
     r: &[u32],
 ) -> Option<Counts> {
@@ -213,7 +213,7 @@ pub(super) fn hour_bb(
         bb::NODE_LIMIT
     };
     match bb::solve_hour(types, d, opts, candidates, r, opts.gap / 5.0, limit) {
-        bb::Outcome::Solved(c) => check_hour(types, d, opts, &c).is_ok().then_some(c),
+        bb::HourSearch::Solved(c) => check_hour(types, d, opts, &c).is_ok().then_some(c),
         _ => None,
     }
 }
@@ -225,7 +225,7 @@ pub(super) fn hour_bb(
 pub(super) fn widen(
     types: &[InstanceType],
     levels: &[Level],
-    opts: &Options,
+    opts: &Constraints,
     chosen: &[bool],
     reserved: &Reserved,
     counts: &mut [Counts],
@@ -240,7 +240,7 @@ pub(super) fn widen(
             }
             let gap = opts.gap / 5.0;
             match bb::solve_hour(types, &l.d, opts, chosen, &r, gap, bb::WIDE_NODE_LIMIT) {
-                bb::Outcome::Solved(c) | bb::Outcome::Unproven(c)
+                bb::HourSearch::Solved(c) | bb::HourSearch::Unproven(c)
                     if hour_cost(types, &c) < hour_cost(types, now) - 1e-9
                         && check_hour(types, &l.d, opts, &c).is_ok() =>
                 {
@@ -276,7 +276,7 @@ pub(super) fn hour_cost(types: &[InstanceType], c: &Counts) -> f64 {
 pub(super) fn hourly(
     types: &[InstanceType],
     l: &Level,
-    opts: &Options,
+    opts: &Constraints,
     fixed: &Fixed,
     reserved: &[(u32, u32)],
     limit: Duration,

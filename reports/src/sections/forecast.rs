@@ -20,10 +20,7 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
         ),
     );
     let start = opts.start_date.as_deref().and_then(days_from_civil);
-    let when = |day: f64| match start {
-        Some(d0) => format!("{} (day {day:.0})", civil(d0 + day.floor() as i64)),
-        None => format!("day {day:.0} (month {:.0})", day / 30.4375 + 1.0),
-    };
+    let when = |day: f64| when(start, day);
     s.ok = f.crossings.is_empty() && f.slo.violation_minutes.mean == 0.0;
     s.verdict = match f.crossings.first() {
         Some(c) => format!(
@@ -34,8 +31,47 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
         ),
         None => "No threshold is crossed over the horizon".into(),
     };
+    s.figures = forecast_figures(f);
+    for c in &f.crossings {
+        s.next
+            .push(format!("{} — at {}: {}", c.threshold, when(c.day), c.note));
+    }
+    if f.crossings
+        .iter()
+        .any(|c| c.threshold.starts_with("replicas"))
+    {
+        s.next.push("Raise the autoscaler's max (and the account quota) before that date, or the SLO breaks with it.".into());
+    }
+    if !f.windows.is_empty() {
+        let w = WindowSeries {
+            ws: &f.windows,
+            replicated: f.replications > 1,
+        };
+        s.charts = vec![
+            users_rps_chart(&w, &sfx),
+            replicas_chart(&w, &sfx),
+            p95_chart(&w, f.slo.p95_target_ms, &sfx),
+            cost_chart(&w, &sfx),
+        ];
+        s.tables.push(windows_table(&f.windows, &sfx));
+    }
+    if !f.crossings.is_empty() {
+        s.tables.push(crossings_table(f, &sfx, &when));
+    }
+    s
+}
+
+/// A day of the horizon as a date (with `--start-date`) or a month.
+fn when(start: Option<i64>, day: f64) -> String {
+    match start {
+        Some(d0) => format!("{} (day {day:.0})", civil(d0 + day.floor() as i64)),
+        None => format!("day {day:.0} (month {:.0})", day / 30.4375 + 1.0),
+    }
+}
+
+fn forecast_figures(f: &ForecastDoc) -> Vec<(String, String)> {
     let last = f.windows.last();
-    s.figures = vec![
+    let mut figures = vec![
         ("Simulated".into(), f.simulated.clone()),
         (
             "Peak users".into(),
@@ -65,164 +101,194 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
         ("Error rate".into(), pct(f.error_rate)),
     ];
     if let Some(c) = f.horizon_cost_estimate {
-        s.figures.push((
+        figures.push((
             "Replica cost over the horizon (steady-state estimate)".into(),
             format!("${c:.0}"),
         ));
     }
-    for c in &f.crossings {
-        s.next
-            .push(format!("{} — at {}: {}", c.threshold, when(c.day), c.note));
+    figures
+}
+
+/// The simulated windows as points against their day, with the 95%
+/// interval as a band when there are replications to have one.
+struct WindowSeries<'a> {
+    ws: &'a [WindowSummary],
+    replicated: bool,
+}
+
+impl WindowSeries<'_> {
+    fn pts(&self, g: &dyn Fn(&WindowSummary) -> f64) -> Vec<(f64, f64)> {
+        self.ws.iter().map(|w| (w.day, g(w))).collect()
     }
-    if f.crossings
-        .iter()
-        .any(|c| c.threshold.starts_with("replicas"))
-    {
-        s.next.push("Raise the autoscaler's max (and the account quota) before that date, or the SLO breaks with it.".into());
+
+    fn band(&self, g: &dyn Fn(&WindowSummary) -> Estimate) -> Vec<(f64, f64, f64)> {
+        if !self.replicated {
+            return vec![];
+        }
+        self.ws
+            .iter()
+            .map(|w| (w.day, g(w).mean - g(w).ci95, g(w).mean + g(w).ci95))
+            .collect()
     }
-    let day = |w: &WindowSummary| w.day;
-    let ws = &f.windows;
-    let band = |g: &dyn Fn(&WindowSummary) -> Estimate| -> Vec<(f64, f64, f64)> {
-        if f.replications > 1 {
-            ws.iter()
-                .map(|w| (day(w), g(w).mean - g(w).ci95, g(w).mean + g(w).ci95))
-                .collect()
-        } else {
-            vec![]
-        }
-    };
-    let pts =
-        |g: &dyn Fn(&WindowSummary) -> f64| ws.iter().map(|w| (day(w), g(w))).collect::<Vec<_>>();
-    let sparse = ws.len() < 40;
-    if !ws.is_empty() {
-        s.charts.push(Chart {
-            id: format!("users_rps{sfx}"),
-            title: "Users and offered load at each window's peak".into(),
-            x_label: "days from the start of the horizon".into(),
-            y_label: "users (thousands) / requests per second".into(),
-            body: Body::Lines(vec![
-                Line {
-                    name: "users (thousands)".into(),
-                    points: pts(&|w| w.users / 1000.0),
-                    markers: sparse,
-                    ..Default::default()
-                },
-                Line {
-                    name: "offered rps".into(),
-                    points: pts(&|w| w.offered_rps),
-                    markers: sparse,
-                    ..Default::default()
-                },
-            ]),
-            percentile_x: false,
-            y_from_zero: true,
-        });
-        s.charts.push(Chart {
-            id: format!("replicas{sfx}"),
-            title: "Replicas (simulated mean with 95% interval; steady-state estimate)".into(),
-            x_label: "days from the start of the horizon".into(),
-            y_label: "replicas".into(),
-            body: Body::Lines(vec![
-                Line {
-                    name: "simulated mean".into(),
-                    points: pts(&|w| w.replicas.mean),
-                    band: band(&|w| w.replicas),
-                    markers: sparse,
-                },
-                Line {
-                    name: "most in any replication".into(),
-                    points: pts(&|w| w.replicas_max as f64),
-                    ..Default::default()
-                },
-                Line {
-                    name: "steady-state estimate".into(),
-                    points: pts(&|w| w.fluid_replicas),
-                    ..Default::default()
-                },
-            ]),
-            percentile_x: false,
-            y_from_zero: true,
-        });
-        let mut p95 = vec![Line {
-            name: "p95 (95% interval)".into(),
-            points: pts(&|w| w.p95_ms.mean),
-            band: band(&|w| w.p95_ms),
-            markers: sparse,
-        }];
-        if f.slo.p95_target_ms > 0.0 {
-            let x0 = ws.first().map(day).unwrap_or(0.0);
-            let x1 = ws.last().map(day).unwrap_or(1.0);
-            p95.push(Line {
-                name: format!("target {} ms", f.slo.p95_target_ms),
-                points: vec![(x0, f.slo.p95_target_ms), (x1, f.slo.p95_target_ms)],
-                ..Default::default()
-            });
-        }
-        s.charts.push(Chart {
-            id: format!("p95{sfx}"),
-            title: "p95 latency in each window".into(),
-            x_label: "days from the start of the horizon".into(),
-            y_label: "p95 latency (ms)".into(),
-            body: Body::Lines(p95),
-            percentile_x: false,
-            y_from_zero: true,
-        });
-        s.charts.push(Chart {
-            id: format!("cost_over_time{sfx}"),
-            title: "Replica cost per month at each window's peak rate".into(),
-            x_label: "days from the start of the horizon".into(),
-            y_label: "USD per month (730 h)".into(),
-            body: Body::Lines(vec![Line {
-                name: "cost at the peak rate".into(),
-                points: pts(&|w| w.cost_per_hour.mean * 730.0),
-                band: band(&|w| Estimate {
-                    mean: w.cost_per_hour.mean * 730.0,
-                    ci95: w.cost_per_hour.ci95 * 730.0,
-                }),
+
+    /// Few windows get a marker each.
+    fn sparse(&self) -> bool {
+        self.ws.len() < 40
+    }
+}
+
+fn users_rps_chart(series: &WindowSeries, sfx: &str) -> Chart {
+    let pts = |g: &dyn Fn(&WindowSummary) -> f64| series.pts(g);
+    let sparse = series.sparse();
+    Chart {
+        id: format!("users_rps{sfx}"),
+        title: "Users and offered load at each window's peak".into(),
+        x_label: "days from the start of the horizon".into(),
+        y_label: "users (thousands) / requests per second".into(),
+        body: Body::Lines(vec![
+            Line {
+                name: "users (thousands)".into(),
+                points: pts(&|w| w.users / 1000.0),
                 markers: sparse,
-            }]),
-            percentile_x: false,
-            y_from_zero: true,
+                ..Default::default()
+            },
+            Line {
+                name: "offered rps".into(),
+                points: pts(&|w| w.offered_rps),
+                markers: sparse,
+                ..Default::default()
+            },
+        ]),
+        percentile_x: false,
+        y_from_zero: true,
+    }
+}
+
+fn replicas_chart(series: &WindowSeries, sfx: &str) -> Chart {
+    let pts = |g: &dyn Fn(&WindowSummary) -> f64| series.pts(g);
+    let sparse = series.sparse();
+    let band = |g: &dyn Fn(&WindowSummary) -> Estimate| series.band(g);
+    Chart {
+        id: format!("replicas{sfx}"),
+        title: "Replicas (simulated mean with 95% interval; steady-state estimate)".into(),
+        x_label: "days from the start of the horizon".into(),
+        y_label: "replicas".into(),
+        body: Body::Lines(vec![
+            Line {
+                name: "simulated mean".into(),
+                points: pts(&|w| w.replicas.mean),
+                band: band(&|w| w.replicas),
+                markers: sparse,
+            },
+            Line {
+                name: "most in any replication".into(),
+                points: pts(&|w| w.replicas_max as f64),
+                ..Default::default()
+            },
+            Line {
+                name: "steady-state estimate".into(),
+                points: pts(&|w| w.fluid_replicas),
+                ..Default::default()
+            },
+        ]),
+        percentile_x: false,
+        y_from_zero: true,
+    }
+}
+
+fn p95_chart(series: &WindowSeries, p95_target_ms: f64, sfx: &str) -> Chart {
+    let pts = |g: &dyn Fn(&WindowSummary) -> f64| series.pts(g);
+    let sparse = series.sparse();
+    let band = |g: &dyn Fn(&WindowSummary) -> Estimate| series.band(g);
+    let (ws, day) = (series.ws, |w: &WindowSummary| w.day);
+    let mut p95 = vec![Line {
+        name: "p95 (95% interval)".into(),
+        points: pts(&|w| w.p95_ms.mean),
+        band: band(&|w| w.p95_ms),
+        markers: sparse,
+    }];
+    if p95_target_ms > 0.0 {
+        let x0 = ws.first().map(day).unwrap_or(0.0);
+        let x1 = ws.last().map(day).unwrap_or(1.0);
+        p95.push(Line {
+            name: format!("target {} ms", p95_target_ms),
+            points: vec![(x0, p95_target_ms), (x1, p95_target_ms)],
+            ..Default::default()
         });
-        s.tables.push(Table::new(
-            &format!("windows{sfx}"),
-            "Simulated windows (mean over replications, ± 95% interval)",
-            vec![
-                text("window", ws.iter().map(|w| w.label.clone()).collect()),
-                num("users", ws.iter().map(|w| w.users).collect()),
-                num("rps", ws.iter().map(|w| w.offered_rps).collect()),
-                num("replicas", ws.iter().map(|w| w.replicas.mean).collect()),
-                num("replicas ±", ws.iter().map(|w| w.replicas.ci95).collect()),
-                num("p95 ms", ws.iter().map(|w| w.p95_ms.mean).collect()),
-                num("p95 ±", ws.iter().map(|w| w.p95_ms.ci95).collect()),
-                num(
-                    "cpu %",
-                    ws.iter().map(|w| 100.0 * w.utilization.mean).collect(),
-                ),
-                num(
-                    "SLO-violation min",
-                    ws.iter().map(|w| w.violation_minutes.mean).collect(),
-                ),
-                num("$/hour", ws.iter().map(|w| w.cost_per_hour.mean).collect()),
-            ],
-        ));
     }
-    if !f.crossings.is_empty() {
-        s.tables.push(Table::new(
-            &format!("crossings{sfx}"),
-            "When each threshold is crossed",
-            vec![
-                text(
-                    "threshold",
-                    f.crossings.iter().map(|c| c.threshold.clone()).collect(),
-                ),
-                text("when", f.crossings.iter().map(|c| when(c.day)).collect()),
-                num(
-                    "users",
-                    f.crossings.iter().map(|c| c.users.round()).collect(),
-                ),
-            ],
-        ));
+    Chart {
+        id: format!("p95{sfx}"),
+        title: "p95 latency in each window".into(),
+        x_label: "days from the start of the horizon".into(),
+        y_label: "p95 latency (ms)".into(),
+        body: Body::Lines(p95),
+        percentile_x: false,
+        y_from_zero: true,
     }
-    s
+}
+
+fn cost_chart(series: &WindowSeries, sfx: &str) -> Chart {
+    let pts = |g: &dyn Fn(&WindowSummary) -> f64| series.pts(g);
+    let sparse = series.sparse();
+    let band = |g: &dyn Fn(&WindowSummary) -> Estimate| series.band(g);
+    Chart {
+        id: format!("cost_over_time{sfx}"),
+        title: "Replica cost per month at each window's peak rate".into(),
+        x_label: "days from the start of the horizon".into(),
+        y_label: "USD per month (730 h)".into(),
+        body: Body::Lines(vec![Line {
+            name: "cost at the peak rate".into(),
+            points: pts(&|w| w.cost_per_hour.mean * 730.0),
+            band: band(&|w| Estimate {
+                mean: w.cost_per_hour.mean * 730.0,
+                ci95: w.cost_per_hour.ci95 * 730.0,
+            }),
+            markers: sparse,
+        }]),
+        percentile_x: false,
+        y_from_zero: true,
+    }
+}
+
+fn windows_table(ws: &[WindowSummary], sfx: &str) -> Table {
+    Table::new(
+        &format!("windows{sfx}"),
+        "Simulated windows (mean over replications, ± 95% interval)",
+        vec![
+            text("window", ws.iter().map(|w| w.label.clone()).collect()),
+            num("users", ws.iter().map(|w| w.users).collect()),
+            num("rps", ws.iter().map(|w| w.offered_rps).collect()),
+            num("replicas", ws.iter().map(|w| w.replicas.mean).collect()),
+            num("replicas ±", ws.iter().map(|w| w.replicas.ci95).collect()),
+            num("p95 ms", ws.iter().map(|w| w.p95_ms.mean).collect()),
+            num("p95 ±", ws.iter().map(|w| w.p95_ms.ci95).collect()),
+            num(
+                "cpu %",
+                ws.iter().map(|w| 100.0 * w.utilization.mean).collect(),
+            ),
+            num(
+                "SLO-violation min",
+                ws.iter().map(|w| w.violation_minutes.mean).collect(),
+            ),
+            num("$/hour", ws.iter().map(|w| w.cost_per_hour.mean).collect()),
+        ],
+    )
+}
+
+fn crossings_table(f: &ForecastDoc, sfx: &str, when: &dyn Fn(f64) -> String) -> Table {
+    Table::new(
+        &format!("crossings{sfx}"),
+        "When each threshold is crossed",
+        vec![
+            text(
+                "threshold",
+                f.crossings.iter().map(|c| c.threshold.clone()).collect(),
+            ),
+            text("when", f.crossings.iter().map(|c| when(c.day)).collect()),
+            num(
+                "users",
+                f.crossings.iter().map(|c| c.users.round()).collect(),
+            ),
+        ],
+    )
 }

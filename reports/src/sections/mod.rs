@@ -5,7 +5,7 @@
 use crate::charts::{Body, Chart, Line, short};
 use crate::docs::{
     Case as VerifyCase, Doc, ERROR_CLASSES, Estimate, Forecast as ForecastDoc, Plan as PlanDoc,
-    Role, RunResult as RunDoc, SecondRow, Verify as VerifyDoc, WindowSummary,
+    Role, RunResult as RunDoc, SecondRow, ThresholdResult, Verify as VerifyDoc, WindowSummary,
 };
 use crate::table::{Table, num, text};
 use crate::{Error, Options};

@@ -18,9 +18,21 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
         100.0 * p.savings_share,
         100.0 * p.gap
     );
+    // Horizon figures × this are per month (730 h).
+    let month = 730.0 / p.solver.hours.max(1) as f64;
+    s.figures = plan_figures(p, forecast);
+    s.next = plan_next(p);
+    s.charts = cost_charts(p, month, &sfx);
+    s.charts.extend(hourly_charts(p, &sfx));
+    s.tables = plan_tables(p, month, &sfx);
+    s
+}
+
+/// Cost, baseline, savings, commitment coverage and utilisation, and, with
+/// the forecast, the cost per 1k users and per million requests.
+fn plan_figures(p: &PlanDoc, forecast: Option<&ForecastDoc>) -> Vec<(String, String)> {
     let h = p.solver.hours.max(1) as f64;
-    let month = 730.0 / h;
-    s.figures = vec![
+    let mut figures = vec![
         ("Cost per month".into(), format!("${:.0}", p.monthly_cost)),
         (
             "All on-demand per month".into(),
@@ -31,8 +43,8 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
     ];
     let cover = mean(&p.hourly.commitment_coverage);
     let util = mean(&p.hourly.commitment_utilization);
-    s.figures.push(("Commitment coverage".into(), pct(cover)));
-    s.figures.push(("Commitment utilisation".into(), pct(util)));
+    figures.push(("Commitment coverage".into(), pct(cover)));
+    figures.push(("Commitment utilisation".into(), pct(util)));
     if let Some(f) = forecast
         && let Some(hr) = &f.hourly
         && !hr.users.is_empty()
@@ -41,24 +53,31 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
         let requests: f64 =
             hr.rps.iter().map(|r| r * 3600.0).sum::<f64>() * (h / hr.rps.len().max(1) as f64);
         if users > 0.0 {
-            s.figures.push((
+            figures.push((
                 "Cost per 1k users per month".into(),
                 format!("${:.2}", p.monthly_cost / (users / 1000.0)),
             ));
         }
         if requests > 0.0 {
-            s.figures.push((
+            figures.push((
                 "Cost per million requests".into(),
                 format!("${:.4}", p.total_cost / (requests / 1e6)),
             ));
         }
     }
+    figures
+}
+
+/// Binding constraints, reservations under their break-even, a gap worth
+/// a longer solve, approximate prices.
+fn plan_next(p: &PlanDoc) -> Vec<String> {
+    let mut next = Vec::new();
     for b in &p.binding {
-        s.next.push(b.note.clone());
+        next.push(b.note.clone());
     }
     for b in &p.break_even {
         if b.utilization < b.break_even_utilization {
-            s.next.push(format!(
+            next.push(format!(
                 "{} {}: reserved capacity is {:.0}% used, under the {:.0}% break-even; buy fewer.",
                 b.instance_type,
                 b.pricing,
@@ -68,20 +87,26 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
         }
     }
     if p.gap > 0.01 {
-        s.next.push(format!("The plan costs {:.1}% more than the LP lower bound. The bound buys fractions of instances, so part of that gap cannot be closed; the rest is what a longer --time-limit could still find.", 100.0 * p.gap));
+        next.push(format!("The plan costs {:.1}% more than the LP lower bound. The bound buys fractions of instances, so part of that gap cannot be closed; the rest is what a longer --time-limit could still find.", 100.0 * p.gap));
     }
     for n in &p.catalog_notes {
         if n.to_lowercase().contains("approximate") {
-            s.next.push(format!("Prices: {n}"));
+            next.push(format!("Prices: {n}"));
         }
     }
+    next
+}
+
+/// Cost by pricing model and by type, and plan vs all on-demand, per month.
+fn cost_charts(p: &PlanDoc, month: f64, sfx: &str) -> Vec<Chart> {
+    let mut charts = Vec::new();
     let mut by_pricing: Vec<(String, f64)> = p
         .cost_by_pricing
         .iter()
         .map(|(k, v)| (k.clone(), v * month))
         .collect();
     by_pricing.sort_by(|a, b| b.1.total_cmp(&a.1));
-    s.charts.push(Chart {
+    charts.push(Chart {
         id: format!("cost_by_pricing{sfx}"),
         title: "Cost by pricing model".into(),
         x_label: "pricing model".into(),
@@ -96,7 +121,7 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
         .map(|(k, v)| (k.clone(), v * month))
         .collect();
     by_type.sort_by(|a, b| b.1.total_cmp(&a.1));
-    s.charts.push(Chart {
+    charts.push(Chart {
         id: format!("cost_by_type{sfx}"),
         title: "Cost by instance type".into(),
         x_label: "instance type".into(),
@@ -105,7 +130,7 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
         percentile_x: false,
         y_from_zero: true,
     });
-    s.charts.push(Chart {
+    charts.push(Chart {
         id: format!("savings{sfx}"),
         title: "Plan vs all on-demand".into(),
         x_label: "".into(),
@@ -117,6 +142,13 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
         percentile_x: false,
         y_from_zero: true,
     });
+    charts
+}
+
+/// Commitment coverage, utilisation and spot share, and the cost, per
+/// hour of the horizon (or per day, past a month).
+fn hourly_charts(p: &PlanDoc, sfx: &str) -> Vec<Chart> {
+    let mut charts = Vec::new();
     // Past a month of hours, hourly lines turn into a solid band: plot
     // daily means instead.
     let n_hours = p.hourly.commitment_coverage.len();
@@ -133,7 +165,7 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
             .collect::<Vec<_>>()
     };
     if n_hours > 0 {
-        s.charts.push(Chart {
+        charts.push(Chart {
             id: format!("commitment{sfx}"),
             title: "Commitment coverage and utilisation per hour".into(),
             x_label: x_unit.into(),
@@ -158,7 +190,7 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
             percentile_x: false,
             y_from_zero: true,
         });
-        s.charts.push(Chart {
+        charts.push(Chart {
             id: format!("hourly_cost{sfx}"),
             title: if daily {
                 "Cost per hour (daily mean): plan vs all on-demand".into()
@@ -183,8 +215,24 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
             y_from_zero: true,
         });
     }
+    charts
+}
+
+/// What to buy, where the savings come from, break-even, binding constraints.
+fn plan_tables(p: &PlanDoc, month: f64, sfx: &str) -> Vec<Table> {
+    let mut tables = vec![lines_table(p, month, sfx), savings_table(p, month, sfx)];
+    if !p.break_even.is_empty() {
+        tables.push(break_even_table(p, sfx));
+    }
+    if !p.binding.is_empty() {
+        tables.push(binding_table(p, sfx));
+    }
+    tables
+}
+
+fn lines_table(p: &PlanDoc, month: f64, sfx: &str) -> Table {
     let lines = &p.instances;
-    s.tables.push(Table::new(
+    Table::new(
         &format!("plan_lines{sfx}"),
         "What to buy",
         vec![
@@ -218,64 +266,71 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
                 lines.iter().map(|l| l.cost * month).collect(),
             ),
         ],
-    ));
+    )
+}
+
+fn savings_table(p: &PlanDoc, month: f64, sfx: &str) -> Table {
     let src: Vec<(&String, &f64)> = p.savings_by_source.iter().collect();
-    s.tables.push(Table::new(
+    Table::new(
         &format!("savings_by_source{sfx}"),
         "Where each dollar of savings comes from (per month, against on-demand prices for the same instance-hours; instance_mix_and_capacity = the rest: cheaper types than the baseline's, less the extra capacity the spot and survive rules buy)",
-        vec![text("source", src.iter().map(|x| x.0.clone()).collect()), num("$ per month", src.iter().map(|x| x.1 * month).collect())],
-    ));
-    if !p.break_even.is_empty() {
-        s.tables.push(Table::new(
-            &format!("break_even{sfx}"),
-            "Reservations: break-even utilisation",
-            vec![
-                text(
-                    "instance type",
-                    p.break_even
-                        .iter()
-                        .map(|b| b.instance_type.clone())
-                        .collect(),
-                ),
-                text(
-                    "term",
-                    p.break_even.iter().map(|b| b.pricing.clone()).collect(),
-                ),
-                num(
-                    "count",
-                    p.break_even.iter().map(|b| b.count as f64).collect(),
-                ),
-                num(
-                    "break-even %",
-                    p.break_even
-                        .iter()
-                        .map(|b| 100.0 * b.break_even_utilization)
-                        .collect(),
-                ),
-                num(
-                    "utilisation %",
-                    p.break_even.iter().map(|b| 100.0 * b.utilization).collect(),
-                ),
-            ],
-        ));
-    }
-    if !p.binding.is_empty() {
-        s.tables.push(Table::new(
-            &format!("binding{sfx}"),
-            "Constraints that bind (shadow prices from the LP relaxation)",
-            vec![
-                text(
-                    "constraint",
-                    p.binding.iter().map(|b| b.constraint.clone()).collect(),
-                ),
-                num("hours", p.binding.iter().map(|b| b.hours as f64).collect()),
-                num(
-                    "shadow price",
-                    p.binding.iter().map(|b| b.shadow_price).collect(),
-                ),
-                text("unit", p.binding.iter().map(|b| b.unit.clone()).collect()),
-            ],
-        ));
-    }
-    s
+        vec![
+            text("source", src.iter().map(|x| x.0.clone()).collect()),
+            num("$ per month", src.iter().map(|x| x.1 * month).collect()),
+        ],
+    )
+}
+
+fn break_even_table(p: &PlanDoc, sfx: &str) -> Table {
+    Table::new(
+        &format!("break_even{sfx}"),
+        "Reservations: break-even utilisation",
+        vec![
+            text(
+                "instance type",
+                p.break_even
+                    .iter()
+                    .map(|b| b.instance_type.clone())
+                    .collect(),
+            ),
+            text(
+                "term",
+                p.break_even.iter().map(|b| b.pricing.clone()).collect(),
+            ),
+            num(
+                "count",
+                p.break_even.iter().map(|b| b.count as f64).collect(),
+            ),
+            num(
+                "break-even %",
+                p.break_even
+                    .iter()
+                    .map(|b| 100.0 * b.break_even_utilization)
+                    .collect(),
+            ),
+            num(
+                "utilisation %",
+                p.break_even.iter().map(|b| 100.0 * b.utilization).collect(),
+            ),
+        ],
+    )
+}
+
+fn binding_table(p: &PlanDoc, sfx: &str) -> Table {
+    Table::new(
+        &format!("binding{sfx}"),
+        "Constraints that bind (shadow prices from the LP relaxation)",
+        vec![
+            text(
+                "constraint",
+                p.binding.iter().map(|b| b.constraint.clone()).collect(),
+            ),
+            num("hours", p.binding.iter().map(|b| b.hours as f64).collect()),
+            num(
+                "shadow price",
+                p.binding.iter().map(|b| b.shadow_price).collect(),
+            ),
+            text("unit", p.binding.iter().map(|b| b.unit.clone()).collect()),
+        ],
+    )
 }

@@ -10,9 +10,25 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
         r.name.clone()
     };
     let mut s = Section::new(&format!("run{sfx}"), format!("Load test: {name}"));
-    let failed: Vec<_> = r.thresholds.iter().filter(|t| !t.ok).collect();
+    let failed: Vec<&ThresholdResult> = r.thresholds.iter().filter(|t| !t.ok).collect();
     s.ok = failed.is_empty() && r.stopped.is_none();
-    s.verdict = if r.thresholds.is_empty() {
+    s.verdict = run_verdict(r, &failed);
+    s.figures = run_figures(r);
+    s.next = run_next(r, &failed);
+    s.charts = run_charts(r, &sfx);
+    s.tables = run_tables(r, &sfx);
+    if s.next.is_empty() && s.ok {
+        s.next.push(
+            "Nothing to act on: keep this run as the baseline for the next comparison.".into(),
+        );
+    }
+    s
+}
+
+/// PASSED or FAILED with each threshold's measurement, or the headline
+/// figures when there are no thresholds; and why the run stopped early.
+fn run_verdict(r: &RunDoc, failed: &[&ThresholdResult]) -> String {
+    let mut verdict = if r.thresholds.is_empty() {
         format!(
             "{} requests at {:.1} rps, p95 {:.1} ms, errors {}",
             r.requests,
@@ -41,9 +57,13 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
         )
     };
     if let Some(why) = &r.stopped {
-        s.verdict.push_str(&format!(" — run stopped early: {why}"));
+        verdict.push_str(&format!(" — run stopped early: {why}"));
     }
-    s.figures = vec![
+    verdict
+}
+
+fn run_figures(r: &RunDoc) -> Vec<(String, String)> {
+    let mut figures = vec![
         ("Requests".into(), r.requests.to_string()),
         ("Throughput".into(), format!("{:.1} rps", r.rps)),
         ("p95 latency".into(), format!("{:.1} ms", r.latency_ms.p95)),
@@ -51,24 +71,32 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
         ("Error rate".into(), pct(r.error_rate)),
     ];
     if let Some(t) = r.target_rps {
-        s.figures
-            .push(("Target rate".into(), format!("{t:.0} rps")));
-        if r.rps < 0.97 * t {
-            s.next.push(format!(
-                "Achieved {:.0} rps of the {t:.0} rps scheduled: the service (or the generator) saturated; check `dropped` ({}) and the server's CPU before trusting the latency figures.",
-                r.rps, r.dropped
-            ));
-        }
+        figures.push(("Target rate".into(), format!("{t:.0} rps")));
+    }
+    figures
+}
+
+/// What to do: a rate the service did not keep up with, queueing the
+/// uncorrected latency hides, failed thresholds, errors over 1%.
+fn run_next(r: &RunDoc, failed: &[&ThresholdResult]) -> Vec<String> {
+    let mut next = Vec::new();
+    if let Some(t) = r.target_rps
+        && r.rps < 0.97 * t
+    {
+        next.push(format!(
+            "Achieved {:.0} rps of the {t:.0} rps scheduled: the service (or the generator) saturated; check `dropped` ({}) and the server's CPU before trusting the latency figures.",
+            r.rps, r.dropped
+        ));
     }
     let gap = r.latency_ms.p99 - r.latency_uncorrected_ms.p99;
     if r.latency_uncorrected_ms.p99 > 0.0 && gap > 0.2 * r.latency_uncorrected_ms.p99 {
-        s.next.push(format!(
+        next.push(format!(
             "Requests queued behind slow ones: p99 from the scheduled time is {:.1} ms, from the actual send {:.1} ms. A closed-loop tool would have reported the lower figure.",
             r.latency_ms.p99, r.latency_uncorrected_ms.p99
         ));
     }
-    for t in &failed {
-        s.next.push(format!("Threshold `{}` failed with {}: block the release and look at the latency-over-time chart for when it started.", t.expr, short(t.value)));
+    for t in failed {
+        next.push(format!("Threshold `{}` failed with {}: block the release and look at the latency-over-time chart for when it started.", t.expr, short(t.value)));
     }
     if r.error_rate > 0.01 {
         let worst = r
@@ -77,11 +105,18 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
             .max_by_key(|e| e.1)
             .map(|e| e.0.clone())
             .unwrap_or_default();
-        s.next.push(format!(
+        next.push(format!(
             "Error rate {} is over 1% (alert level); most errors are `{worst}`.",
             pct(r.error_rate)
         ));
     }
+    next
+}
+
+/// Latency percentiles, throughput and errors per second, and the
+/// percentile distribution.
+fn run_charts(r: &RunDoc, sfx: &str) -> Vec<Chart> {
+    let mut charts = Vec::new();
     let xs: Vec<f64> = r.series.iter().map(|x| x.t_s as f64).collect();
     let line = |name: &str, f: &dyn Fn(&SecondRow) -> f64| Line {
         name: name.into(),
@@ -89,7 +124,7 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
         ..Default::default()
     };
     if !xs.is_empty() {
-        s.charts.push(Chart {
+        charts.push(Chart {
             id: format!("latency_over_time{sfx}"),
             title: "Latency percentiles per second".into(),
             x_label: "time since start (s)".into(),
@@ -106,7 +141,7 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
         if r.series.iter().any(|x| x.target_rps.is_some()) {
             rps.push(line("target rps", &|x| x.target_rps.unwrap_or(0.0)));
         }
-        s.charts.push(Chart {
+        charts.push(Chart {
             id: format!("throughput{sfx}"),
             title: "Achieved vs target request rate".into(),
             x_label: "time since start (s)".into(),
@@ -124,7 +159,7 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
         if errs.is_empty() {
             errs.push(line("all classes (none)", &|x| x.errors as f64));
         }
-        s.charts.push(Chart {
+        charts.push(Chart {
             id: format!("errors{sfx}"),
             title: "Errors by class per second".into(),
             x_label: "time since start (s)".into(),
@@ -141,7 +176,7 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
             .filter(|p| p.percentile < 100.0)
             .map(|p| (-(1.0 - p.percentile / 100.0).log10(), p.ms))
             .collect();
-        s.charts.push(Chart {
+        charts.push(Chart {
             id: format!("latency_distribution{sfx}"),
             title: "Latency by percentile (from the scheduled send time)".into(),
             x_label: "percentile (log scale)".into(),
@@ -156,9 +191,15 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
             y_from_zero: true,
         });
     }
+    charts
+}
+
+/// Latency (corrected and not), requests by outcome, thresholds.
+fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
+    let mut tables = Vec::new();
     let l = &r.latency_ms;
     let u = &r.latency_uncorrected_ms;
-    s.tables.push(Table::new(
+    tables.push(Table::new(
         &format!("run_summary{sfx}"),
         "Latency (ms): from the scheduled time (corrected) and from the actual send",
         vec![
@@ -178,13 +219,13 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
         classes.push(k.clone());
         counts.push(*v as f64);
     }
-    s.tables.push(Table::new(
+    tables.push(Table::new(
         &format!("run_outcomes{sfx}"),
         "Requests by outcome",
         vec![text("outcome", classes), num("requests", counts)],
     ));
     if !r.thresholds.is_empty() {
-        s.tables.push(Table::new(
+        tables.push(Table::new(
             &format!("run_thresholds{sfx}"),
             "Thresholds",
             vec![
@@ -203,12 +244,7 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
             ],
         ));
     }
-    if s.next.is_empty() && s.ok {
-        s.next.push(
-            "Nothing to act on: keep this run as the baseline for the next comparison.".into(),
-        );
-    }
-    s
+    tables
 }
 
 pub(super) fn compare_section(base: &RunDoc, cur: &RunDoc, limit: f64) -> Section {
