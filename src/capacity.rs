@@ -263,7 +263,7 @@ pub fn search(
         url: loadgen::redact_url(&base.plan.target.url),
         started_at: crate::run_cmd::utc_now(),
         duration_s: 0.0,
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: crate::VERSION.into(),
         max_rate_rps: l.max_rate_rps,
         p95_slo_ms: l.p95_slo_ms,
         error_limit: l.error_limit,

@@ -105,6 +105,31 @@ fn bad_value(e: &clap::Error) -> Option<String> {
     Some(format!("{flag}: `{value}` is not one of {valid}"))
 }
 
+/// The tool's version, in every result it writes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// When a stage started: the UTC time every result carries, and the wall
+/// clock its duration is measured by.
+pub struct Started {
+    /// UTC, RFC 3339 to the second.
+    pub at: String,
+    clock: std::time::Instant,
+}
+
+impl Started {
+    pub fn now() -> Self {
+        Started {
+            at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            clock: std::time::Instant::now(),
+        }
+    }
+
+    /// Seconds since, to the millisecond.
+    pub fn seconds(&self) -> f64 {
+        (self.clock.elapsed().as_secs_f64() * 1e3).round() / 1e3
+    }
+}
+
 /// Writes `v` as pretty JSON with a final newline: every output file.
 pub fn write_json<T: serde::Serialize + ?Sized>(
     path: &std::path::Path,

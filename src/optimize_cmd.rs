@@ -180,8 +180,18 @@ pub fn prepare(
 /// Solves, writes the JSON, and maps the outcome: infeasible → exit 1 with
 /// the reason on stderr.
 pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Option<Plan>)> {
+    let started = crate::Started::now();
     match optimizer::optimize(&p.catalog, &p.demand, &p.opts, &p.services) {
-        Ok(plan) => {
+        Ok(mut plan) => {
+            plan.name = if p.services.is_empty() {
+                p.source.clone()
+            } else {
+                let names: Vec<&str> = p.services.iter().map(|s| s.name.as_str()).collect();
+                names.join(", ")
+            };
+            plan.duration_s = started.seconds();
+            plan.started_at = started.at;
+            plan.version = crate::VERSION.into();
             if let Some(path) = json {
                 crate::write_json(path, &plan)?;
             }

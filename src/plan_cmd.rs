@@ -19,9 +19,6 @@ use crate::serve_cmd::Background;
 use crate::verify::Replicas;
 use crate::{Outcome, write_json};
 
-/// Users at which the summary reports the servers needed.
-const USER_MARKS: [f64; 4] = [1_000.0, 10_000.0, 50_000.0, 200_000.0];
-
 /// Every stage's input, checked before anything runs.
 struct Checked {
     scn: Scenario,
@@ -529,8 +526,10 @@ impl Pipeline {
     fn forecast(&self, cal: Calibrated) -> anyhow::Result<simulator::Forecast> {
         self.progress
             .stage(3, "forecast the growth under the autoscaling policy");
+        let started = crate::Started::now();
         let mut f = simulator::forecast(&cal.cfg);
         f.calibration = Some(cal.fit);
+        crate::simulate_cmd::stamp(&mut f, &started);
         write_json(&self.out("forecast.json"), &f)?;
         std::fs::write(self.out("forecast.csv"), simulator::series_csv(&f))
             .context("cannot write forecast.csv")?;
@@ -619,23 +618,20 @@ fn summary(f: &simulator::Forecast, plan: Option<&optimizer::Plan>, p95_target_m
         s,
         "\nservers needed (the autoscaler's steady state at the busiest hour of the day the users are reached; simulated peak in brackets):"
     );
-    if let Some(h) = &f.hourly {
-        for mark in USER_MARKS {
-            // The horizon ends on its last hour's middle: allow 0.1% short of the mark.
-            match h.users.iter().position(|&u| u >= mark * 0.999) {
-                Some(i) => {
-                    // The busiest hour within a day either side: the mark
-                    // may first be reached at night, or on the horizon's
-                    // last evening.
-                    let (from, to) = (i.saturating_sub(23), (i + 24).min(h.replicas.len()));
-                    let need = h.replicas[from..to].iter().max().copied().unwrap_or(0);
-                    let sim = f
-                        .windows
-                        .iter()
-                        .find(|w| w.users >= mark * 0.99)
-                        .map(|w| format!(" [{}]", w.replicas_max))
+    if f.hourly.is_some() {
+        for mark in reports::sections::USER_MARKS {
+            match reports::sections::servers_needed(f, mark) {
+                Some(n) => {
+                    let sim = n
+                        .simulated_peak
+                        .map(|p| format!(" [{p}]"))
                         .unwrap_or_default();
-                    let _ = writeln!(s, "  {:>7} users: {need} servers{sim}", short_users(mark));
+                    let _ = writeln!(
+                        s,
+                        "  {:>7} users: {} servers{sim}",
+                        short_users(mark),
+                        n.servers
+                    );
                 }
                 None => {
                     let _ = writeln!(

@@ -70,13 +70,22 @@ pub fn report(a: ReportArgs) -> anyhow::Result<Outcome> {
             )
         }
     );
+    for warning in &w.warnings {
+        eprintln!("loadtest: warning: {warning}");
+    }
+    let deltas = w.deltas.as_deref().unwrap_or_default();
     Ok(match w.regressed {
         Some(true) => {
             eprintln!(
-                "loadtest: regression: the current run's p95 is above the baseline's by more than --regression"
+                "loadtest: regression (exit 1): the current run's p95 is above the baseline's by more than --regression {}: {deltas}",
+                a.regression
             );
             Outcome::Failed
         }
-        _ => Outcome::Passed,
+        Some(false) => {
+            eprintln!("loadtest: no regression: {deltas}");
+            Outcome::Passed
+        }
+        None => Outcome::Passed,
     })
 }

@@ -305,7 +305,7 @@ pub fn execute_with(
     let mut result = loadgen::summarize(&s.plan, &outcome, &s.thresholds);
     result.name = s.name.clone();
     result.started_at = humantime::format_rfc3339_seconds(started).to_string();
-    result.version = env!("CARGO_PKG_VERSION").into();
+    result.version = crate::VERSION.into();
     if let (Some(path), Some(f)) = (args.json, json.as_mut()) {
         serde_json::to_writer_pretty(&mut *f, &result)?;
         writeln!(f)?;
@@ -366,15 +366,16 @@ fn lost_threshold(
     counts: &Counts,
     hist: &hdrhistogram::Histogram<u64>,
 ) -> Option<String> {
+    // The rate, and a kind of request's own figures, are judged at the end.
     let judged: Vec<Threshold> = ts
         .iter()
-        .filter(|t| t.metric != loadgen::spec::Metric::Rps)
+        .filter(|t| t.metric != loadgen::spec::Metric::Rps && t.request.is_none())
         .cloned()
         .collect();
     loadgen::evaluate(&judged, counts, hist, 0.0)
         .into_iter()
         .find(|r| !r.ok)
-        .map(|r| format!("{} (measured {})", r.expr, fmt_value(&r.expr, r.value)))
+        .map(|r| format!("{} (measured {})", r.expr, r.measured()))
 }
 
 fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
@@ -424,13 +425,27 @@ pub fn resolve(a: &RunArgs, scn: &Scenario, builtin_url: Option<&str>) -> anyhow
     for t in &a.thresholds {
         thresholds.push(loadgen::parse_threshold(t).context("--threshold")?);
     }
+    let mut requests = requests(a, scn)?;
+    name_by_method_and_path(&mut requests, &url);
+    for t in &thresholds {
+        if let Some(name) = &t.request
+            && !requests.iter().any(|r| &r.name == name)
+        {
+            let names: Vec<&str> = requests.iter().map(|r| r.name.as_str()).collect();
+            bail!(
+                "threshold `{}`: no request is named `{name}`; the requests are {}",
+                t.expr,
+                names.join(", ")
+            );
+        }
+    }
     let plan = RunPlan {
         target: TargetSpec {
             url,
             http2: a.http2 || target.is_some_and(|t| t.http2),
             insecure: a.insecure || target.is_some_and(|t| t.insecure),
         },
-        requests: requests(a, scn)?,
+        requests,
         load: load_model,
         timeout,
         workers: a
@@ -552,10 +567,8 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
             }
         }
         reqs.push(RequestSpec {
-            name: r
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("request-{}", i + 1)),
+            // Unnamed ones are named by method and path below.
+            name: r.name.clone().unwrap_or_default(),
             url: r.path.clone(),
             method: r.method.clone().unwrap_or_else(|| "GET".into()),
             headers,
@@ -565,7 +578,10 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
         });
     }
     if reqs.is_empty() {
-        reqs.push(RequestSpec::default());
+        reqs.push(RequestSpec {
+            name: String::new(),
+            ..RequestSpec::default()
+        });
     }
     for r in &mut reqs {
         if let Some(m) = &a.method {
@@ -584,6 +600,29 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
         }
     }
     Ok(reqs)
+}
+
+/// Requests without a name are named by method and path (`GET /cart`),
+/// as k6 tags them; a second of the same gets ` #2`.
+fn name_by_method_and_path(reqs: &mut [RequestSpec], target_url: &str) {
+    for i in 0..reqs.len() {
+        if !reqs[i].name.is_empty() {
+            continue;
+        }
+        let u = reqs[i].url.as_deref().unwrap_or(target_url);
+        let path = loadgen::net::parse_url(u)
+            .ok()
+            .and_then(|uri| uri.path_and_query().map(|p| p.as_str().to_string()))
+            .unwrap_or_else(|| u.to_string());
+        let base = format!("{} {path}", reqs[i].method.to_ascii_uppercase());
+        let mut name = base.clone();
+        let mut n = 1;
+        while reqs.iter().any(|r| r.name == name) {
+            n += 1;
+            name = format!("{base} #{n}");
+        }
+        reqs[i].name = name;
+    }
 }
 
 fn run_length(plan: &RunPlan) -> Duration {
@@ -690,22 +729,13 @@ impl Live {
     }
 }
 
-fn fmt_value(expr: &str, v: f64) -> String {
-    if expr.starts_with("error_rate") {
-        format!("{:.3}%", v * 100.0)
-    } else if expr.starts_with("rps") {
-        format!("{v:.1} rps")
-    } else {
-        format!("{v:.2} ms")
-    }
-}
-
 /// The end-of-run table.
 pub fn render_summary(r: &RunResult) -> String {
     let mut s = String::new();
     summary_head(&mut s, r);
     summary_counts(&mut s, r);
     summary_latency(&mut s, r);
+    summary_requests(&mut s, r);
     summary_thresholds(&mut s, r);
     s
 }
@@ -769,6 +799,22 @@ fn summary_counts(s: &mut String, r: &RunResult) {
         r.goodput_rps,
         r.window_s
     );
+    let codes: Vec<String> = r
+        .status_codes
+        .iter()
+        .map(|(code, n)| format!("{code} {n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  status codes: {}   received {}, sent {}",
+        if codes.is_empty() {
+            "none".to_string()
+        } else {
+            codes.join(", ")
+        },
+        contracts::units::bytes(r.bytes_received),
+        contracts::units::bytes(r.bytes_sent)
+    );
     let by_class: Vec<String> = Class::ERRORS
         .iter()
         .map(|c| {
@@ -811,6 +857,33 @@ fn summary_latency(s: &mut String, r: &RunResult) {
     }
 }
 
+/// One line per kind of request, when there are several.
+fn summary_requests(s: &mut String, r: &RunResult) {
+    use std::fmt::Write as _;
+    if r.by_request.len() < 2 {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n  {:<24} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8}",
+        "request", "requests", "errors", "error %", "rps", "p50 ms", "p95 ms", "p99 ms"
+    );
+    for q in &r.by_request {
+        let _ = writeln!(
+            s,
+            "  {:<24} {:>9} {:>9} {:>7.3}% {:>9.1} {:>8.2} {:>8.2} {:>8.2}",
+            crate::cut(&q.name, 24),
+            q.requests,
+            q.requests - q.ok,
+            100.0 * q.error_rate,
+            q.rps,
+            q.latency_ms.p50,
+            q.latency_ms.p95,
+            q.latency_ms.p99
+        );
+    }
+}
+
 /// Each threshold and its verdict.
 fn summary_thresholds(s: &mut String, r: &RunResult) {
     use std::fmt::Write as _;
@@ -818,12 +891,7 @@ fn summary_thresholds(s: &mut String, r: &RunResult) {
         let _ = writeln!(s, "\n  thresholds");
         for t in &r.thresholds {
             let mark = if t.ok { "PASS" } else { "FAIL" };
-            let _ = writeln!(
-                s,
-                "  {mark}  {:<22} {}",
-                t.expr,
-                fmt_value(&t.expr, t.value)
-            );
+            let _ = writeln!(s, "  {mark}  {:<22} {}", t.expr, t.measured());
         }
     }
 }

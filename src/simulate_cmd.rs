@@ -29,8 +29,10 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     }
     cfg.check()
         .map_err(|e| anyhow::anyhow!(scn.placed(&e.to_string())))?;
+    let started = crate::Started::now();
     let mut f = simulator::forecast(&cfg);
     f.calibration = fit;
+    stamp(&mut f, &started);
     if let Some(p) = &a.json {
         crate::write_json(p, &f)?;
     }
@@ -50,6 +52,13 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Passed
     })
+}
+
+/// When the forecast was made, how long it took, by which version.
+pub fn stamp(f: &mut Forecast, started: &crate::Started) {
+    f.started_at = started.at.clone();
+    f.duration_s = started.seconds();
+    f.version = crate::VERSION.into();
 }
 
 /// The simulator's input from a parsed scenario.

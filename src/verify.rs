@@ -135,10 +135,15 @@ impl Check<'_> {
     /// Every case: the one-replica steps of the fit, then `replicas`
     /// measured at each of `levels` of their combined capacity.
     pub fn run(&self, replicas: &Replicas, levels: &[f64]) -> anyhow::Result<Doc> {
+        let started = crate::Started::now();
         let mut cases = one_replica_cases(self.fit);
         cases.extend(self.multi_replica_cases(replicas, levels)?);
         Ok(Doc {
             kind: VerifyTag,
+            name: self.base.name.clone(),
+            started_at: started.at.clone(),
+            duration_s: started.seconds(),
+            version: crate::VERSION.into(),
             note: format!(
                 "one replica: the model was chosen on the steps below {:.0}% of the measured capacity; higher steps and the multi-replica case are predictions (evenly spaced requests for each step's length, from idle, 6 replications). {}",
                 100.0 * FIT_BELOW,
@@ -382,9 +387,8 @@ mod tests {
         );
         // The fitted step is not judged; the held-out one misses by 20%.
         let d = Doc {
-            kind: VerifyTag,
-            note: String::new(),
             cases,
+            ..Doc::default()
         };
         let misses: Vec<f64> = d.misses().map(|c| c.offered_rps).collect();
         // Saturation at 100 measured, 110 predicted: within one step.

@@ -613,8 +613,14 @@ fn simulate_writes_the_forecast_and_is_identical_across_thread_counts() {
             .assert()
             .code(0)
             .stdout(contains("simulated: one window of 20m"));
+        // Every byte but when it was made and how long it took.
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        for k in ["started_at", "duration_s"] {
+            assert!(v.as_object_mut().unwrap().remove(k).is_some(), "{k}");
+        }
         outs.push((
-            std::fs::read(&json).unwrap(),
+            serde_json::to_vec(&v).unwrap(),
             std::fs::read_to_string(&csv).unwrap(),
         ));
     }
@@ -890,4 +896,106 @@ fn shipped_scenarios_all_parse() {
                 );
         }
     }
+}
+
+/// `report a.json b.json` that finds a regression states the deltas on the
+/// terminal (issue 18), and warns when the runs are not comparable.
+#[test]
+fn a_regression_states_the_deltas_in_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, p95: f64, url: &str| {
+        let mut r = contracts::RunResult {
+            name: name.into(),
+            url: url.into(),
+            mode: "open".into(),
+            requests: 1000,
+            ok: 1000,
+            rps: 100.0,
+            target_rps: Some(100.0),
+            offered_rps: Some(100.0),
+            ..Default::default()
+        };
+        r.latency_ms.p50 = 20.0;
+        r.latency_ms.p95 = p95;
+        r.latency_ms.p99 = 2.0 * p95;
+        let p = dir.path().join(format!("{name}.json"));
+        std::fs::write(&p, serde_json::to_string(&r).unwrap()).unwrap();
+        p
+    };
+    let a = run("base", 100.0, "http://127.0.0.1:8080/");
+    let b = run("cur", 150.0, "http://127.0.0.1:8080/");
+    loadtest()
+        .args(["report"])
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(dir.path().join("r1"))
+        .assert()
+        .code(1)
+        .stderr(contains("loadtest: regression (exit 1)"))
+        .stderr(contains("p95 ms 100.00 → 150.00 (+50.0%)"))
+        .stderr(contains("error rate % 0.00 → 0.00"))
+        .stderr(contains("warning").not());
+    let c = run("other", 100.0, "http://127.0.0.1:9090/");
+    loadtest()
+        .args(["report"])
+        .arg(&a)
+        .arg(&c)
+        .arg("--out")
+        .arg(dir.path().join("r2"))
+        .assert()
+        .success()
+        .stderr(contains(
+            "loadtest: warning: Not comparable: the runs hit different targets",
+        ))
+        .stderr(contains("loadtest: no regression: p50 ms 20.00 → 20.00"));
+}
+
+/// Each kind of request on its own (issue 18): smoke.toml's `home` and
+/// `cart` (weights 3:1) in the JSON and on the terminal, their counts
+/// summing to the run's, and a threshold on one of them by name.
+#[test]
+fn each_request_has_its_own_figures_and_thresholds() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    loadtest()
+        .args(["run", "scenarios/smoke.toml", "--duration", "4s"])
+        .args(["--threshold", "p95{name=cart}<5s", "--json"])
+        .arg(&json)
+        .assert()
+        .success()
+        .stdout(
+            contains("request")
+                .and(contains("cart"))
+                .and(contains("home")),
+        );
+    let r: contracts::RunResult =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let names: Vec<&str> = r.by_request.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["home", "cart"]);
+    let sum =
+        |f: fn(&contracts::run::RequestResult) -> u64| r.by_request.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|q| q.requests), r.requests);
+    assert_eq!(sum(|q| q.ok), r.ok);
+    // 400 requests drawn 3:1: cart's share is 0.25 ± 5 standard deviations.
+    let cart = r.by_request[1].requests as f64 / r.requests as f64;
+    assert!(
+        (cart - 0.25).abs() < 5.0 * (0.25f64 * 0.75 / 400.0).sqrt(),
+        "cart share {cart}"
+    );
+    let t = r
+        .thresholds
+        .iter()
+        .find(|t| t.expr == "p95{name=cart}<5s")
+        .unwrap();
+    assert!(t.ok && t.value == r.by_request[1].latency_ms.p95, "{t:?}");
+    // A name no request has is bad input, before any load.
+    loadtest()
+        .args(["run", "scenarios/smoke.toml", "--threshold", "p95{name=checkout}<1s"])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "threshold `p95{name=checkout}<1s`: no request is named `checkout`; the requests are home, cart",
+        ));
 }

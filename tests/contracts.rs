@@ -130,4 +130,25 @@ fn every_producers_file_reads_back_through_every_reader() {
     assert_eq!(windows.df.height(), forecast.windows.len());
     let lines = table(&sections, "plan_lines");
     assert_eq!(lines.df.height(), plan.instances.len());
+
+    // Every document says when it was made and by which version, and the
+    // report's headings say which document they are (issue 18).
+    let version = env!("CARGO_PKG_VERSION");
+    for (what, at, v) in [
+        ("run", &run.started_at, &run.version),
+        ("forecast", &forecast.started_at, &forecast.version),
+        ("plan", &plan.started_at, &plan.version),
+    ] {
+        assert!(at.starts_with("20") && at.ends_with('Z'), "{what}: {at}");
+        assert_eq!(v, version, "{what}");
+    }
+    assert!(forecast.duration_s > 0.0 && plan.duration_s > 0.0);
+    assert_eq!(plan.name, "smoke");
+    for s in &sections {
+        assert!(
+            s.title.contains(", started 20") && s.title.contains(version),
+            "{}",
+            s.title
+        );
+    }
 }

@@ -149,6 +149,15 @@ pub struct Forecast {
     pub kind: ForecastTag,
     /// Scenario name.
     pub name: String,
+    /// When the simulation started (UTC, RFC 3339); set by the binary.
+    #[serde(default)]
+    pub started_at: String,
+    /// Wall-clock seconds the simulation took.
+    #[serde(default)]
+    pub duration_s: f64,
+    /// The version of the tool that made it; set by the binary.
+    #[serde(default)]
+    pub version: String,
     /// Exactly what was simulated.
     pub simulated: String,
     /// Seed of every stream.

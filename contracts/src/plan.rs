@@ -166,6 +166,18 @@ pub struct SolverReport {
 pub struct Plan {
     /// `plan`.
     pub kind: PlanTag,
+    /// What was planned: the services of the forecasts, or the demand file.
+    #[serde(default)]
+    pub name: String,
+    /// When the solve started (UTC, RFC 3339); set by the binary.
+    #[serde(default)]
+    pub started_at: String,
+    /// Wall-clock seconds the solve took.
+    #[serde(default)]
+    pub duration_s: f64,
+    /// The version of the tool that made it; set by the binary.
+    #[serde(default)]
+    pub version: String,
     /// Catalog header lines (date, source).
     pub catalog_notes: Vec<String>,
     /// The options the plan respects.

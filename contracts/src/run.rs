@@ -83,6 +83,41 @@ pub struct ThresholdResult {
     pub value: f64,
 }
 
+impl ThresholdResult {
+    /// The measured value in the threshold's own unit: `0.300%` for an
+    /// error rate (a fraction, compared against a percentage), `812.4 rps`,
+    /// `123.45 ms`.
+    pub fn measured(&self) -> String {
+        let metric = self.expr.trim_start();
+        if metric.starts_with("error_rate") {
+            format!("{:.3}%", 100.0 * self.value)
+        } else if metric.starts_with("rps") {
+            format!("{:.1} rps", self.value)
+        } else {
+            format!("{:.2} ms", self.value)
+        }
+    }
+}
+
+/// One kind of request's figures (a scenario's `[[requests]]`, by name).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestResult {
+    /// Its name (default: method and path).
+    pub name: String,
+    /// Requests sent: `ok + Σ errors`.
+    pub requests: u64,
+    /// Of which succeeded.
+    pub ok: u64,
+    /// Failed requests by class.
+    pub errors: BTreeMap<String, u64>,
+    /// Σ errors / requests.
+    pub error_rate: f64,
+    /// Requests completed per second of the run's window.
+    pub rps: f64,
+    /// Latency from the scheduled send time.
+    pub latency_ms: Latency,
+}
+
 /// The summary `loadtest run --json` writes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -112,6 +147,18 @@ pub struct RunResult {
     pub error_rate: f64,
     /// Scheduled requests never sent (generator behind, or interrupted).
     pub dropped: u64,
+    /// Responses by status code (`"200"`, `"503"`): every response read,
+    /// whatever its class.
+    #[serde(default)]
+    pub status_codes: BTreeMap<String, u64>,
+    /// Bytes of requests put on connections (retries included): the whole
+    /// request on HTTP/1.1, the body on HTTP/2 (its headers go compressed).
+    #[serde(default)]
+    pub bytes_sent: u64,
+    /// Bytes of responses read: head and body on HTTP/1.1, the body on
+    /// HTTP/2.
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Requests sent a second time, once, on a fresh connection, because
     /// the keep-alive connection they first went out on had been closed
     /// by the server while idle, with no response (idempotent methods
@@ -148,6 +195,10 @@ pub struct RunResult {
     pub latency_distribution: Vec<PercentilePoint>,
     /// Connection use.
     pub connections: Connections,
+    /// Each kind of request on its own, in the order of `requests_sent`;
+    /// their counts sum to the run's.
+    #[serde(default)]
+    pub by_request: Vec<RequestResult>,
     /// Each threshold and its outcome.
     pub thresholds: Vec<ThresholdResult>,
     /// The seed used.

@@ -81,6 +81,17 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
+/// A byte count for people: `812 B`, `1.2 kB`, `3.4 MB`, `5.6 GB` (SI).
+pub fn bytes(n: u64) -> String {
+    let x = n as f64;
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", x / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", x / 1e6),
+        _ => format!("{:.1} GB", x / 1e9),
+    }
+}
+
 /// z-score of the 95th percentile of a standard normal.
 pub const Z95: f64 = 1.644_853_626_951_472_2;
 
@@ -226,6 +237,13 @@ mod tests {
             Dist::parse("exp:20ms").unwrap(),
             Dist::Exponential { mean_ms: 20.0 }
         );
+    }
+
+    #[test]
+    fn byte_counts_read_in_si_units() {
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(1_234), "1.2 kB");
+        assert_eq!(bytes(3_400_000), "3.4 MB");
     }
 
     /// The file form and the command-line form are one type.

@@ -76,6 +76,18 @@ pub struct Case {
 pub struct Verify {
     /// Kind of document.
     pub kind: VerifyTag,
+    /// Scenario name.
+    #[serde(default)]
+    pub name: String,
+    /// When the check started (UTC, RFC 3339); set by the binary.
+    #[serde(default)]
+    pub started_at: String,
+    /// Wall-clock seconds the check took.
+    #[serde(default)]
+    pub duration_s: f64,
+    /// The version of the tool that made it; set by the binary.
+    #[serde(default)]
+    pub version: String,
     /// How the check was made.
     pub note: String,
     /// Every case.

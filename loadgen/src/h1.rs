@@ -281,6 +281,8 @@ pub(crate) struct Http1<W = Stream> {
     served: u64,
     /// A byte of the current exchange's response has come.
     answered: bool,
+    /// Bytes read from the connection, all exchanges.
+    received: u64,
 }
 
 impl<W: Wire> Http1<W> {
@@ -294,6 +296,7 @@ impl<W: Wire> Http1<W> {
             arrived: None,
             served: 0,
             answered: false,
+            received: 0,
         }
     }
 
@@ -312,6 +315,11 @@ impl<W: Wire> Http1<W> {
 
     /// False once the peer closed, the framing ran to the close, or an
     /// exchange failed: the connection must not carry another request.
+    /// Bytes read from the connection so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     pub fn is_open(&self) -> bool {
         self.open
     }
@@ -395,6 +403,7 @@ impl<W: Wire> Http1<W> {
             Ok((0, _)) => Err(Class::Reset),
             Ok((n, at)) => {
                 self.end += n;
+                self.received += n as u64;
                 self.arrived = at;
                 self.answered = true;
                 Ok(())

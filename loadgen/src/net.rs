@@ -207,21 +207,57 @@ impl Conn {
 
     /// Sends one request and reads the whole body; the status tells the
     /// outcome. Also returns when the response arrived, if the socket says.
-    pub async fn exchange(&mut self, req: &Prepared) -> Result<(u16, Option<Instant>), Class> {
+    pub async fn exchange(&mut self, req: &Prepared) -> Result<Answer, Class> {
         match self {
-            Conn::H1(c) => c.exchange(&req.wire, req.method == Method::HEAD).await,
+            Conn::H1(c) => {
+                let before = c.received();
+                let (status, arrived) = c.exchange(&req.wire, req.method == Method::HEAD).await?;
+                Ok(Answer {
+                    status,
+                    arrived,
+                    received: c.received() - before,
+                })
+            }
             Conn::H2(s) => {
                 s.ready().await.map_err(classify)?;
                 let resp = s.send_request(req.build_h2()).await.map_err(classify)?;
                 let status = resp.status().as_u16();
                 let mut body = resp.into_body();
+                let mut received = 0;
                 while let Some(frame) = body.frame().await {
-                    frame.map_err(classify)?;
+                    let frame = frame.map_err(classify)?;
+                    received += frame.data_ref().map_or(0, |d| d.len() as u64);
                 }
-                Ok((status, None))
+                Ok(Answer {
+                    status,
+                    arrived: None,
+                    received,
+                })
             }
         }
     }
+
+    /// The bytes one send of `req` puts on this connection: the whole
+    /// request on HTTP/1.1; the body on HTTP/2 (its headers go
+    /// HPACK-compressed, their size is the connection's business).
+    pub fn request_bytes(&self, req: &Prepared) -> u64 {
+        match self {
+            Conn::H1(_) => req.wire.len() as u64,
+            Conn::H2(_) => req.body.len() as u64,
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// Its status code.
+    pub status: u16,
+    /// When its last byte arrived, if the socket tells (plain TCP on Linux).
+    pub arrived: Option<Instant>,
+    /// Bytes it took on the connection: head and body on HTTP/1.1, the
+    /// body on HTTP/2.
+    pub received: u64,
 }
 
 /// Maps a hyper error to its class.

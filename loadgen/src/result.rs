@@ -3,8 +3,8 @@
 
 use base64::Engine;
 pub use contracts::run::{
-    Connections, Latency, PercentilePoint, RequestInfo, RunResult, RunTag, SecondRow,
-    ThresholdResult, csv_header, csv_row,
+    Connections, Latency, PercentilePoint, RequestInfo, RequestResult, RunResult, RunTag,
+    SecondRow, ThresholdResult, csv_header, csv_row,
 };
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -123,6 +123,14 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
             .collect(),
         error_rate: error_rate(c),
         dropped: c.dropped,
+        status_codes: out
+            .totals
+            .statuses
+            .iter()
+            .map(|&(code, n)| (code.to_string(), n))
+            .collect(),
+        bytes_sent: out.totals.bytes_sent,
+        bytes_received: out.totals.bytes_received,
         retried: c.retried,
         duration_s,
         rps,
@@ -138,11 +146,91 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
             peak: out.peak_connections,
             max,
         },
-        thresholds: evaluate(thresholds, c, h, rps),
+        by_request: by_request(plan, out, window_s),
+        thresholds: thresholds
+            .iter()
+            .map(|t| judge(t, plan, out, (rps, window_s)))
+            .collect(),
         seed: plan.seed,
         stopped: out.stopped.clone(),
         series: out.series.clone(),
         histogram: histogram_to_base64(h),
+    }
+}
+
+/// Each kind of request's counts and corrected latency: its own with
+/// several kinds, the run's with one.
+fn kind_stats(out: &RunOutcome, kind: usize, kinds: usize) -> (&Counts, &Histogram<u64>) {
+    match out.totals.per_request.get(kind) {
+        Some(k) if kinds > 1 => (&k.counts, &k.corrected_us),
+        _ => (&out.totals.counts, &out.totals.corrected_us),
+    }
+}
+
+/// One row per kind of request (their counts sum to the run's).
+fn by_request(plan: &RunPlan, out: &RunOutcome, window_s: f64) -> Vec<RequestResult> {
+    let kinds = plan.requests.len();
+    let none = Counts::default();
+    let empty = crate::stats::latency_histogram();
+    plan.requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            // A kind never picked in a run of several has no figures.
+            let (c, h) = if kinds > 1 && out.totals.per_request.get(i).is_none() {
+                (&none, &empty)
+            } else {
+                kind_stats(out, i, kinds)
+            };
+            RequestResult {
+                name: r.name.clone(),
+                requests: c.requests(),
+                ok: c.get(Class::Ok),
+                errors: Class::ERRORS
+                    .iter()
+                    .map(|o| (o.name().to_string(), c.get(*o)))
+                    .collect(),
+                error_rate: error_rate(c),
+                rps: if window_s > 0.0 {
+                    c.requests() as f64 / window_s
+                } else {
+                    0.0
+                },
+                latency_ms: latency_of(h),
+            }
+        })
+        .collect()
+}
+
+/// A threshold against the whole run, or against the requests it names
+/// (`p95{name=cart}<300ms`); a name no request has never holds (the
+/// binary refuses such a threshold before the run).
+fn judge(
+    t: &Threshold,
+    plan: &RunPlan,
+    out: &RunOutcome,
+    (rps, window_s): (f64, f64),
+) -> ThresholdResult {
+    let Some(name) = &t.request else {
+        let c = &out.totals.counts;
+        return evaluate(std::slice::from_ref(t), c, &out.totals.corrected_us, rps).remove(0);
+    };
+    let kinds = plan.requests.len();
+    match plan.requests.iter().position(|r| &r.name == name) {
+        Some(i) => {
+            let (c, h) = kind_stats(out, i, kinds);
+            let kind_rps = if window_s > 0.0 {
+                c.requests() as f64 / window_s
+            } else {
+                0.0
+            };
+            evaluate(std::slice::from_ref(t), c, h, kind_rps).remove(0)
+        }
+        None => ThresholdResult {
+            expr: t.expr.clone(),
+            ok: false,
+            value: 0.0,
+        },
     }
 }
 

@@ -65,6 +65,9 @@ pub struct Threshold {
     pub cmp: Cmp,
     /// The limit: milliseconds for latency, a fraction for error rate, requests/s for rps.
     pub limit: f64,
+    /// Only the requests of this name (`p95{name=cart}<300ms`, k6's tag
+    /// filter); all of them when None.
+    pub request: Option<String>,
 }
 
 impl fmt::Display for Threshold {
@@ -76,7 +79,30 @@ impl fmt::Display for Threshold {
 /// Parses `p95<200ms`, `p99.9<=1.5s`, `max<2s`, `mean<50ms`, `error_rate<1%`, `rps>=1000`.
 pub fn parse_threshold(text: &str) -> Result<Threshold, LoadgenError> {
     let bad = || LoadgenError::BadThreshold(text.to_string());
-    let s: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    // `{name=cart}` (or k6's `{name:cart}`) after the metric: the name may
+    // hold spaces (`GET /cart`), so it is cut out before they are dropped.
+    let (text_wo_filter, request) = match (text.find('{'), text.find('}')) {
+        (Some(a), Some(b)) if a < b => {
+            let inner = text[a + 1..b].trim();
+            let name = inner
+                .strip_prefix("name")
+                .map(str::trim_start)
+                .and_then(|r| r.strip_prefix(['=', ':']))
+                .map(|n| n.trim().trim_matches(['"', '\'']))
+                .filter(|n| !n.is_empty())
+                .ok_or_else(bad)?;
+            (
+                format!("{}{}", &text[..a], &text[b + 1..]),
+                Some(name.to_string()),
+            )
+        }
+        (None, None) => (text.to_string(), None),
+        _ => return Err(bad()),
+    };
+    let s: String = text_wo_filter
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let op_at = s.find(['<', '>']).ok_or_else(bad)?;
     let (name, rest) = s.split_at(op_at);
     let (cmp, value) = if let Some(v) = rest.strip_prefix("<=") {
@@ -118,6 +144,7 @@ pub fn parse_threshold(text: &str) -> Result<Threshold, LoadgenError> {
         metric,
         cmp,
         limit,
+        request,
     })
 }
 
@@ -172,7 +199,16 @@ mod tests {
         assert!((t.limit - 0.01).abs() < 1e-12);
         let t = parse_threshold("rps>=1000").unwrap();
         assert_eq!((t.metric, t.cmp, t.limit), (Metric::Rps, Cmp::Ge, 1000.0));
+        let t = parse_threshold("p95{name=GET /cart}<300ms").unwrap();
+        assert_eq!(t.request.as_deref(), Some("GET /cart"));
+        assert_eq!((t.metric, t.limit), (Metric::Percentile(95.0), 300.0));
+        let t = parse_threshold("error_rate{name:cart} < 1%").unwrap();
+        assert_eq!(t.request.as_deref(), Some("cart"));
+        assert_eq!(parse_threshold("p95<1s").unwrap().request, None);
         for bad in [
+            "p95{name=}<1s",
+            "p95{cart}<1s",
+            "p95{name=cart<1s",
             "p95",
             "p95<",
             "p101<1s",

@@ -156,6 +156,24 @@ impl Interval {
     }
 }
 
+/// One kind of request's whole-run figures (a scenario's `[[requests]]`).
+#[derive(Debug, Clone)]
+pub struct KindStats {
+    /// Its counts by outcome.
+    pub counts: Counts,
+    /// Its corrected latency (from the scheduled send time), µs.
+    pub corrected_us: Histogram<u64>,
+}
+
+impl Default for KindStats {
+    fn default() -> Self {
+        KindStats {
+            counts: Counts::default(),
+            corrected_us: latency_histogram(),
+        }
+    }
+}
+
 /// A worker's whole-run and current-interval measurements.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -167,6 +185,16 @@ pub struct Recorder {
     pub uncorrected_us: Histogram<u64>,
     /// The interval being filled.
     pub interval: Interval,
+    /// Responses by status code, whole run (a handful of codes: a short
+    /// list beats a map on the hot path).
+    pub statuses: Vec<(u16, u64)>,
+    /// Bytes of requests put on connections (retries included).
+    pub bytes_sent: u64,
+    /// Bytes of responses read.
+    pub bytes_received: u64,
+    /// Per kind of request, by its index, when a run has more than one
+    /// (with one, its figures are the whole run's).
+    pub per_request: Vec<KindStats>,
 }
 
 impl Default for Recorder {
@@ -176,6 +204,10 @@ impl Default for Recorder {
             corrected_us: latency_histogram(),
             uncorrected_us: latency_histogram(),
             interval: Interval::empty(0),
+            statuses: Vec::new(),
+            bytes_sent: 0,
+            bytes_received: 0,
+            per_request: Vec::new(),
         }
     }
 }
@@ -192,6 +224,30 @@ impl Recorder {
         let _ = self
             .uncorrected_us
             .record(uncorrected_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    /// One exchange's bytes: `sent` put on connections (every send, a
+    /// retry too), and the response, if one came, by status and size.
+    pub fn record_bytes(&mut self, sent: u64, answer: Option<(u16, u64)>) {
+        self.bytes_sent += sent;
+        let Some((status, received)) = answer else {
+            return;
+        };
+        self.bytes_received += received;
+        match self.statuses.iter_mut().find(|s| s.0 == status) {
+            Some(s) => s.1 += 1,
+            None => self.statuses.push((status, 1)),
+        }
+    }
+
+    /// A request of kind `kind` (its index), for the per-request figures.
+    pub fn record_request(&mut self, kind: usize, outcome: Class, corrected_us: u64) {
+        if self.per_request.len() <= kind {
+            self.per_request.resize_with(kind + 1, KindStats::default);
+        }
+        let k = &mut self.per_request[kind];
+        k.counts.add(outcome);
+        let _ = k.corrected_us.record(corrected_us.clamp(1, MAX_LATENCY_US));
     }
 
     /// Records a scheduled request that was never sent.
@@ -220,6 +276,22 @@ impl Recorder {
     /// Adds another recorder's whole-run figures (not its open interval).
     pub fn merge(&mut self, other: &Recorder) {
         self.counts.merge(&other.counts);
+        for &(code, n) in &other.statuses {
+            match self.statuses.iter_mut().find(|s| s.0 == code) {
+                Some(s) => s.1 += n,
+                None => self.statuses.push((code, n)),
+            }
+        }
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        if self.per_request.len() < other.per_request.len() {
+            self.per_request
+                .resize_with(other.per_request.len(), KindStats::default);
+        }
+        for (a, b) in self.per_request.iter_mut().zip(&other.per_request) {
+            a.counts.merge(&b.counts);
+            let _ = a.corrected_us.add(&b.corrected_us);
+        }
         let _ = self.corrected_us.add(&other.corrected_us);
         let _ = self.uncorrected_us.add(&other.uncorrected_us);
     }

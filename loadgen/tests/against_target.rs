@@ -183,6 +183,33 @@ fn injected_errors_are_counted_as_5xx() {
     assert_eq!(r.ok, t.stats.served());
     let share = e5 as f64 / r.requests as f64;
     assert!((share - 0.1).abs() < 0.02, "5xx share {share}");
+    // Every response by its status code (issue 18).
+    assert_eq!(r.status_codes["200"], r.ok);
+    assert_eq!(r.status_codes["500"], e5);
+    assert_eq!(r.status_codes.len(), 2, "{:?}", r.status_codes);
+}
+
+/// Bytes each way (issue 18): every byte of every response read, and the
+/// same request's bytes for each send.
+#[test]
+fn bytes_sent_and_received_are_counted() {
+    let _g = serial();
+    const REPLY: &[u8] =
+        b"HTTP/1.1 404 Not Found\r\ncontent-length: 5\r\nconnection: close\r\n\r\nnope\n";
+    let url = raw_peer(REPLY);
+    let r = run(&open_plan(&url, 20.0, 1));
+    assert_eq!(r.requests, 20);
+    assert_eq!(r.status_codes["404"], 20);
+    assert_eq!(r.bytes_received, 20 * REPLY.len() as u64);
+    // One kind of request, never retried: 20 equal sends of a GET with
+    // its request line and headers.
+    assert_eq!(r.retried, 0);
+    assert_eq!(r.bytes_sent % 20, 0, "{}", r.bytes_sent);
+    assert!(
+        (20 * 30..=20 * 400).contains(&r.bytes_sent),
+        "{}",
+        r.bytes_sent
+    );
 }
 
 #[test]

@@ -125,7 +125,16 @@ impl Chart {
     {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| Error::Render(e.to_string());
         let (x0, x1, y0, y1) = self.ranges(lines);
-        let mut chart = ChartBuilder::on(root)
+        // The legend gets its own strip below the plot, so it never covers
+        // a line.
+        let rows = legend_rows(lines, root.dim_in_pixel().0);
+        let strip = if rows.is_empty() {
+            0
+        } else {
+            LEGEND_ROW * rows.len() as u32 + 8
+        };
+        let (plot, legend) = root.split_vertically(root.dim_in_pixel().1.saturating_sub(strip));
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(46)
@@ -155,15 +164,26 @@ impl Chart {
         for (i, l) in lines.iter().enumerate() {
             draw_line(&mut chart, l, STYLES[i % STYLES.len()])?;
         }
-        if lines.iter().any(|l| !l.name.is_empty()) {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font(("sans-serif", 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+        for (r, row) in rows.iter().enumerate() {
+            let y = (LEGEND_ROW * r as u32 + LEGEND_ROW / 2 + 4) as i32;
+            for &(i, x) in row {
+                let (color, _, width) = STYLES[i % STYLES.len()];
+                let style = ShapeStyle {
+                    color: color.to_rgba(),
+                    filled: false,
+                    stroke_width: width + 1,
+                };
+                legend
+                    .draw(&PathElement::new(vec![(x, y), (x + 24, y)], style))
+                    .map_err(err)?;
+                legend
+                    .draw(&Text::new(
+                        lines[i].name.as_str(),
+                        (x + 30, y - 7),
+                        ("sans-serif", 14).into_font(),
+                    ))
+                    .map_err(err)?;
+            }
         }
         Ok(())
     }
@@ -290,6 +310,28 @@ impl Chart {
     }
 }
 
+/// Height of one row of the legend, px.
+const LEGEND_ROW: u32 = 20;
+
+/// The named lines' legend entries laid out in rows across `width` px:
+/// (line index, x) per entry, wrapping before an entry that would not fit.
+fn legend_rows(lines: &[Line], width: u32) -> Vec<Vec<(usize, i32)>> {
+    let (left, right) = (84, width as i32 - 12);
+    let mut rows: Vec<Vec<(usize, i32)>> = Vec::new();
+    let mut x = left;
+    for (i, l) in lines.iter().enumerate().filter(|(_, l)| !l.name.is_empty()) {
+        // The sample line, a gap, and the name at ~7.5 px a character.
+        let w = 30 + (7.5 * l.name.chars().count() as f64) as i32 + 18;
+        if rows.is_empty() || (x + w > right && x > left) {
+            rows.push(Vec::new());
+            x = left;
+        }
+        rows.last_mut().expect("a row").push((i, x));
+        x += w;
+    }
+    rows
+}
+
 /// One line: its band, the line (dashed per its style), its legend entry
 /// and its markers.
 fn draw_line<DB: DrawingBackend>(
@@ -313,10 +355,10 @@ where
         filled: false,
         stroke_width: width,
     };
-    let anno = if dash == 0 {
+    if dash == 0 {
         chart
             .draw_series(LineSeries::new(l.points.iter().copied(), style))
-            .map_err(err)?
+            .map_err(err)?;
     } else {
         chart
             .draw_series(DashedLineSeries::new(
@@ -325,18 +367,8 @@ where
                 dash / 2 + 2,
                 style,
             ))
-            .map_err(err)?
-    };
-    anno.label(&l.name).legend(move |(x, y)| {
-        PathElement::new(
-            vec![(x, y), (x + 24, y)],
-            ShapeStyle {
-                color: color.to_rgba(),
-                filled: false,
-                stroke_width: width + 1,
-            },
-        )
-    });
+            .map_err(err)?;
+    }
     if l.markers {
         chart
             .draw_series(l.points.iter().map(|&p| Circle::new(p, 3, color.filled())))

@@ -79,6 +79,10 @@ pub struct Written {
     pub tables: Vec<PathBuf>,
     /// Regression verdict when two runs were compared: true = regressed.
     pub regressed: Option<bool>,
+    /// Every section's warnings, for the terminal.
+    pub warnings: Vec<String>,
+    /// The comparison's deltas in one line, when two runs were compared.
+    pub deltas: Option<String>,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -144,6 +148,10 @@ pub fn write(docs: &[Doc], opts: &Options) -> Result<Written, Error> {
         if s.regressed.is_some() {
             w.regressed = s.regressed;
         }
+        if s.deltas.is_some() {
+            w.deltas = s.deltas.clone();
+        }
+        w.warnings.extend(s.warnings.iter().cloned());
     }
     let (name, text) = match opts.format {
         Format::Html => ("index.html", page::html(&sections, &svgs, opts)),

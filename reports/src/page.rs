@@ -36,6 +36,9 @@ pub fn html(sections: &[Section], svgs: &[Vec<String>], opts: &Options) -> Strin
             escape(&sec.id),
             escape(&sec.title)
         ));
+        for w in &sec.warnings {
+            s.push_str(&format!("<p class=\"verdict bad\">{}</p>\n", escape(w)));
+        }
         s.push_str(&format!(
             "<p class=\"verdict {}\">{}</p>\n",
             if sec.ok { "ok" } else { "bad" },
@@ -67,7 +70,10 @@ pub fn html(sections: &[Section], svgs: &[Vec<String>], opts: &Options) -> Strin
             s.push_str(body);
             s.push_str("</figure>\n");
         }
-        for t in &sec.tables {
+        for n in &sec.notes {
+            s.push_str(&format!("<p class=\"note\">{}</p>\n", escape(n)));
+        }
+        for t in sec.tables.iter().filter(|t| t.on_page) {
             s.push_str(&t.html());
         }
         s.push_str("</section>\n");
@@ -82,11 +88,11 @@ pub fn markdown(sections: &[Section], opts: &Options) -> String {
     let e = |t: &str| escape(t);
     let mut s = format!("# {}\n\n", e(&opts.title));
     for sec in sections {
-        s.push_str(&format!(
-            "## {}\n\n**{}**\n\n",
-            e(&sec.title),
-            e(&sec.verdict)
-        ));
+        s.push_str(&format!("## {}\n\n", e(&sec.title)));
+        for w in &sec.warnings {
+            s.push_str(&format!("> **{}**\n\n", e(w)));
+        }
+        s.push_str(&format!("**{}**\n\n", e(&sec.verdict)));
         for (l, v) in &sec.figures {
             s.push_str(&format!("- {}: **{}**\n", e(l), e(v)));
         }
@@ -101,7 +107,10 @@ pub fn markdown(sections: &[Section], opts: &Options) -> String {
             let title = e(&c.title).replace(['[', ']'], "");
             s.push_str(&format!("![{title}]({}.png)\n\n", c.id));
         }
-        for t in &sec.tables {
+        for n in &sec.notes {
+            s.push_str(&format!("{}\n\n", e(n)));
+        }
+        for t in sec.tables.iter().filter(|t| t.on_page) {
             s.push_str(&t.markdown());
         }
     }

@@ -13,6 +13,9 @@ pub struct Table {
     pub title: String,
     /// The data.
     pub df: DataFrame,
+    /// Shown on the page; false for tables only exported (a run's every
+    /// second).
+    pub on_page: bool,
 }
 
 /// A column of text.
@@ -25,6 +28,11 @@ pub fn num(name: &str, v: Vec<f64>) -> Column {
     Column::new(name.into(), v)
 }
 
+/// A column of counts: integers in every export, not doubles.
+pub fn count(name: &str, v: Vec<u64>) -> Column {
+    Column::new(name.into(), v)
+}
+
 impl Table {
     /// A table from columns of equal length.
     pub fn new(id: &str, title: &str, cols: Vec<Column>) -> Table {
@@ -33,7 +41,14 @@ impl Table {
             id: id.into(),
             title: title.into(),
             df,
+            on_page: true,
         }
+    }
+
+    /// A table written only with `--export` (too long for the page).
+    pub fn export_only(mut self) -> Table {
+        self.on_page = false;
+        self
     }
 
     /// Rows × columns of display strings.
@@ -58,6 +73,7 @@ impl Table {
         (0..c.len())
             .map(|i| match c.get(i) {
                 Ok(AnyValue::Float64(v)) => v,
+                Ok(AnyValue::UInt64(v)) => v as f64,
                 _ => f64::NAN,
             })
             .collect()
@@ -137,6 +153,7 @@ impl Table {
                 .iter()
                 .map(|c| match c.get(i).unwrap_or(AnyValue::Null) {
                     AnyValue::Float64(v) => format!("{v}"),
+                    AnyValue::UInt64(v) => format!("{v}"),
                     AnyValue::Null => String::new(),
                     v => q(&cell(v)),
                 })
@@ -166,6 +183,7 @@ fn cell(v: AnyValue) -> String {
                 format!("{x:.4}")
             }
         }
+        AnyValue::UInt64(x) => group(x as f64),
         AnyValue::String(s) => s.to_string(),
         AnyValue::StringOwned(s) => s.to_string(),
         other => other.to_string(),

@@ -125,7 +125,8 @@ fn html_has_every_section_chart_and_table_and_escapes_input() {
         "latency_distribution",
         "throughput",
         "errors",
-        "users_rps",
+        "users",
+        "offered_rps",
         "replicas",
         "p95",
         "cost_over_time",
@@ -154,7 +155,7 @@ fn html_has_every_section_chart_and_table_and_escapes_input() {
     assert!(html.contains("growth &lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("<title>Q3 &lt;review&gt;</title>"));
     // Verdicts and dated crossings.
-    assert!(html.contains("PASSED: all 1 thresholds held (p95&lt;200ms was 120)"));
+    assert!(html.contains("PASSED: all 1 thresholds held (p95&lt;200ms was 120.00 ms)"));
     assert!(html.contains("2028-08-23 (day 600)"), "crossing date");
     assert!(
         html.contains("$730/month against $1460/month all on-demand: saves $730/month (50.0%)")
@@ -222,6 +223,37 @@ fn comparison_flags_a_p95_regression() {
     );
     let w = write(&[base, same], &opts(&dir.path().join("o2"), Format::Html)).unwrap();
     assert_eq!(w.regressed, Some(false));
+    // Comparable runs: no warning; the deltas in one line (issue 18).
+    assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+    let d = w.deltas.unwrap();
+    assert!(d.contains("p95 ms 100.00 → 105.00 (+5.0%)"), "{d}");
+    assert!(d.contains("rps 100.00 → 100.00 (+0.0%)"), "{d}");
+}
+
+/// Two runs of another target, at another rate, one stopped early: the
+/// comparison says so in the report and to the caller, whatever its
+/// verdict (issue 18).
+#[test]
+fn a_comparison_of_incomparable_runs_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = save(dir.path(), "a.json", &run_json("base", 100.0, 0.0));
+    let mut other = run_json("cur", 100.0, 0.0);
+    other["url"] = json!("http://127.0.0.1:9090/");
+    other["target_rps"] = json!(200.0);
+    other["stopped"] = json!("interrupted");
+    let other = save(dir.path(), "b.json", &other);
+    let w = write(&[base, other], &opts(&dir.path().join("o"), Format::Html)).unwrap();
+    let all = w.warnings.join("\n");
+    for part in [
+        "Not comparable: the runs hit different targets",
+        "the offered rates differ by more than 10% (100.0 and 200.0 rps)",
+        "the current run stopped early (interrupted)",
+    ] {
+        assert!(all.contains(part), "{part} in {all}");
+    }
+    let html = std::fs::read_to_string(&w.page).unwrap();
+    assert!(html.contains("Not comparable: the runs hit different targets"));
+    assert!(html.contains("Comparison: baseline base vs current cur"));
 }
 
 #[test]
@@ -338,4 +370,230 @@ fn a_bad_field_is_named_with_its_place() {
     );
     assert!(!e.contains(":0:0:"), "{}", &e[..300.min(e.len())]);
     assert!(e.len() < 500, "{} characters", e.len());
+}
+
+/// An error rate is a fraction compared against a percentage: the verdict
+/// shows it as a percentage, never `error_rate<0.1% (measured 0.003)`,
+/// which reads like a pass (issue 18).
+#[test]
+fn a_failed_error_rate_reads_as_a_percentage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = run_json("errors", 50.0, 0.003);
+    r["thresholds"] = json!([{"expr": "error_rate<0.1%", "ok": false, "value": 0.003}]);
+    let docs = vec![save(dir.path(), "r.json", &r)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    assert!(
+        sections[0]
+            .verdict
+            .contains("FAILED: error_rate<0.1% (measured 0.300%)"),
+        "{}",
+        sections[0].verdict
+    );
+    let t = sections[0]
+        .tables
+        .iter()
+        .find(|t| t.id == "run_thresholds")
+        .unwrap();
+    assert_eq!(t.cells().1[0][1], "0.300%");
+}
+
+/// Charts a reader can trust (issue 18): one unit per axis (users and rps
+/// had shared one, the users line flat at zero); no errors chart of zeros,
+/// a line of text instead; no collapse to zero in the last, partial
+/// second of a run.
+#[test]
+fn charts_have_one_unit_and_draw_no_empty_or_partial_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = run_json("clean", 50.0, 0.0);
+    for x in r["series"].as_array_mut().unwrap() {
+        x["ok"] = json!(100);
+        x["errors"] = json!(0);
+        x["errors_by_class"] = json!([0, 0, 0, 0, 0, 0]);
+    }
+    // The responses that arrived after the 30 s schedule ended.
+    r["series"].as_array_mut().unwrap().push(json!({
+        "t_s": 30, "requests": 3, "ok": 3, "errors": 0, "rps": 3.0, "p50_ms": 20.0,
+        "p95_ms": 50.0, "p99_ms": 75.0, "dropped": 0, "target_rps": null,
+        "errors_by_class": [0, 0, 0, 0, 0, 0]}));
+    let docs = vec![
+        save(dir.path(), "r.json", &r),
+        save(dir.path(), "f.json", &forecast_json()),
+        save(dir.path(), "p.json", &plan_json()),
+    ];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    for c in sections.iter().flat_map(|s| &s.charts) {
+        assert!(!c.y_label.contains(" / "), "{}: {}", c.id, c.y_label);
+    }
+    let charts: Vec<&str> = sections[0].charts.iter().map(|c| c.id.as_str()).collect();
+    assert!(!charts.contains(&"errors"), "{charts:?}");
+    assert!(
+        sections[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("No request failed"))
+    );
+    let throughput = sections[0]
+        .charts
+        .iter()
+        .find(|c| c.id == "throughput")
+        .unwrap();
+    let reports::charts::Body::Lines(lines) = &throughput.body else {
+        panic!("lines")
+    };
+    let last = lines[0].points.last().unwrap();
+    assert_eq!(*last, (29.0, 100.0), "the partial 31st second is not drawn");
+    let users = sections[1].charts.iter().find(|c| c.id == "users").unwrap();
+    assert_eq!(users.y_label, "users");
+}
+
+/// The capacity plan's table of servers as the users grow (issue 18): a
+/// row per mark the horizon reaches, dated with --start-date.
+#[test]
+fn the_capacity_plan_tabulates_servers_by_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = vec![save(dir.path(), "f.json", &forecast_json())];
+    let mut o = opts(dir.path(), Format::Html);
+    o.start_date = Some("2027-01-01".into());
+    let sections = reports::build(&docs, &o).unwrap();
+    let t = sections[0]
+        .tables
+        .iter()
+        .find(|t| t.id == "servers")
+        .expect("a servers table");
+    let (head, rows) = t.cells();
+    assert_eq!(head[0], "reached");
+    // The fixture's hours reach 1,000 users in hour 0 (and no more than
+    // 1,500): 3 servers, the most in the day around it.
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][0], "1k users");
+    assert_eq!(rows[0][2], "2027-01-01 (day 0)");
+    assert_eq!(t.numbers("servers"), [3.0]);
+    assert_eq!(rows[0][4], "3");
+}
+
+/// A calibrated forecast draws p95 against offered load, measured and
+/// predicted at the same rates (issue 18: the knee).
+#[test]
+fn a_calibrated_forecast_draws_the_knee() {
+    use contracts::forecast::{Fit, StepFit};
+    let dir = tempfile::tempdir().unwrap();
+    let step = |rps: f64, measured: f64, predicted: f64| StepFit {
+        offered_rps: rps,
+        replicas: 1,
+        measured_p95_ms: measured,
+        predicted_p95_ms: predicted,
+        p95_error: predicted / measured - 1.0,
+        measured_goodput_rps: rps,
+        predicted_goodput_rps: rps,
+        goodput_error: 0.0,
+        measured_saturated: false,
+        predicted_saturated: false,
+    };
+    let fit = Fit {
+        family: "c FIFO workers".into(),
+        workers: 8,
+        service_mean_ms: 20.0,
+        latency_floor_ms: 1.0,
+        capacity_rps: 400.0,
+        low_load_mean_ms: 21.0,
+        candidates: vec![(8, 0.05)],
+        steps: vec![step(300.0, 80.0, 90.0), step(100.0, 40.0, 41.0)],
+        max_p95_error: 0.125,
+        max_goodput_error: 0.0,
+        assumes: "independent replicas".into(),
+    };
+    let mut f = forecast_json();
+    f["calibration"] = serde_json::to_value(&fit).unwrap();
+    let docs = vec![save(dir.path(), "f.json", &f)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    let knee = sections[0].charts.iter().find(|c| c.id == "knee").unwrap();
+    assert_eq!(knee.x_label, "offered load (requests per second)");
+    let reports::charts::Body::Lines(lines) = &knee.body else {
+        panic!("lines")
+    };
+    assert_eq!(lines[0].points, [(100.0, 40.0), (300.0, 80.0)]);
+    assert_eq!(lines[1].points, [(100.0, 41.0), (300.0, 90.0)]);
+    // Without a calibration there is nothing to draw it from.
+    let plain = vec![save(dir.path(), "g.json", &forecast_json())];
+    let sections = reports::build(&plain, &opts(dir.path(), Format::Html)).unwrap();
+    assert!(sections[0].charts.iter().all(|c| c.id != "knee"));
+}
+
+/// The cost review month by month, its three figures reconciled, and what
+/// the figures assume said beside them (issue 18).
+#[test]
+fn the_cost_review_has_a_monthly_budget_and_its_assumptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = plan_json();
+    // 40 days of hours: a whole 730-hour month and a partial second.
+    let n = 24 * 40;
+    for k in [
+        "demand_vcpu",
+        "capacity_vcpu",
+        "commitment_coverage",
+        "commitment_utilization",
+        "spot_share",
+    ] {
+        p["hourly"][k] = json!(vec![0.5; n]);
+    }
+    p["hourly"]["cost"] = json!(vec![1.0; n]);
+    p["hourly"]["baseline_cost"] = json!(vec![2.0; n]);
+    p["solver"]["hours"] = json!(n);
+    p["instances"] = json!([
+        {"instance_type": "m6i.large", "pricing": "reserved_1y", "count": 8, "hourly_price": 0.0625, "instance_hours": 8.0 * n as f64, "cost": 0.5 * n as f64},
+        {"instance_type": "m6i.large", "pricing": "on_demand", "hourly_counts": vec![2; n], "hourly_price": 0.096, "instance_hours": 2.0 * n as f64, "cost": 0.192 * n as f64},
+    ]);
+    let docs = vec![save(dir.path(), "p.json", &p)];
+    let s = &reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap()[0];
+    let budget = s.tables.iter().find(|t| t.id == "budget").unwrap();
+    assert_eq!(budget.numbers("plan"), [730.0, 230.0]);
+    assert_eq!(budget.numbers("all on-demand baseline"), [1460.0, 460.0]);
+    assert_eq!(budget.numbers("commitments"), [365.0, 115.0]);
+    assert_eq!(budget.numbers("commitment utilisation %"), [50.0, 50.0]);
+    let od = budget.numbers("on-demand");
+    assert!((od[0] - 730.0 * 0.192).abs() < 1e-9, "{od:?}");
+    let rec = s.tables.iter().find(|t| t.id == "reconciliation").unwrap();
+    assert_eq!(rec.numbers("over the horizon"), [146.0, 73.0, 72.5]);
+    let next = s.next.join("\n");
+    assert!(
+        next.contains("costed for the horizon's 960 hours only; the term runs 8760 hours"),
+        "{next}"
+    );
+    assert!(next.contains("AWS, APPROXIMATE prices"), "{next}");
+}
+
+/// `--export` writes the run second by second too (not on the page), and
+/// counts as integers, strings as strings (issue 18).
+#[test]
+fn the_export_has_the_series_with_integer_counts() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let docs = vec![save(dir.path(), "r.json", &run_json("r", 50.0, 0.01))];
+    let mut o = opts(&dir.path().join("out"), Format::Html);
+    o.export_parquet = true;
+    let w = write(&docs, &o).unwrap();
+    let series = dir.path().join("out/run_series.parquet");
+    assert!(w.tables.contains(&series), "{:?}", w.tables);
+    let df = ParquetReader::new(std::fs::File::open(&series).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 30);
+    assert_eq!(df.column("requests").unwrap().dtype(), &DataType::UInt64);
+    assert_eq!(df.column("timeout").unwrap().dtype(), &DataType::UInt64);
+    assert_eq!(df.column("p95_ms").unwrap().dtype(), &DataType::Float64);
+    let outcomes = ParquetReader::new(
+        std::fs::File::open(dir.path().join("out/run_outcomes.parquet")).unwrap(),
+    )
+    .finish()
+    .unwrap();
+    assert_eq!(
+        outcomes.column("requests").unwrap().dtype(),
+        &DataType::UInt64
+    );
+    assert_eq!(
+        outcomes.column("outcome").unwrap().dtype(),
+        &DataType::String
+    );
+    let html = std::fs::read_to_string(&w.page).unwrap();
+    assert!(!html.contains("The run, second by second"));
 }

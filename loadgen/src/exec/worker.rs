@@ -513,8 +513,11 @@ impl Worker {
     /// time it completed.
     async fn exchange(&self, link: &mut Link, mut due: Option<Instant>) -> (Class, Instant) {
         let timeout = self.sh.plan.timeout;
-        let req = &self.sh.requests[self.pick()];
+        let kind = self.pick();
+        let req = &self.sh.requests[kind];
         let (mut first_send, mut retried) = (None::<Instant>, false);
+        // Bytes each way and the status, recorded once with the outcome.
+        let (mut sent_bytes, mut answer) = (0u64, None::<(u16, u64)>);
         let (outcome, sent, arrived) = loop {
             if link.conn.as_ref().is_none_or(Conn::is_closed) {
                 let start = Instant::now();
@@ -530,13 +533,17 @@ impl Worker {
             let sent = *first_send.get_or_insert_with(Instant::now);
             self.last_send.set(Some(sent));
             let _in_flight = c.stamped().then(InFlight::start);
+            sent_bytes += c.request_bytes(req);
             let r = tokio::select! {
                 biased;
                 r = c.exchange(req) => r,
                 _ = Link::expire(&mut link.watchdog, sent + timeout) => Err(Class::Timeout),
             };
             match r {
-                Ok((status, arrived)) => break (Class::from_status(status), sent, arrived),
+                Ok(a) => {
+                    answer = Some((a.status, a.received));
+                    break (Class::from_status(a.status), sent, a.arrived);
+                }
                 // The server closed this keep-alive connection while it was
                 // idle: the request never reached it. Once, on a fresh
                 // connection, for a method that may be sent twice (RFC 9110
@@ -569,9 +576,12 @@ impl Worker {
         // let it go out up to a tick early: lateness is never hidden, and
         // earliness never shortens a latency.
         let from_schedule = due.map_or(sent, |due| due.min(sent));
-        self.rec
-            .borrow_mut()
-            .record(outcome, us(from_schedule), us(sent));
+        let mut rec = self.rec.borrow_mut();
+        rec.record(outcome, us(from_schedule), us(sent));
+        rec.record_bytes(sent_bytes, answer);
+        if self.sh.requests.len() > 1 {
+            rec.record_request(kind, outcome, us(from_schedule));
+        }
         (outcome, now)
     }
 }

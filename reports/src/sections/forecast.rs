@@ -11,12 +11,14 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
     let mut s = Section::new(
         &format!("capacity{sfx}"),
         format!(
-            "Capacity plan: {}",
+            "Capacity plan: {} (seed {}){}",
             if f.name.is_empty() {
                 "forecast"
             } else {
                 &f.name
-            }
+            },
+            f.seed,
+            provenance(&f.started_at, &f.version)
         ),
     );
     let start = opts.start_date.as_deref().and_then(days_from_civil);
@@ -48,17 +50,138 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
             replicated: f.replications > 1,
         };
         s.charts = vec![
-            users_rps_chart(&w, &sfx),
+            users_chart(&w, &sfx),
+            rps_chart(&w, &sfx),
             replicas_chart(&w, &sfx),
             p95_chart(&w, f.slo.p95_target_ms, &sfx),
             cost_chart(&w, &sfx),
         ];
         s.tables.push(windows_table(&f.windows, &sfx));
     }
+    s.charts.extend(knee_chart(f, &sfx));
+    s.tables.extend(servers_table(f, &sfx, &when));
     if !f.crossings.is_empty() {
         s.tables.push(crossings_table(f, &sfx, &when));
     }
     s
+}
+
+/// p95 against offered load at the measured steps the model was fitted
+/// to, next to what the model predicts for the same rates: the knee.
+/// Only a calibrated forecast has them.
+fn knee_chart(f: &ForecastDoc, sfx: &str) -> Option<Chart> {
+    let fit = f.calibration.as_ref()?;
+    let mut steps: Vec<_> = fit.steps.iter().collect();
+    if steps.is_empty() {
+        return None;
+    }
+    steps.sort_by(|a, b| a.offered_rps.total_cmp(&b.offered_rps));
+    let pts = |g: &dyn Fn(&contracts::forecast::StepFit) -> f64| {
+        steps.iter().map(|s| (s.offered_rps, g(s))).collect()
+    };
+    Some(Chart {
+        id: format!("knee{sfx}"),
+        title: "p95 latency against offered load: measured steps and the model".into(),
+        x_label: "offered load (requests per second)".into(),
+        y_label: "p95 latency (ms)".into(),
+        body: Body::Lines(vec![
+            Line {
+                name: "measured".into(),
+                points: pts(&|s| s.measured_p95_ms),
+                markers: true,
+                ..Default::default()
+            },
+            Line {
+                name: format!("model ({} workers per replica)", fit.workers),
+                points: pts(&|s| s.predicted_p95_ms),
+                markers: true,
+                ..Default::default()
+            },
+        ]),
+        percentile_x: false,
+        y_from_zero: true,
+    })
+}
+
+/// The user counts a capacity plan reports servers at (the growth figures
+/// of our infrastructure documents).
+pub const USER_MARKS: [f64; 4] = [1_000.0, 10_000.0, 50_000.0, 200_000.0];
+
+/// The servers a forecast needs when the users first reach a count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServersNeeded {
+    /// The user count.
+    pub users: f64,
+    /// The hour of the horizon they are first reached in.
+    pub hour: usize,
+    /// Servers the autoscaler's steady state settles at in the busiest hour
+    /// within a day of it (the count may first be reached at night, or on
+    /// the horizon's last evening).
+    pub servers: u32,
+    /// The most replicas any replication simulated in the first window
+    /// with that many users, when one was simulated.
+    pub simulated_peak: Option<u32>,
+}
+
+/// The servers needed at `users`, from the forecast's hourly steady
+/// state; None when the horizon does not reach them (or has no hours).
+pub fn servers_needed(f: &ForecastDoc, users: f64) -> Option<ServersNeeded> {
+    let h = f.hourly.as_ref()?;
+    // The horizon ends on its last hour's middle: allow 0.1% short.
+    let i = h.users.iter().position(|&u| u >= users * 0.999)?;
+    let (from, to) = (i.saturating_sub(23), (i + 24).min(h.replicas.len()));
+    Some(ServersNeeded {
+        users,
+        hour: i,
+        servers: h.replicas.get(from..to)?.iter().max().copied().unwrap_or(0),
+        simulated_peak: f
+            .windows
+            .iter()
+            .find(|w| w.users >= users * 0.99)
+            .map(|w| w.replicas_max),
+    })
+}
+
+/// Servers needed at each of [`USER_MARKS`] and at each crossing, with
+/// the day, the month and (with `--start-date`) the date.
+fn servers_table(f: &ForecastDoc, sfx: &str, when: &dyn Fn(f64) -> String) -> Option<Table> {
+    let mut rows: Vec<(String, ServersNeeded)> = USER_MARKS
+        .iter()
+        .filter_map(|&u| servers_needed(f, u).map(|s| (format!("{:.0}k users", u / 1000.0), s)))
+        .collect();
+    rows.extend(
+        f.crossings
+            .iter()
+            .filter_map(|c| servers_needed(f, c.users).map(|s| (c.threshold.clone(), s))),
+    );
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by_key(|r| r.1.hour);
+    let day = |s: &ServersNeeded| s.hour as f64 / 24.0;
+    Some(Table::new(
+        &format!("servers{sfx}"),
+        "Servers needed as the users grow (app tier; the autoscaler's steady state at the busiest hour of that day, simulated peak beside it)",
+        vec![
+            text("reached", rows.iter().map(|r| r.0.clone()).collect()),
+            num("users", rows.iter().map(|r| r.1.users.round()).collect()),
+            text("when", rows.iter().map(|r| when(day(&r.1))).collect()),
+            count(
+                "servers",
+                rows.iter().map(|r| u64::from(r.1.servers)).collect(),
+            ),
+            text(
+                "simulated peak",
+                rows.iter()
+                    .map(|r| {
+                        r.1.simulated_peak
+                            .map(|p| p.to_string())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            ),
+        ],
+    ))
 }
 
 /// A day of the horizon as a date (with `--start-date`) or a month.
@@ -137,31 +260,46 @@ impl WindowSeries<'_> {
     }
 }
 
-fn users_rps_chart(series: &WindowSeries, sfx: &str) -> Chart {
-    let pts = |g: &dyn Fn(&WindowSummary) -> f64| series.pts(g);
-    let sparse = series.sparse();
+/// One quantity against the day of the horizon: users and requests per
+/// second are different units, so each has its own chart and axis.
+fn window_chart(
+    series: &WindowSeries,
+    (id, title, y_label): (String, &str, &str),
+    name: &str,
+    g: &dyn Fn(&WindowSummary) -> f64,
+) -> Chart {
     Chart {
-        id: format!("users_rps{sfx}"),
-        title: "Users and offered load at each window's peak".into(),
+        id,
+        title: title.into(),
         x_label: "days from the start of the horizon".into(),
-        y_label: "users (thousands) / requests per second".into(),
-        body: Body::Lines(vec![
-            Line {
-                name: "users (thousands)".into(),
-                points: pts(&|w| w.users / 1000.0),
-                markers: sparse,
-                ..Default::default()
-            },
-            Line {
-                name: "offered rps".into(),
-                points: pts(&|w| w.offered_rps),
-                markers: sparse,
-                ..Default::default()
-            },
-        ]),
+        y_label: y_label.into(),
+        body: Body::Lines(vec![Line {
+            name: name.into(),
+            points: series.pts(g),
+            markers: series.sparse(),
+            ..Default::default()
+        }]),
         percentile_x: false,
         y_from_zero: true,
     }
+}
+
+fn users_chart(series: &WindowSeries, sfx: &str) -> Chart {
+    let what = (
+        format!("users{sfx}"),
+        "Users at each window's peak",
+        "users",
+    );
+    window_chart(series, what, "users", &|w| w.users)
+}
+
+fn rps_chart(series: &WindowSeries, sfx: &str) -> Chart {
+    let what = (
+        format!("offered_rps{sfx}"),
+        "Offered load at each window's peak",
+        "requests per second",
+    );
+    window_chart(series, what, "offered rps", &|w| w.offered_rps)
 }
 
 fn replicas_chart(series: &WindowSeries, sfx: &str) -> Chart {

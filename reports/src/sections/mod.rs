@@ -7,7 +7,7 @@ use crate::docs::{
     Case as VerifyCase, Doc, ERROR_CLASSES, Estimate, Forecast as ForecastDoc, Plan as PlanDoc,
     Role, RunResult as RunDoc, SecondRow, ThresholdResult, Verify as VerifyDoc, WindowSummary,
 };
-use crate::table::{Table, num, text};
+use crate::table::{Table, count, num, text};
 use crate::{Error, Options};
 
 mod dates;
@@ -19,6 +19,7 @@ mod verify;
 use dates::civil;
 pub use dates::days_from_civil;
 use forecast::forecast_section;
+pub use forecast::{ServersNeeded, USER_MARKS, servers_needed};
 use plan::plan_section;
 use run::{compare_section, run_section};
 use verify::verify_section;
@@ -40,10 +41,17 @@ pub struct Section {
     pub next: Vec<String>,
     /// Charts.
     pub charts: Vec<Chart>,
+    /// Lines of text in place of charts that would show nothing.
+    pub notes: Vec<String>,
     /// Tables.
     pub tables: Vec<Table>,
     /// Comparison: whether the current run regressed.
     pub regressed: Option<bool>,
+    /// What makes the section's figures less trustworthy than they look
+    /// (e.g. two runs that are not comparable), shown above its verdict.
+    pub warnings: Vec<String>,
+    /// Comparison: the deltas in one line, for the terminal.
+    pub deltas: Option<String>,
 }
 
 impl Section {
@@ -56,8 +64,11 @@ impl Section {
             figures: vec![],
             next: vec![],
             charts: vec![],
+            notes: vec![],
             tables: vec![],
             regressed: None,
+            warnings: vec![],
+            deltas: None,
         }
     }
 }
@@ -115,6 +126,16 @@ pub fn build(docs: &[Doc], opts: &Options) -> Result<Vec<Section>, Error> {
         }
     }
     Ok(out)
+}
+
+/// Which document a heading is about: `, started 2026-12-01T16:12:24Z`
+/// (and the tool's version), or nothing for a file without its start.
+pub(crate) fn provenance(started_at: &str, version: &str) -> String {
+    match (started_at.is_empty(), version.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!(", started {started_at}"),
+        (false, false) => format!(", started {started_at} (loadtest {version})"),
+    }
 }
 
 pub(crate) fn suffix(i: usize, n: usize) -> String {

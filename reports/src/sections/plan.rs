@@ -8,7 +8,14 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
     } else {
         String::new()
     };
-    let mut s = Section::new(&format!("finops{sfx}"), "FinOps cost review".into());
+    let title = match p.name.as_str() {
+        "" => "FinOps cost review".to_string(),
+        name => format!("FinOps cost review: {name}"),
+    };
+    let mut s = Section::new(
+        &format!("finops{sfx}"),
+        title + &provenance(&p.started_at, &p.version),
+    );
     s.ok = p.savings >= 0.0;
     s.verdict = format!(
         "${:.0}/month against ${:.0}/month all on-demand: saves ${:.0}/month ({:.1}%), within {:.2}% of the LP lower bound",
@@ -25,6 +32,9 @@ pub(super) fn plan_section(p: &PlanDoc, i: usize, forecast: Option<&ForecastDoc>
     s.charts = cost_charts(p, month, &sfx);
     s.charts.extend(hourly_charts(p, &sfx));
     s.tables = plan_tables(p, month, &sfx);
+    s.tables.push(reconciliation_table(p, &sfx));
+    s.tables.extend(budget_table(p, &sfx));
+    s.next.extend(assumptions(p));
     s
 }
 
@@ -88,11 +98,6 @@ fn plan_next(p: &PlanDoc) -> Vec<String> {
     }
     if p.gap > 0.01 {
         next.push(format!("The plan costs {:.1}% more than the LP lower bound. The bound buys fractions of instances, so part of that gap cannot be closed; the rest is what a longer --time-limit could still find.", 100.0 * p.gap));
-    }
-    for n in &p.catalog_notes {
-        if n.to_lowercase().contains("approximate") {
-            next.push(format!("Prices: {n}"));
-        }
     }
     next
 }
@@ -297,9 +302,9 @@ fn break_even_table(p: &PlanDoc, sfx: &str) -> Table {
                 "term",
                 p.break_even.iter().map(|b| b.pricing.clone()).collect(),
             ),
-            num(
+            count(
                 "count",
-                p.break_even.iter().map(|b| b.count as f64).collect(),
+                p.break_even.iter().map(|b| u64::from(b.count)).collect(),
             ),
             num(
                 "break-even %",
@@ -325,7 +330,7 @@ fn binding_table(p: &PlanDoc, sfx: &str) -> Table {
                 "constraint",
                 p.binding.iter().map(|b| b.constraint.clone()).collect(),
             ),
-            num("hours", p.binding.iter().map(|b| b.hours as f64).collect()),
+            count("hours", p.binding.iter().map(|b| b.hours as u64).collect()),
             num(
                 "shadow price",
                 p.binding.iter().map(|b| b.shadow_price).collect(),
@@ -333,4 +338,137 @@ fn binding_table(p: &PlanDoc, sfx: &str) -> Table {
             text("unit", p.binding.iter().map(|b| b.unit.clone()).collect()),
         ],
     )
+}
+
+/// Hours in a budget month.
+const BUDGET_MONTH_H: usize = 730;
+
+/// Month by month (730 h each, the last one partial): the plan's cost, its
+/// on-demand, spot and commitment parts, the all-on-demand baseline, and
+/// the commitments' utilisation. None without hourly figures.
+fn budget_table(p: &PlanDoc, sfx: &str) -> Option<Table> {
+    let hours = p.hourly.cost.len();
+    if hours == 0 {
+        return None;
+    }
+    // The cost of each pricing model in each hour, from the plan's lines
+    // (reservations are held, so each hour carries its share).
+    let by = |pricing: &dyn Fn(&str) -> bool| -> Vec<f64> {
+        let mut v = vec![0.0; hours];
+        for l in p.instances.iter().filter(|l| pricing(&l.pricing)) {
+            match (&l.count, &l.hourly_counts) {
+                (Some(n), _) => v.iter_mut().for_each(|x| *x += *n as f64 * l.hourly_price),
+                (None, Some(c)) => {
+                    for (x, n) in v.iter_mut().zip(c) {
+                        *x += *n as f64 * l.hourly_price;
+                    }
+                }
+                _ => {}
+            }
+        }
+        v
+    };
+    let on_demand = by(&|k| k == "on_demand");
+    let spot = by(&|k| k == "spot");
+    let committed = by(&|k| k.starts_with("reserved") || k.starts_with("savings"));
+    let months: Vec<std::ops::Range<usize>> = (0..hours)
+        .step_by(BUDGET_MONTH_H)
+        .map(|a| a..(a + BUDGET_MONTH_H).min(hours))
+        .collect();
+    let sum =
+        |v: &[f64]| -> Vec<f64> { months.iter().map(|m| v[m.clone()].iter().sum()).collect() };
+    let h = &p.hourly;
+    Some(Table::new(
+        &format!("budget{sfx}"),
+        "Budget by month (730 h each; the last may be partial): the plan and its parts, USD",
+        vec![
+            text(
+                "month",
+                months
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| format!("{} (hours {}-{})", i + 1, m.start, m.end - 1))
+                    .collect(),
+            ),
+            num("plan", sum(&h.cost)),
+            num("on-demand", sum(&on_demand)),
+            num("spot", sum(&spot)),
+            num("commitments", sum(&committed)),
+            num("all on-demand baseline", sum(&h.baseline_cost)),
+            num(
+                "commitment utilisation %",
+                months
+                    .iter()
+                    .map(|m| 100.0 * mean(h.commitment_utilization.get(m.clone()).unwrap_or(&[])))
+                    .collect(),
+            ),
+        ],
+    ))
+}
+
+/// The three cost figures of the review in one place: the all-on-demand
+/// baseline, the plan, and the LP lower bound no plan can go under.
+fn reconciliation_table(p: &PlanDoc, sfx: &str) -> Table {
+    let h = p.solver.hours.max(1) as f64;
+    let per_month = |x: f64| x / h * 730.0;
+    let rows = [
+        (
+            "all on-demand baseline (cheapest single type each hour)",
+            p.baseline_cost,
+        ),
+        ("the plan", p.total_cost),
+        ("LP lower bound (fractional instances)", p.lower_bound),
+    ];
+    Table::new(
+        &format!("reconciliation{sfx}"),
+        "Baseline, plan and lower bound: savings = baseline − plan; gap = (plan − bound) / plan",
+        vec![
+            text("figure", rows.iter().map(|r| r.0.to_string()).collect()),
+            num("over the horizon", rows.iter().map(|r| r.1).collect()),
+            num("per month", rows.iter().map(|r| per_month(r.1)).collect()),
+            num(
+                "% of baseline",
+                rows.iter()
+                    .map(|r| {
+                        if p.baseline_cost > 0.0 {
+                            100.0 * r.1 / p.baseline_cost
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect(),
+            ),
+        ],
+    )
+}
+
+/// What the figures rely on, said beside them: commitments whose term runs
+/// past the horizon, and the dated list prices.
+fn assumptions(p: &PlanDoc) -> Vec<String> {
+    let mut out = Vec::new();
+    let hours = p.solver.hours;
+    for (term, term_h, name) in [
+        ("reserved_1y", 8760, "1-year"),
+        ("reserved_3y", 26280, "3-year"),
+    ] {
+        let n: u32 = p
+            .instances
+            .iter()
+            .filter(|l| l.pricing == term)
+            .filter_map(|l| l.count)
+            .sum();
+        if n > 0 && hours < term_h {
+            out.push(format!(
+                "Assumption: the {n} {name} reservation(s) are costed for the horizon's {hours} hours only; the term runs {term_h} hours, so {} more hours are committed after it.",
+                term_h - hours
+            ));
+        }
+    }
+    if !p.catalog_notes.is_empty() {
+        out.push(format!(
+            "Assumption: list prices as the catalog states them ({}); check them against the provider's current prices before buying.",
+            p.catalog_notes.join("; ")
+        ));
+    }
+    out
 }

@@ -9,13 +9,17 @@ pub(super) fn run_section(r: &RunDoc, i: usize, n: usize) -> Section {
     } else {
         r.name.clone()
     };
-    let mut s = Section::new(&format!("run{sfx}"), format!("Load test: {name}"));
+    let mut s = Section::new(
+        &format!("run{sfx}"),
+        format!("Load test: {name}{}", provenance(&r.started_at, &r.version)),
+    );
     let failed: Vec<&ThresholdResult> = r.thresholds.iter().filter(|t| !t.ok).collect();
     s.ok = failed.is_empty() && r.stopped.is_none();
     s.verdict = run_verdict(r, &failed);
     s.figures = run_figures(r);
     s.next = run_next(r, &failed);
     s.charts = run_charts(r, &sfx);
+    s.notes = run_notes(r);
     s.tables = run_tables(r, &sfx);
     if s.next.is_empty() && s.ok {
         s.next.push(
@@ -42,7 +46,7 @@ fn run_verdict(r: &RunDoc, failed: &[&ThresholdResult]) -> String {
             r.thresholds.len(),
             r.thresholds
                 .iter()
-                .map(|t| format!("{} was {}", t.expr, short(t.value)))
+                .map(|t| format!("{} was {}", t.expr, t.measured()))
                 .collect::<Vec<_>>()
                 .join("; ")
         )
@@ -51,7 +55,7 @@ fn run_verdict(r: &RunDoc, failed: &[&ThresholdResult]) -> String {
             "FAILED: {}",
             failed
                 .iter()
-                .map(|t| format!("{} (measured {})", t.expr, short(t.value)))
+                .map(|t| format!("{} (measured {})", t.expr, t.measured()))
                 .collect::<Vec<_>>()
                 .join("; ")
         )
@@ -69,6 +73,16 @@ fn run_figures(r: &RunDoc) -> Vec<(String, String)> {
         ("p95 latency".into(), format!("{:.1} ms", r.latency_ms.p95)),
         ("p99 latency".into(), format!("{:.1} ms", r.latency_ms.p99)),
         ("Error rate".into(), pct(r.error_rate)),
+        (
+            "Received / sent".into(),
+            format!(
+                "{} / {}",
+                contracts::units::bytes(r.bytes_received),
+                contracts::units::bytes(r.bytes_sent)
+            ),
+        ),
+        ("Target".into(), r.url.clone()),
+        ("Seed".into(), r.seed.to_string()),
     ];
     if let Some(t) = r.target_rps {
         figures.push(("Target rate".into(), format!("{t:.0} rps")));
@@ -96,7 +110,7 @@ fn run_next(r: &RunDoc, failed: &[&ThresholdResult]) -> Vec<String> {
         ));
     }
     for t in failed {
-        next.push(format!("Threshold `{}` failed with {}: block the release and look at the latency-over-time chart for when it started.", t.expr, short(t.value)));
+        next.push(format!("Threshold `{}` failed with {}: block the release and look at the latency-over-time chart for when it started.", t.expr, t.measured()));
     }
     if r.error_rate > 0.01 {
         let worst = r
@@ -117,13 +131,13 @@ fn run_next(r: &RunDoc, failed: &[&ThresholdResult]) -> Vec<String> {
 /// percentile distribution.
 fn run_charts(r: &RunDoc, sfx: &str) -> Vec<Chart> {
     let mut charts = Vec::new();
-    let xs: Vec<f64> = r.series.iter().map(|x| x.t_s as f64).collect();
+    let seconds = whole_seconds(r);
     let line = |name: &str, f: &dyn Fn(&SecondRow) -> f64| Line {
         name: name.into(),
-        points: r.series.iter().map(|x| (x.t_s as f64, f(x))).collect(),
+        points: seconds.iter().map(|x| (x.t_s as f64, f(x))).collect(),
         ..Default::default()
     };
-    if !xs.is_empty() {
+    if !seconds.is_empty() {
         charts.push(Chart {
             id: format!("latency_over_time{sfx}"),
             title: "Latency percentiles per second".into(),
@@ -150,24 +164,25 @@ fn run_charts(r: &RunDoc, sfx: &str) -> Vec<Chart> {
             percentile_x: false,
             y_from_zero: true,
         });
-        let mut errs: Vec<Line> = ERROR_CLASSES
+        let errs: Vec<Line> = ERROR_CLASSES
             .iter()
             .enumerate()
-            .filter(|(k, _)| r.series.iter().any(|x| x.errors_by_class[*k] > 0))
+            .filter(|(k, _)| seconds.iter().any(|x| x.errors_by_class[*k] > 0))
             .map(|(k, c)| line(c, &|x| x.errors_by_class[k] as f64))
             .collect();
-        if errs.is_empty() {
-            errs.push(line("all classes (none)", &|x| x.errors as f64));
+        // A chart of zeros says less than a line of text: no chart then
+        // (the section says so, see `run_notes`).
+        if !errs.is_empty() {
+            charts.push(Chart {
+                id: format!("errors{sfx}"),
+                title: "Errors by class per second".into(),
+                x_label: "time since start (s)".into(),
+                y_label: "errors per second".into(),
+                body: Body::Lines(errs),
+                percentile_x: false,
+                y_from_zero: true,
+            });
         }
-        charts.push(Chart {
-            id: format!("errors{sfx}"),
-            title: "Errors by class per second".into(),
-            x_label: "time since start (s)".into(),
-            y_label: "errors per second".into(),
-            body: Body::Lines(errs),
-            percentile_x: false,
-            y_from_zero: true,
-        });
     }
     if !r.latency_distribution.is_empty() {
         let pts: Vec<(f64, f64)> = r
@@ -194,6 +209,82 @@ fn run_charts(r: &RunDoc, sfx: &str) -> Vec<Chart> {
     charts
 }
 
+/// One row per kind of request; their counts sum to the run's.
+fn requests_table(r: &RunDoc, sfx: &str) -> Table {
+    let q = &r.by_request;
+    let mut cols = vec![
+        text("request", q.iter().map(|x| x.name.clone()).collect()),
+        count("requests", q.iter().map(|x| x.requests).collect()),
+        count("ok", q.iter().map(|x| x.ok).collect()),
+    ];
+    for c in ERROR_CLASSES {
+        cols.push(count(
+            c,
+            q.iter()
+                .map(|x| x.errors.get(c).copied().unwrap_or(0))
+                .collect(),
+        ));
+    }
+    cols.extend([
+        num("error %", q.iter().map(|x| 100.0 * x.error_rate).collect()),
+        num("rps", q.iter().map(|x| x.rps).collect()),
+        num("p50 ms", q.iter().map(|x| x.latency_ms.p50).collect()),
+        num("p95 ms", q.iter().map(|x| x.latency_ms.p95).collect()),
+        num("p99 ms", q.iter().map(|x| x.latency_ms.p99).collect()),
+    ]);
+    Table::new(&format!("run_requests{sfx}"), "Each kind of request", cols)
+}
+
+/// Every second of the run, for the export (too long for the page).
+fn series_table(r: &RunDoc, sfx: &str) -> Table {
+    let col = |f: fn(&SecondRow) -> u64| r.series.iter().map(f).collect::<Vec<u64>>();
+    let real = |f: fn(&SecondRow) -> f64| r.series.iter().map(f).collect::<Vec<f64>>();
+    let mut cols = vec![
+        count("t_s", col(|x| x.t_s)),
+        count("requests", col(|x| x.requests)),
+        count("ok", col(|x| x.ok)),
+        count("errors", col(|x| x.errors)),
+        count("dropped", col(|x| x.dropped)),
+        num("rps", real(|x| x.rps)),
+        num("p50_ms", real(|x| x.p50_ms)),
+        num("p95_ms", real(|x| x.p95_ms)),
+        num("p99_ms", real(|x| x.p99_ms)),
+    ];
+    for (k, c) in ERROR_CLASSES.iter().enumerate() {
+        cols.push(count(
+            c,
+            r.series.iter().map(|x| x.errors_by_class[k]).collect(),
+        ));
+    }
+    Table::new(
+        &format!("run_series{sfx}"),
+        "The run, second by second",
+        cols,
+    )
+    .export_only()
+}
+
+/// The seconds a chart draws: the whole seconds of the measured run. The
+/// last one, when it is partial (a run of 9.5 s, or the responses that
+/// came after the schedule ended), would draw as a collapse to zero.
+fn whole_seconds(r: &RunDoc) -> Vec<&SecondRow> {
+    let whole = |x: &&SecondRow| x.t_s as f64 + 1.0 <= r.duration_s + 1e-6;
+    if r.duration_s > 0.0 && r.series.iter().any(|x| whole(&x)) {
+        r.series.iter().filter(whole).collect()
+    } else {
+        r.series.iter().collect()
+    }
+}
+
+/// Lines of text in place of the charts that would show nothing.
+fn run_notes(r: &RunDoc) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !r.series.is_empty() && r.series.iter().all(|x| x.errors == 0) {
+        notes.push("No request failed in any second of the run: no errors chart.".into());
+    }
+    notes
+}
+
 /// Latency (corrected and not), requests by outcome, thresholds.
 fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
     let mut tables = Vec::new();
@@ -214,15 +305,28 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
         ],
     ));
     let mut classes: Vec<String> = vec!["ok".into()];
-    let mut counts = vec![r.ok as f64];
+    let mut counts = vec![r.ok];
     for (k, v) in &r.errors {
         classes.push(k.clone());
-        counts.push(*v as f64);
+        counts.push(*v);
+    }
+    if r.by_request.len() > 1 {
+        tables.push(requests_table(r, sfx));
+    }
+    if !r.status_codes.is_empty() {
+        tables.push(Table::new(
+            &format!("run_status_codes{sfx}"),
+            "Responses by status code",
+            vec![
+                text("status", r.status_codes.keys().cloned().collect()),
+                count("responses", r.status_codes.values().copied().collect()),
+            ],
+        ));
     }
     tables.push(Table::new(
         &format!("run_outcomes{sfx}"),
         "Requests by outcome",
-        vec![text("outcome", classes), num("requests", counts)],
+        vec![text("outcome", classes), count("requests", counts)],
     ));
     if !r.thresholds.is_empty() {
         tables.push(Table::new(
@@ -233,7 +337,10 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
                     "threshold",
                     r.thresholds.iter().map(|t| t.expr.clone()).collect(),
                 ),
-                num("measured", r.thresholds.iter().map(|t| t.value).collect()),
+                text(
+                    "measured",
+                    r.thresholds.iter().map(|t| t.measured()).collect(),
+                ),
                 text(
                     "verdict",
                     r.thresholds
@@ -244,11 +351,84 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
             ],
         ));
     }
+    if !r.series.is_empty() {
+        tables.push(series_table(r, sfx));
+    }
     tables
 }
 
+/// A run as a comparison names it: its name and when it started.
+fn run_label(r: &RunDoc) -> String {
+    let name = if r.name.is_empty() { &r.url } else { &r.name };
+    if r.started_at.is_empty() {
+        name.clone()
+    } else {
+        format!("{name} ({})", r.started_at)
+    }
+}
+
+/// What makes two runs not comparable: another target, another request
+/// mix or load model, offered rates more than 10% apart, or a run that
+/// stopped early.
+pub(super) fn comparability(base: &RunDoc, cur: &RunDoc) -> Vec<String> {
+    let mut w = Vec::new();
+    if base.url != cur.url {
+        w.push(format!(
+            "the runs hit different targets ({} and {})",
+            base.url, cur.url
+        ));
+    }
+    let mix = |r: &RunDoc| -> Vec<(String, String, u32)> {
+        let mut m: Vec<_> = r
+            .requests_sent
+            .iter()
+            .map(|q| (q.method.clone(), q.url.clone(), q.weight))
+            .collect();
+        m.sort();
+        m
+    };
+    if mix(base) != mix(cur) {
+        w.push("the runs sent different request mixes (methods, URLs or weights)".into());
+    }
+    if base.mode != cur.mode {
+        w.push(format!(
+            "the runs used different load models ({} and {})",
+            base.mode, cur.mode
+        ));
+    }
+    if let (Some(a), Some(b)) = (
+        base.offered_rps.or(base.target_rps),
+        cur.offered_rps.or(cur.target_rps),
+    ) && a > 0.0
+        && (b - a).abs() > 0.1 * a
+    {
+        w.push(format!(
+            "the offered rates differ by more than 10% ({a:.1} and {b:.1} rps)"
+        ));
+    }
+    for (which, r) in [("baseline", base), ("current", cur)] {
+        if let Some(why) = &r.stopped {
+            w.push(format!(
+                "the {which} run stopped early ({why}): its figures are partial"
+            ));
+        }
+    }
+    w
+}
+
 pub(super) fn compare_section(base: &RunDoc, cur: &RunDoc, limit: f64) -> Section {
-    let mut s = Section::new("comparison", "Comparison: baseline vs current run".into());
+    let mut s = Section::new(
+        "comparison",
+        format!(
+            "Comparison: baseline {} vs current {}",
+            run_label(base),
+            run_label(cur)
+        ),
+    );
+    s.warnings = comparability(base, cur)
+        .into_iter()
+        .map(|w| format!("Not comparable: {w}."))
+        .collect();
     let rows: Vec<(&str, f64, f64)> = vec![
         ("p50 ms", base.latency_ms.p50, cur.latency_ms.p50),
         ("p95 ms", base.latency_ms.p95, cur.latency_ms.p95),
@@ -296,6 +476,20 @@ pub(super) fn compare_section(base: &RunDoc, cur: &RunDoc, limit: f64) -> Sectio
     if regressed {
         s.next.push("Find the change between the two builds that moved p95; re-run both at the same rate to rule out noise.".into());
     }
+    s.deltas = Some(
+        rows.iter()
+            .map(|(m, a, b)| {
+                let c = change(*a, *b);
+                let pct = if c.is_finite() {
+                    format!(" ({:+.1}%)", 100.0 * c)
+                } else {
+                    String::new()
+                };
+                format!("{m} {a:.2} → {b:.2}{pct}")
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     s.tables.push(Table::new(
         "comparison",
         "Baseline vs current",

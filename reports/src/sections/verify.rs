@@ -3,7 +3,11 @@
 use super::*;
 
 pub(super) fn verify_section(v: &VerifyDoc) -> Section {
-    let mut s = Section::new("verify", "Forecast vs measurement".into());
+    let title = match v.name.as_str() {
+        "" => "Forecast vs measurement".to_string(),
+        name => format!("Forecast vs measurement: {name}"),
+    };
+    let mut s = Section::new("verify", title + &provenance(&v.started_at, &v.version));
     let judged: Vec<&VerifyCase> = v.cases.iter().filter(|c| c.role != Role::Fitted).collect();
     let missed = judged.iter().filter(|c| !c.ok).count();
     s.ok = missed == 0;
