@@ -8,6 +8,7 @@ mod optimize_cmd;
 mod plan_cmd;
 mod report_cmd;
 mod run_cmd;
+mod run_summary;
 mod scenario;
 mod serve_cmd;
 mod simulate_cmd;

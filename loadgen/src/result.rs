@@ -1,6 +1,8 @@
 //! The run result a user keeps: the JSON contract of `loadtest run --json`,
 //! built from a [`RunOutcome`] by pure functions, and threshold evaluation.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 pub use contracts::run::{
     Connections, Latency, PercentilePoint, RequestInfo, RequestResult, RunResult, RunTag,
@@ -74,6 +76,14 @@ pub fn evaluate(
         .collect()
 }
 
+/// Failed requests by class, every class named.
+fn by_class(c: &Counts) -> BTreeMap<String, u64> {
+    Class::ERRORS
+        .iter()
+        .map(|o| (o.name().to_string(), c.get(*o)))
+        .collect()
+}
+
 fn error_rate(c: &Counts) -> f64 {
     if c.requests() == 0 {
         0.0
@@ -117,10 +127,7 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         mode: mode.into(),
         requests: c.requests(),
         ok: c.get(Class::Ok),
-        errors: Class::ERRORS
-            .iter()
-            .map(|o| (o.name().to_string(), c.get(*o)))
-            .collect(),
+        errors: by_class(c),
         error_rate: error_rate(c),
         dropped: c.dropped,
         status_codes: out
@@ -186,10 +193,7 @@ fn by_request(plan: &RunPlan, out: &RunOutcome, window_s: f64) -> Vec<RequestRes
                 name: r.name.clone(),
                 requests: c.requests(),
                 ok: c.get(Class::Ok),
-                errors: Class::ERRORS
-                    .iter()
-                    .map(|o| (o.name().to_string(), c.get(*o)))
-                    .collect(),
+                errors: by_class(c),
                 error_rate: error_rate(c),
                 rps: if window_s > 0.0 {
                     c.requests() as f64 / window_s

@@ -130,40 +130,43 @@ fn run_next(r: &RunDoc, failed: &[&ThresholdResult]) -> Vec<String> {
 /// Latency percentiles, throughput and errors per second, and the
 /// percentile distribution.
 fn run_charts(r: &RunDoc, sfx: &str) -> Vec<Chart> {
-    let mut charts = Vec::new();
     let seconds = whole_seconds(r);
     let line = |name: &str, f: &dyn Fn(&SecondRow) -> f64| Line {
         name: name.into(),
         points: seconds.iter().map(|x| (x.t_s as f64, f(x))).collect(),
         ..Default::default()
     };
+    let per_second = |id: &str, title: &str, y_label: &str, lines: Vec<Line>| Chart {
+        id: format!("{id}{sfx}"),
+        title: title.into(),
+        x_label: "time since start (s)".into(),
+        y_label: y_label.into(),
+        body: Body::Lines(lines),
+        percentile_x: false,
+        y_from_zero: true,
+    };
+    let mut charts = Vec::new();
     if !seconds.is_empty() {
-        charts.push(Chart {
-            id: format!("latency_over_time{sfx}"),
-            title: "Latency percentiles per second".into(),
-            x_label: "time since start (s)".into(),
-            y_label: "latency (ms)".into(),
-            body: Body::Lines(vec![
+        charts.push(per_second(
+            "latency_over_time",
+            "Latency percentiles per second",
+            "latency (ms)",
+            vec![
                 line("p50", &|x| x.p50_ms),
                 line("p95", &|x| x.p95_ms),
                 line("p99", &|x| x.p99_ms),
-            ]),
-            percentile_x: false,
-            y_from_zero: true,
-        });
+            ],
+        ));
         let mut rps = vec![line("achieved rps", &|x| x.rps)];
         if r.series.iter().any(|x| x.target_rps.is_some()) {
             rps.push(line("target rps", &|x| x.target_rps.unwrap_or(0.0)));
         }
-        charts.push(Chart {
-            id: format!("throughput{sfx}"),
-            title: "Achieved vs target request rate".into(),
-            x_label: "time since start (s)".into(),
-            y_label: "requests per second".into(),
-            body: Body::Lines(rps),
-            percentile_x: false,
-            y_from_zero: true,
-        });
+        charts.push(per_second(
+            "throughput",
+            "Achieved vs target request rate",
+            "requests per second",
+            rps,
+        ));
         let errs: Vec<Line> = ERROR_CLASSES
             .iter()
             .enumerate()
@@ -173,40 +176,43 @@ fn run_charts(r: &RunDoc, sfx: &str) -> Vec<Chart> {
         // A chart of zeros says less than a line of text: no chart then
         // (the section says so, see `run_notes`).
         if !errs.is_empty() {
-            charts.push(Chart {
-                id: format!("errors{sfx}"),
-                title: "Errors by class per second".into(),
-                x_label: "time since start (s)".into(),
-                y_label: "errors per second".into(),
-                body: Body::Lines(errs),
-                percentile_x: false,
-                y_from_zero: true,
-            });
+            charts.push(per_second(
+                "errors",
+                "Errors by class per second",
+                "errors per second",
+                errs,
+            ));
         }
     }
-    if !r.latency_distribution.is_empty() {
-        let pts: Vec<(f64, f64)> = r
-            .latency_distribution
-            .iter()
-            .filter(|p| p.percentile < 100.0)
-            .map(|p| (-(1.0 - p.percentile / 100.0).log10(), p.ms))
-            .collect();
-        charts.push(Chart {
-            id: format!("latency_distribution{sfx}"),
-            title: "Latency by percentile (from the scheduled send time)".into(),
-            x_label: "percentile (log scale)".into(),
-            y_label: "latency (ms)".into(),
-            body: Body::Lines(vec![Line {
-                name: "latency".into(),
-                points: pts,
-                markers: true,
-                ..Default::default()
-            }]),
-            percentile_x: true,
-            y_from_zero: true,
-        });
-    }
+    charts.extend(distribution_chart(r, sfx));
     charts
+}
+
+/// Latency by percentile, on a log scale of the tail.
+fn distribution_chart(r: &RunDoc, sfx: &str) -> Option<Chart> {
+    if r.latency_distribution.is_empty() {
+        return None;
+    }
+    let pts: Vec<(f64, f64)> = r
+        .latency_distribution
+        .iter()
+        .filter(|p| p.percentile < 100.0)
+        .map(|p| (-(1.0 - p.percentile / 100.0).log10(), p.ms))
+        .collect();
+    Some(Chart {
+        id: format!("latency_distribution{sfx}"),
+        title: "Latency by percentile (from the scheduled send time)".into(),
+        x_label: "percentile (log scale)".into(),
+        y_label: "latency (ms)".into(),
+        body: Body::Lines(vec![Line {
+            name: "latency".into(),
+            points: pts,
+            markers: true,
+            ..Default::default()
+        }]),
+        percentile_x: true,
+        y_from_zero: true,
+    })
 }
 
 /// One row per kind of request; their counts sum to the run's.
@@ -287,29 +293,7 @@ fn run_notes(r: &RunDoc) -> Vec<String> {
 
 /// Latency (corrected and not), requests by outcome, thresholds.
 fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
-    let mut tables = Vec::new();
-    let l = &r.latency_ms;
-    let u = &r.latency_uncorrected_ms;
-    tables.push(Table::new(
-        &format!("run_summary{sfx}"),
-        "Latency (ms): from the scheduled time (corrected) and from the actual send",
-        vec![
-            text("measure", vec!["corrected".into(), "uncorrected".into()]),
-            num("mean", vec![l.mean, u.mean]),
-            num("p50", vec![l.p50, u.p50]),
-            num("p90", vec![l.p90, u.p90]),
-            num("p95", vec![l.p95, u.p95]),
-            num("p99", vec![l.p99, u.p99]),
-            num("p99.9", vec![l.p999, u.p999]),
-            num("max", vec![l.max, u.max]),
-        ],
-    ));
-    let mut classes: Vec<String> = vec!["ok".into()];
-    let mut counts = vec![r.ok];
-    for (k, v) in &r.errors {
-        classes.push(k.clone());
-        counts.push(*v);
-    }
+    let mut tables = vec![latency_table(r, sfx)];
     if r.by_request.len() > 1 {
         tables.push(requests_table(r, sfx));
     }
@@ -323,38 +307,65 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
             ],
         ));
     }
-    tables.push(Table::new(
-        &format!("run_outcomes{sfx}"),
-        "Requests by outcome",
-        vec![text("outcome", classes), count("requests", counts)],
-    ));
+    tables.push(outcomes_table(r, sfx));
     if !r.thresholds.is_empty() {
-        tables.push(Table::new(
-            &format!("run_thresholds{sfx}"),
-            "Thresholds",
-            vec![
-                text(
-                    "threshold",
-                    r.thresholds.iter().map(|t| t.expr.clone()).collect(),
-                ),
-                text(
-                    "measured",
-                    r.thresholds.iter().map(|t| t.measured()).collect(),
-                ),
-                text(
-                    "verdict",
-                    r.thresholds
-                        .iter()
-                        .map(|t| if t.ok { "passed" } else { "FAILED" }.to_string())
-                        .collect(),
-                ),
-            ],
-        ));
+        tables.push(thresholds_table(r, sfx));
     }
     if !r.series.is_empty() {
         tables.push(series_table(r, sfx));
     }
     tables
+}
+
+fn latency_table(r: &RunDoc, sfx: &str) -> Table {
+    let l = &r.latency_ms;
+    let u = &r.latency_uncorrected_ms;
+    Table::new(
+        &format!("run_summary{sfx}"),
+        "Latency (ms): from the scheduled time (corrected) and from the actual send",
+        vec![
+            text("measure", vec!["corrected".into(), "uncorrected".into()]),
+            num("mean", vec![l.mean, u.mean]),
+            num("p50", vec![l.p50, u.p50]),
+            num("p90", vec![l.p90, u.p90]),
+            num("p95", vec![l.p95, u.p95]),
+            num("p99", vec![l.p99, u.p99]),
+            num("p99.9", vec![l.p999, u.p999]),
+            num("max", vec![l.max, u.max]),
+        ],
+    )
+}
+
+fn outcomes_table(r: &RunDoc, sfx: &str) -> Table {
+    let mut classes: Vec<String> = vec!["ok".into()];
+    let mut counts = vec![r.ok];
+    for (k, v) in &r.errors {
+        classes.push(k.clone());
+        counts.push(*v);
+    }
+    Table::new(
+        &format!("run_outcomes{sfx}"),
+        "Requests by outcome",
+        vec![text("outcome", classes), count("requests", counts)],
+    )
+}
+
+fn thresholds_table(r: &RunDoc, sfx: &str) -> Table {
+    let t = &r.thresholds;
+    Table::new(
+        &format!("run_thresholds{sfx}"),
+        "Thresholds",
+        vec![
+            text("threshold", t.iter().map(|t| t.expr.clone()).collect()),
+            text("measured", t.iter().map(|t| t.measured()).collect()),
+            text(
+                "verdict",
+                t.iter()
+                    .map(|t| if t.ok { "passed" } else { "FAILED" }.to_string())
+                    .collect(),
+            ),
+        ],
+    )
 }
 
 /// A run as a comparison names it: its name and when it started.
@@ -416,6 +427,48 @@ pub(super) fn comparability(base: &RunDoc, cur: &RunDoc) -> Vec<String> {
     w
 }
 
+/// (b − a) / a; NaN when there is nothing to compare against.
+fn change(a: f64, b: f64) -> f64 {
+    if a != 0.0 { (b - a) / a } else { f64::NAN }
+}
+
+/// REGRESSION (p95 over the limit, or more errors) or not, with p95's
+/// move and the limit.
+fn comparison_verdict(
+    base: &RunDoc,
+    cur: &RunDoc,
+    limit: f64,
+    regressed: bool,
+    err_up: bool,
+) -> String {
+    let p95_change = change(base.latency_ms.p95, cur.latency_ms.p95);
+    if !regressed {
+        return format!(
+            "No regression: p95 {:.1} → {:.1} ms ({:+.1}%, limit +{:.0}%)",
+            base.latency_ms.p95,
+            cur.latency_ms.p95,
+            100.0 * p95_change,
+            100.0 * limit
+        );
+    }
+    format!(
+        "REGRESSION: p95 {:.1} → {:.1} ms ({:+.1}%, limit +{:.0}%){}",
+        base.latency_ms.p95,
+        cur.latency_ms.p95,
+        100.0 * p95_change,
+        100.0 * limit,
+        if err_up {
+            format!(
+                "; error rate {} → {}",
+                pct(base.error_rate),
+                pct(cur.error_rate)
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
 pub(super) fn compare_section(base: &RunDoc, cur: &RunDoc, limit: f64) -> Section {
     let mut s = Section::new(
         "comparison",
@@ -441,38 +494,12 @@ pub(super) fn compare_section(base: &RunDoc, cur: &RunDoc, limit: f64) -> Sectio
             100.0 * cur.error_rate,
         ),
     ];
-    let change = |a: f64, b: f64| if a != 0.0 { (b - a) / a } else { f64::NAN };
     let p95_change = change(base.latency_ms.p95, cur.latency_ms.p95);
     let err_up = cur.error_rate - base.error_rate > 0.001;
     let regressed = p95_change > limit || err_up;
     s.regressed = Some(regressed);
     s.ok = !regressed;
-    s.verdict = if regressed {
-        format!(
-            "REGRESSION: p95 {:.1} → {:.1} ms ({:+.1}%, limit +{:.0}%){}",
-            base.latency_ms.p95,
-            cur.latency_ms.p95,
-            100.0 * p95_change,
-            100.0 * limit,
-            if err_up {
-                format!(
-                    "; error rate {} → {}",
-                    pct(base.error_rate),
-                    pct(cur.error_rate)
-                )
-            } else {
-                String::new()
-            }
-        )
-    } else {
-        format!(
-            "No regression: p95 {:.1} → {:.1} ms ({:+.1}%, limit +{:.0}%)",
-            base.latency_ms.p95,
-            cur.latency_ms.p95,
-            100.0 * p95_change,
-            100.0 * limit
-        )
-    };
+    s.verdict = comparison_verdict(base, cur, limit, regressed, err_up);
     if regressed {
         s.next.push("Find the change between the two builds that moved p95; re-run both at the same rate to rule out noise.".into());
     }
