@@ -375,8 +375,19 @@ fn budget_table(p: &PlanDoc, sfx: &str) -> Option<Table> {
         .step_by(BUDGET_MONTH_H)
         .map(|a| a..(a + BUDGET_MONTH_H).min(hours))
         .collect();
-    let sum =
-        |v: &[f64]| -> Vec<f64> { months.iter().map(|m| v[m.clone()].iter().sum()).collect() };
+    // A file's hourly series need not all be as long as its cost series:
+    // a month sums what a series has of it.
+    let sum = |v: &[f64]| -> Vec<f64> {
+        months
+            .iter()
+            .map(|m| {
+                v.get(m.start.min(v.len())..m.end.min(v.len()))
+                    .unwrap_or(&[])
+                    .iter()
+                    .sum()
+            })
+            .collect()
+    };
     let h = &p.hourly;
     Some(Table::new(
         &format!("budget{sfx}"),
