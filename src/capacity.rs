@@ -261,7 +261,7 @@ pub fn search(
         kind: "capacity".into(),
         name: base.name.clone(),
         url: loadgen::redact_url(&base.plan.target.url),
-        started_at: crate::run_cmd::utc_now(),
+        started_at: crate::utc_now(),
         duration_s: 0.0,
         version: crate::VERSION.into(),
         max_rate_rps: l.max_rate_rps,

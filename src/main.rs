@@ -117,10 +117,15 @@ pub struct Started {
     clock: std::time::Instant,
 }
 
+/// The current time, UTC, RFC 3339 to the second.
+pub fn utc_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
 impl Started {
     pub fn now() -> Self {
         Started {
-            at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            at: utc_now(),
             clock: std::time::Instant::now(),
         }
     }

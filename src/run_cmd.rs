@@ -228,11 +228,6 @@ pub fn execute(s: &Settings, args: &Sinks<'_>, stop: &StopHandle) -> anyhow::Res
     execute_with(s, args, stop, |_| ControlFlow::Continue(()))
 }
 
-/// The current time, UTC, RFC 3339 to the second.
-pub fn utc_now() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
 /// [`execute`], with one more check of each second that may stop the run.
 pub fn execute_with(
     s: &Settings,

@@ -164,12 +164,18 @@ pub fn read(text: &str) -> Result<Doc, ReadError> {
         kind: String,
     }
     let k: Kind = serde_json::from_str(text).map_err(|e| json_error(e, String::new()))?;
-    Ok(match k.kind.as_str() {
+    read_as(&k.kind, text)
+}
+
+/// Parses a document whose `kind` the caller has already read (from a
+/// `serde_json::Value` of the same text, say).
+pub fn read_as(kind: &str, text: &str) -> Result<Doc, ReadError> {
+    Ok(match kind {
         run::RunTag::KIND => Doc::Run(parse(text)?),
         forecast::ForecastTag::KIND => Doc::Forecast(parse(text)?),
         plan::PlanTag::KIND => Doc::Plan(parse(text)?),
         verify::VerifyTag::KIND => Doc::Verify(parse(text)?),
-        _ => return Err(ReadError::Kind(k.kind)),
+        _ => return Err(ReadError::Kind(kind.to_string())),
     })
 }
 

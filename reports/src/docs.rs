@@ -5,14 +5,10 @@
 use std::path::Path;
 
 pub use contracts::Doc;
-pub use contracts::forecast::{Crossing, Estimate, Forecast, Hourly, SloSummary, WindowSummary};
-pub use contracts::plan::{
-    Binding, BreakEven, HourlyPlan, Plan, PlanLine, ReplicaPlan, SolverReport,
-};
-pub use contracts::run::{
-    ERROR_CLASSES, Latency, PercentilePoint, RunResult, SecondRow, ThresholdResult,
-};
-pub use contracts::verify::{Case, Role, Verify};
+pub(crate) use contracts::forecast::{Estimate, Forecast, WindowSummary};
+pub(crate) use contracts::plan::Plan;
+pub(crate) use contracts::run::{ERROR_CLASSES, RunResult, SecondRow, ThresholdResult};
+pub(crate) use contracts::verify::{Case, Role, Verify};
 
 use crate::Error;
 
@@ -32,7 +28,10 @@ pub fn load(path: &Path) -> Result<Doc, Error> {
                  in size): regenerate the file with loadtest"
             )));
         }
-        return contracts::read(&text).map_err(|e| match e {
+        // The value has the kind: the text is parsed once more, typed, for
+        // errors with their line, column and field.
+        let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        return contracts::read_as(kind, &text).map_err(|e| match e {
             contracts::ReadError::Json {
                 line,
                 column,

@@ -285,7 +285,9 @@ fn whole_seconds(r: &RunDoc) -> Vec<&SecondRow> {
 /// Lines of text in place of the charts that would show nothing.
 fn run_notes(r: &RunDoc) -> Vec<String> {
     let mut notes = Vec::new();
-    if !r.series.is_empty() && r.series.iter().all(|x| x.errors == 0) {
+    // The seconds the errors chart would draw: no chart, this line.
+    let seconds = whole_seconds(r);
+    if !seconds.is_empty() && seconds.iter().all(|x| x.errors == 0) {
         notes.push("No request failed in any second of the run: no errors chart.".into());
     }
     notes
