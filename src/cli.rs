@@ -11,6 +11,16 @@ fn duration(text: &str) -> Result<Duration, contracts::units::UnitError> {
     contracts::units::parse_duration(text)
 }
 
+/// `--check-status`: the list as written, and its set.
+fn status_set(text: &str) -> Result<(String, loadgen::check::StatusSet), String> {
+    loadgen::check::StatusSet::parse(text).map(|s| (text.trim().to_string(), s))
+}
+
+/// `--check-json`.
+fn json_check(text: &str) -> Result<loadgen::check::JsonCheck, String> {
+    loadgen::check::JsonCheck::parse_flag(text)
+}
+
 /// `report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PageFormat {
@@ -275,6 +285,19 @@ pub struct RunArgs {
     /// Request body, or @FILE to read it from a file.
     #[arg(long)]
     pub body: Option<String>,
+    /// Response check: the statuses that count as ok, e.g. 200, 2xx,304 or
+    /// 200-204; any other is a `check` error (a 4xx/5xx keeps its class)
+    /// [default: 1xx-3xx, or each [[requests]]' check.status].
+    #[arg(long, value_name = "LIST", value_parser = status_set)]
+    pub check_status: Option<(String, loadgen::check::StatusSet)>,
+    /// Response check: text the body must contain [default: none].
+    #[arg(long, value_name = "TEXT")]
+    pub check_body: Option<String>,
+    /// Response check: a JSON field the body must have, optionally with a
+    /// value: data.items.0.id or status=ok (the value read as JSON when it
+    /// parses, else as text) [default: none].
+    #[arg(long, value_name = "PATH[=VALUE]", value_parser = json_check)]
+    pub check_json: Option<loadgen::check::JsonCheck>,
     /// Open model: requests per second.
     #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,

@@ -550,6 +550,9 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
         Some(b) => Some(b.as_bytes().to_vec()),
         None => None,
     };
+    if a.check_body.as_deref() == Some("") {
+        bail!("--check-body is empty: give the text the body must contain, or leave the flag out");
+    }
     let mut reqs = Vec::new();
     for (i, r) in scn.requests.iter().enumerate() {
         let (mut headers, mut secret_headers) = (Vec::new(), Vec::new());
@@ -570,6 +573,7 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
             secret_headers,
             body: r.body.clone().unwrap_or_default().into_bytes(),
             weight: r.weight,
+            check: r.check.clone().map(|c| c.0).unwrap_or_default(),
         });
     }
     if reqs.is_empty() {
@@ -584,6 +588,15 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
         }
         if let Some(b) = &flag_body {
             r.body = b.clone();
+        }
+        if let Some(s) = &a.check_status {
+            r.check.status = Some(s.clone());
+        }
+        if let Some(b) = &a.check_body {
+            r.check.body_contains = Some(b.clone());
+        }
+        if let Some(j) = &a.check_json {
+            r.check.json = Some(j.clone());
         }
         for (k, v, from_env) in &flag_headers {
             r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));

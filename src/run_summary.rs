@@ -13,6 +13,7 @@ pub fn render(r: &RunResult) -> String {
     summary_traffic(&mut s, r);
     summary_latency(&mut s, r);
     summary_requests(&mut s, r);
+    summary_checks(&mut s, r);
     summary_thresholds(&mut s, r);
     s
 }
@@ -36,6 +37,9 @@ fn summary_head(s: &mut String, r: &RunResult) {
             format!("  [{}]", q.headers.join("; "))
         };
         let _ = writeln!(s, "  {:<6} {} (weight {}){h}", q.method, q.url, q.weight);
+        if !q.checks.is_empty() {
+            let _ = writeln!(s, "         checks: {}", q.checks.join("; "));
+        }
     }
 }
 
@@ -127,14 +131,34 @@ fn summary_latency(s: &mut String, r: &RunResult) {
         s,
         "\n  latency ms          mean      p50      p90      p95      p99    p99.9      max"
     );
-    for (label, l) in [
-        ("from schedule", &r.latency_ms),
-        ("from send", &r.latency_uncorrected_ms),
-    ] {
+    let mut rows = vec![
+        ("from schedule".to_string(), &r.latency_ms),
+        ("from send".to_string(), &r.latency_uncorrected_ms),
+    ];
+    // Where the time goes: first byte for every response, connecting and
+    // the TLS handshake for each new connection ("connections opened"
+    // above says how many).
+    if let Some(p) = r.phases.as_ref().filter(|p| p.responses > 0) {
+        rows.push(("  first byte".into(), &p.ttfb_ms));
+    }
+    if let Some(p) = r.phases.as_ref().filter(|p| p.new_connections > 0) {
+        rows.push(("  tcp connect".into(), &p.connect_ms));
+        if let Some(t) = &p.tls_handshake_ms {
+            rows.push(("  tls handshake".into(), t));
+        }
+    }
+    for (label, l) in rows {
         let _ = writeln!(
             s,
-            "  {label:<15} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            l.mean, l.p50, l.p90, l.p95, l.p99, l.p999, l.max
+            "  {:<15} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            crate::cut(&label, 15),
+            l.mean,
+            l.p50,
+            l.p90,
+            l.p95,
+            l.p99,
+            l.p999,
+            l.max
         );
     }
 }
@@ -162,6 +186,38 @@ fn summary_requests(s: &mut String, r: &RunResult) {
             q.latency_ms.p50,
             q.latency_ms.p95,
             q.latency_ms.p99
+        );
+    }
+}
+
+/// Each response check: how many responses passed and failed it (k6's
+/// `checks`).
+fn summary_checks(s: &mut String, r: &RunResult) {
+    use std::fmt::Write as _;
+    if r.checks.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n  {:<44} {:>9} {:>9} {:>9}",
+        "check", "passed", "failed", "failed %"
+    );
+    for c in &r.checks {
+        let judged = c.passed + c.failed;
+        let pct = if judged > 0 {
+            100.0 * c.failed as f64 / judged as f64
+        } else {
+            0.0
+        };
+        let mark = if c.failed == 0 { "ok  " } else { "FAIL" };
+        let what = format!("{}: {}", c.request, c.check);
+        let _ = writeln!(
+            s,
+            "  {mark} {:<39} {:>9} {:>9} {:>8.3}%",
+            crate::cut(&what, 38),
+            c.passed,
+            c.failed,
+            pct
         );
     }
 }

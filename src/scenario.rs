@@ -163,6 +163,98 @@ pub struct Request {
     pub body: Option<String>,
     #[serde(default = "one")]
     pub weight: u32,
+    /// `[requests.check]`: what a response must satisfy to count as ok.
+    #[serde(default)]
+    pub check: Option<CheckSection>,
+}
+
+/// `[requests.check]`: `status = "2xx,304"` (or `200`, or a list of
+/// them), `body_contains = "text"`, `json = "data.id"` with optionally
+/// `equals = VALUE`. Checked while parsing, so a mistake is placed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawCheck")]
+pub struct CheckSection(pub loadgen::check::Check);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    status: Option<StatusForm>,
+    body_contains: Option<String>,
+    json: Option<String>,
+    equals: Option<toml::Value>,
+}
+
+/// `status = 200`, `"2xx,304"` or `[200, "3xx"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StatusForm {
+    One(u16),
+    Text(String),
+    List(Vec<StatusItem>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StatusItem {
+    Code(u16),
+    Text(String),
+}
+
+impl TryFrom<RawCheck> for CheckSection {
+    type Error = String;
+
+    fn try_from(r: RawCheck) -> Result<Self, String> {
+        let text = match r.status {
+            None => None,
+            Some(StatusForm::One(c)) => Some(c.to_string()),
+            Some(StatusForm::Text(t)) => Some(t),
+            Some(StatusForm::List(items)) => Some(
+                items
+                    .into_iter()
+                    .map(|i| match i {
+                        StatusItem::Code(c) => c.to_string(),
+                        StatusItem::Text(t) => t,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        };
+        let status = match text {
+            Some(t) => Some((
+                t.clone(),
+                loadgen::check::StatusSet::parse(&t).map_err(|e| format!("check.status: {e}"))?,
+            )),
+            None => None,
+        };
+        if r.equals.is_some() && r.json.is_none() {
+            return Err(
+                "check.equals needs check.json, the field it compares (e.g. json = \"data.id\")"
+                    .into(),
+            );
+        }
+        let json = match r.json {
+            Some(path) => {
+                let equals = r
+                    .equals
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(|e| format!("check.equals: {e}"))?;
+                Some(
+                    loadgen::check::JsonCheck::new(&path, equals)
+                        .map_err(|e| format!("check.json: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        if matches!(&r.body_contains, Some(b) if b.is_empty()) {
+            return Err("check.body_contains is empty: write the text the body must contain, or leave it out".into());
+        }
+        Ok(CheckSection(loadgen::check::Check {
+            status,
+            body_contains: r.body_contains,
+            json,
+        }))
+    }
 }
 
 fn one() -> u32 {

@@ -14,8 +14,8 @@ crate::tag!(
 
 /// The error classes, in the order of `errors_by_class` and of the CSV's
 /// last columns: every failed request is in exactly one.
-pub const ERROR_CLASSES: [&str; 6] = [
-    "connect", "timeout", "reset", "http_4xx", "http_5xx", "protocol",
+pub const ERROR_CLASSES: [&str; 7] = [
+    "connect", "timeout", "reset", "http_4xx", "http_5xx", "protocol", "check",
 ];
 
 /// Latency statistics in milliseconds.
@@ -70,6 +70,43 @@ pub struct RequestInfo {
     pub headers: Vec<String>,
     /// Relative frequency.
     pub weight: u32,
+    /// What its responses must satisfy (`status in 2xx`, `body contains
+    /// "ok"`, `json data.id exists`); empty: the default, 1xx-3xx is ok.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+}
+
+/// The phases of requests, as k6 splits them (`http_req_connecting`,
+/// `http_req_tls_handshaking`, `http_req_waiting`), in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    /// New connections opened (each has a connect time).
+    pub new_connections: u64,
+    /// TCP connect of each new connection.
+    pub connect_ms: Latency,
+    /// TLS handshake of each new https connection (null for http).
+    pub tls_handshake_ms: Option<Latency>,
+    /// Responses timed to their first byte.
+    pub responses: u64,
+    /// From the request's send to the response's first byte (the server's
+    /// think time plus one network trip), every response.
+    pub ttfb_ms: Latency,
+}
+
+/// One response check of one kind of request, and how it fared (k6's
+/// `checks`): every response judged either passed it or failed it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The request's name.
+    pub request: String,
+    /// The check, as described in [`RequestInfo::checks`].
+    pub check: String,
+    /// Responses that passed it.
+    pub passed: u64,
+    /// Responses that failed it. A response that failed any check is in
+    /// the `check` error class (or in `http_4xx`/`http_5xx` when its status
+    /// was one of those).
+    pub failed: u64,
 }
 
 /// A threshold and whether it held.
@@ -199,6 +236,14 @@ pub struct RunResult {
     /// their counts sum to the run's.
     #[serde(default)]
     pub by_request: Vec<RequestResult>,
+    /// Where the time of a request goes: connecting, the TLS handshake,
+    /// waiting for the first byte (absent in results written before).
+    #[serde(default)]
+    pub phases: Option<Phases>,
+    /// Each response check and how many responses passed and failed it
+    /// (requests that were not answered are not judged).
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
     /// Each threshold and its outcome.
     pub thresholds: Vec<ThresholdResult>,
     /// The seed used.
@@ -241,8 +286,10 @@ pub struct SecondRow {
     pub dropped: u64,
     /// Requests due in the second (open model).
     pub target_rps: Option<f64>,
-    /// Errors by class, in [`ERROR_CLASSES`] order.
-    pub errors_by_class: [u64; 6],
+    /// Errors by class, in [`ERROR_CLASSES`] order (results written
+    /// before the `check` class have six; it reads as 0).
+    #[serde(deserialize_with = "classes")]
+    pub errors_by_class: [u64; 7],
 }
 
 /// Header of the per-second CSV: the DESIGN.md columns first, then extensions.
@@ -270,4 +317,45 @@ pub fn csv_row(r: &SecondRow) -> String {
         r.target_rps.map(|t| format!("{t:.1}")).unwrap_or_default(),
         classes.join(",")
     )
+}
+
+/// `errors_by_class`: the classes of [`ERROR_CLASSES`], of which a result
+/// may hold a prefix (the later ones were added since); missing ones are 0.
+fn classes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u64; 7], D::Error> {
+    let v = Vec::<u64>::deserialize(d)?;
+    if v.len() > ERROR_CLASSES.len() || v.len() < 6 {
+        return Err(serde::de::Error::custom(format!(
+            "{} error classes, expected {} ({})",
+            v.len(),
+            ERROR_CLASSES.len(),
+            ERROR_CLASSES.join(", ")
+        )));
+    }
+    let mut out = [0; 7];
+    out[..v.len()].copy_from_slice(&v);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A per-second row written before the `check` class reads with it as
+    /// 0; a row with more classes than there are is refused.
+    #[test]
+    fn rows_of_six_classes_still_read() {
+        let row = |classes: &str| {
+            serde_json::from_str::<SecondRow>(&format!(
+                r#"{{"t_s":0,"requests":1,"ok":0,"errors":1,"rps":1,"p50_ms":1,"p95_ms":1,"p99_ms":1,"dropped":0,"target_rps":null,"errors_by_class":{classes}}}"#
+            ))
+        };
+        assert_eq!(
+            row("[0,0,0,0,1,0]").unwrap().errors_by_class,
+            [0, 0, 0, 0, 1, 0, 0]
+        );
+        assert_eq!(row("[0,0,0,0,0,0,1]").unwrap().errors_by_class[6], 1);
+        let e = row("[0,0,0,0,0,0,0,1]").unwrap_err().to_string();
+        assert!(e.contains("8 error classes, expected 7"), "{e}");
+        assert!(row("[0,0]").is_err());
+    }
 }

@@ -2,7 +2,8 @@
 //! with one `write`, and a response head parsed in place with httparse
 //! (hyper's own parser) from a buffer the connection keeps for its life.
 //! The body is framed (Content-Length, chunked, or until close) and skipped
-//! without being copied out. No per-request allocation, no channel between
+//! without being copied out, unless the request's checks read it (then it
+//! is copied into the caller's buffer). No per-request allocation, no channel between
 //! the sender and the connection, no header map built for a response
 //! nobody reads.
 //!
@@ -20,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::check::MAX_CHECKED_BODY;
 use crate::stats::Class;
 
 /// Most header lines a response may carry (hyper's default).
@@ -281,6 +283,8 @@ pub(crate) struct Http1<W = Stream> {
     served: u64,
     /// A byte of the current exchange's response has come.
     answered: bool,
+    /// When the current exchange's first response byte came.
+    first_byte: Option<Instant>,
     /// Bytes read from the connection, all exchanges.
     received: u64,
 }
@@ -296,8 +300,14 @@ impl<W: Wire> Http1<W> {
             arrived: None,
             served: 0,
             answered: false,
+            first_byte: None,
             received: 0,
         }
+    }
+
+    /// When the last exchange's first response byte arrived.
+    pub fn first_byte(&self) -> Option<Instant> {
+        self.first_byte
     }
 
     /// The last exchange failed on a connection that had carried a request
@@ -327,12 +337,14 @@ impl<W: Wire> Http1<W> {
     /// Sends one encoded request and reads its whole response; the status
     /// tells the outcome. `head` is true for HEAD requests (no body back).
     /// Also returns when the response's last byte arrived, if the stream
-    /// can tell (plain TCP on Linux).
+    /// can tell (plain TCP on Linux), and, with `keep`, leaves the body
+    /// there (up to [`MAX_CHECKED_BODY`]; true when it was longer).
     pub async fn exchange(
         &mut self,
         request: &[u8],
         head: bool,
-    ) -> Result<(u16, Option<Instant>), Class> {
+        keep: Option<&mut Vec<u8>>,
+    ) -> Result<(u16, Option<Instant>, bool), Class> {
         // Closed until the exchange completes: a failure, or a timeout that
         // drops this future halfway, leaves the connection unusable.
         if !std::mem::replace(&mut self.open, false) {
@@ -344,6 +356,7 @@ impl<W: Wire> Http1<W> {
         }
         self.arrived = None;
         self.answered = false;
+        self.first_byte = None;
         self.io.send(request).await.map_err(io_class)?;
         let head_of = loop {
             let h = self.read_head(head).await?;
@@ -354,16 +367,17 @@ impl<W: Wire> Http1<W> {
                 _ => break h,
             }
         };
+        let mut sink = Sink::new(keep);
         match head_of.framing {
             Framing::Empty => {}
-            Framing::Length(n) => self.skip(n).await?,
-            Framing::Chunked => self.skip_chunked().await?,
+            Framing::Length(n) => self.skip(n, &mut sink).await?,
+            Framing::Chunked => self.skip_chunked(&mut sink).await?,
             // `close` is set for this framing: the connection ends here.
-            Framing::UntilClose => self.skip_to_close().await?,
+            Framing::UntilClose => self.skip_to_close(&mut sink).await?,
         }
         self.open = !head_of.close;
         self.served += 1;
-        Ok((head_of.status, self.arrived))
+        Ok((head_of.status, self.arrived, sink.truncated))
     }
 
     /// Reads and parses a response head, consuming it from the buffer.
@@ -405,22 +419,27 @@ impl<W: Wire> Http1<W> {
                 self.end += n;
                 self.received += n as u64;
                 self.arrived = at;
-                self.answered = true;
+                if !self.answered {
+                    self.answered = true;
+                    self.first_byte = Some(at.unwrap_or_else(Instant::now));
+                }
                 Ok(())
             }
             Err(e) => Err(io_class(e)),
         }
     }
 
-    /// Consumes `n` body bytes, reading as needed.
-    async fn skip(&mut self, mut n: u64) -> Result<(), Class> {
+    /// Consumes `n` body bytes, reading as needed, into `sink`.
+    async fn skip(&mut self, mut n: u64, sink: &mut Sink<'_>) -> Result<(), Class> {
         loop {
             let have = (self.end - self.start) as u64;
             if have >= n {
+                sink.take(&self.buf[self.start..self.start + n as usize]);
                 self.start += n as usize;
                 return Ok(());
             }
             n -= have;
+            sink.take(&self.buf[self.start..self.end]);
             self.start = self.end;
             self.fill().await?;
         }
@@ -435,7 +454,7 @@ impl<W: Wire> Http1<W> {
     }
 
     /// Consumes a chunked body: sizes, data, the last chunk and trailers.
-    async fn skip_chunked(&mut self) -> Result<(), Class> {
+    async fn skip_chunked(&mut self, sink: &mut Sink<'_>) -> Result<(), Class> {
         loop {
             let size = loop {
                 match httparse::parse_chunk_size(&self.buf[self.start..self.end]) {
@@ -452,7 +471,7 @@ impl<W: Wire> Http1<W> {
             if size == 0 {
                 return self.skip_trailers().await;
             }
-            self.skip(size).await?;
+            self.skip(size, sink).await?;
             self.need(2).await?;
             if &self.buf[self.start..self.start + 2] != b"\r\n" {
                 return Err(Class::Protocol);
@@ -482,17 +501,55 @@ impl<W: Wire> Http1<W> {
     }
 
     /// Consumes a body that ends when the server closes.
-    async fn skip_to_close(&mut self) -> Result<(), Class> {
+    async fn skip_to_close(&mut self, sink: &mut Sink<'_>) -> Result<(), Class> {
+        sink.take(&self.buf[self.start..self.end]);
         loop {
             self.start = 0;
             self.end = 0;
             match self.io.recv(&mut self.buf[..]).await {
                 Ok((0, _)) => return Ok(()),
-                Ok((_, at)) => self.arrived = at,
+                Ok((n, at)) => {
+                    self.arrived = at;
+                    self.received += n as u64;
+                    sink.take(&self.buf[..n]);
+                }
                 Err(e) => return Err(io_class(e)),
             }
         }
     }
+}
+
+/// Where a body goes while it is read: nowhere, or a buffer for the
+/// request's checks, up to [`MAX_CHECKED_BODY`].
+struct Sink<'a> {
+    keep: Option<&'a mut Vec<u8>>,
+    truncated: bool,
+}
+
+impl<'a> Sink<'a> {
+    fn new(mut keep: Option<&'a mut Vec<u8>>) -> Self {
+        if let Some(k) = keep.as_mut() {
+            k.clear();
+        }
+        Sink {
+            keep,
+            truncated: false,
+        }
+    }
+
+    fn take(&mut self, data: &[u8]) {
+        if let Some(k) = self.keep.as_mut() {
+            self.truncated |= keep_upto(k, data);
+        }
+    }
+}
+
+/// Appends `data` to `k` up to [`MAX_CHECKED_BODY`] bytes in all; true
+/// when some of it did not fit.
+pub(crate) fn keep_upto(k: &mut Vec<u8>, data: &[u8]) -> bool {
+    let n = MAX_CHECKED_BODY.saturating_sub(k.len()).min(data.len());
+    k.extend_from_slice(&data[..n]);
+    n < data.len()
 }
 
 fn io_class(e: std::io::Error) -> Class {
@@ -620,13 +677,23 @@ mod tests {
             got
         });
         let mut c = Http1::new(Plain(client));
+        let mut body = Vec::new();
         let r = c
-            .exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", head)
+            .exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", head, Some(&mut body))
             .await
-            .map(|(status, _)| status);
+            .map(|(status, _, truncated)| {
+                assert!(!truncated);
+                status
+            });
         let open = c.is_open();
         drop(c);
+        BODY.with(|b| *b.borrow_mut() = body);
         (r, open, peer.await.unwrap())
+    }
+
+    thread_local! {
+        /// The body the last `exchange` kept.
+        static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
     #[tokio::test]
@@ -665,6 +732,17 @@ mod tests {
                 let text = String::from_utf8_lossy(reply);
                 assert_eq!(got, want, "{text} in pieces of {piece}");
                 assert_eq!(is_open, open, "{text} in pieces of {piece}");
+                // The body kept for checks is the body, whatever the framing.
+                let body: &[u8] = match &text {
+                    t if t.contains("hello\r\n10") => b"hello0123456789abcdef",
+                    t if t.contains("hello") => b"hello",
+                    t if t.contains("no!") => b"no!",
+                    t if t.contains("until the end") => b"until the end",
+                    _ => b"",
+                };
+                if got.is_ok() {
+                    assert_eq!(BODY.with(|b| b.borrow().clone()), body, "{text}");
+                }
             }
         }
     }
@@ -838,7 +916,7 @@ mod tests {
         });
         let mut c = Http1::new(Plain(client));
         for _ in 0..3 {
-            assert_eq!(c.exchange(&req, false).await, Ok((200, None)));
+            assert_eq!(c.exchange(&req, false, None).await, Ok((200, None, false)));
             assert!(c.is_open());
         }
         let seen = peer.await.unwrap();

@@ -38,6 +38,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod check;
 mod exec;
 mod h1;
 pub mod net;
@@ -147,6 +148,8 @@ pub struct RequestSpec {
     pub body: Vec<u8>,
     /// Relative frequency.
     pub weight: u32,
+    /// What its responses must satisfy to count as ok.
+    pub check: check::Check,
 }
 
 impl Default for RequestSpec {
@@ -159,6 +162,7 @@ impl Default for RequestSpec {
             secret_headers: Vec::new(),
             body: Vec::new(),
             weight: 1,
+            check: check::Check::default(),
         }
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Prepared {
     /// The method may be sent twice with the effect of once (RFC 9110
     /// 9.2.2): GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
     pub idempotent: bool,
+    /// What a response must satisfy.
+    pub check: crate::check::Check,
 }
 
 impl Prepared {
@@ -150,6 +152,7 @@ pub(crate) fn prepare(target: &Uri, spec: &RequestSpec) -> Result<Prepared, Load
         body,
         wire,
         idempotent,
+        check: spec.check.clone(),
     })
 }
 
@@ -207,31 +210,51 @@ impl Conn {
 
     /// Sends one request and reads the whole body; the status tells the
     /// outcome. Also returns when the response arrived, if the socket says.
-    pub async fn exchange(&mut self, req: &Prepared) -> Result<Answer, Class> {
+    /// With `keep`, the body (up to [`crate::check::MAX_CHECKED_BODY`]) is left there for
+    /// the request's checks; `Answer::truncated` says if it was longer.
+    pub async fn exchange(
+        &mut self,
+        req: &Prepared,
+        keep: Option<&mut Vec<u8>>,
+    ) -> Result<Answer, Class> {
         match self {
             Conn::H1(c) => {
                 let before = c.received();
-                let (status, arrived) = c.exchange(&req.wire, req.method == Method::HEAD).await?;
+                let head = req.method == Method::HEAD;
+                let (status, arrived, truncated) = c.exchange(&req.wire, head, keep).await?;
                 Ok(Answer {
                     status,
                     arrived,
+                    first_byte: c.first_byte(),
                     received: c.received() - before,
+                    truncated,
                 })
             }
             Conn::H2(s) => {
                 s.ready().await.map_err(classify)?;
                 let resp = s.send_request(req.build_h2()).await.map_err(classify)?;
+                // The response's headers: its first frame.
+                let first_byte = Some(Instant::now());
                 let status = resp.status().as_u16();
                 let mut body = resp.into_body();
-                let mut received = 0;
+                let (mut received, mut keep, mut truncated) = (0, keep, false);
+                if let Some(k) = keep.as_mut() {
+                    k.clear();
+                }
                 while let Some(frame) = body.frame().await {
                     let frame = frame.map_err(classify)?;
-                    received += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    let data = frame.data_ref().map_or(&[][..], |d| &d[..]);
+                    received += data.len() as u64;
+                    if let Some(k) = keep.as_mut() {
+                        truncated |= h1::keep_upto(k, data);
+                    }
                 }
                 Ok(Answer {
                     status,
                     arrived: None,
+                    first_byte,
                     received,
+                    truncated,
                 })
             }
         }
@@ -255,9 +278,14 @@ pub struct Answer {
     pub status: u16,
     /// When its last byte arrived, if the socket tells (plain TCP on Linux).
     pub arrived: Option<Instant>,
+    /// When its first byte arrived (the kernel's time on plain TCP on
+    /// Linux; when the generator read it otherwise; HTTP/2: its headers).
+    pub first_byte: Option<Instant>,
     /// Bytes it took on the connection: head and body on HTTP/1.1, the
     /// body on HTTP/2.
     pub received: u64,
+    /// The body kept for checks was cut at [`crate::check::MAX_CHECKED_BODY`].
+    pub truncated: bool,
 }
 
 /// Maps a hyper error to its class.
@@ -319,18 +347,34 @@ impl Connector {
     }
 
     /// TCP, then TLS for https: the part of a connection every request
-    /// and the preflight share.
-    async fn open(&self) -> Result<Transport, OpenError> {
+    /// and the preflight share. Also returns how long each took.
+    async fn open(&self) -> Result<(Transport, Phases), OpenError> {
+        let t0 = Instant::now();
         let tcp = TcpStream::connect(self.addr)
             .await
             .map_err(OpenError::Tcp)?;
+        let t1 = Instant::now();
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => Ok(Transport::Plain(tcp)),
+            None => Ok((
+                Transport::Plain(tcp),
+                Phases {
+                    tcp: t1 - t0,
+                    tls: None,
+                },
+            )),
             Some((connector, name)) => connector
                 .connect(name.clone(), tcp)
                 .await
-                .map(|t| Transport::Tls(Box::new(t)))
+                .map(|t| {
+                    (
+                        Transport::Tls(Box::new(t)),
+                        Phases {
+                            tcp: t1 - t0,
+                            tls: Some(t1.elapsed()),
+                        },
+                    )
+                })
                 .map_err(OpenError::Tls),
         }
     }
@@ -354,27 +398,40 @@ impl Connector {
         }
     }
 
-    /// Opens one connection and performs the HTTP handshake.
-    pub async fn connect(&self, timeout: Duration) -> Result<Conn, Class> {
+    /// Opens one connection and performs the HTTP handshake; also says
+    /// how long its TCP connect and TLS handshake took.
+    pub async fn connect(&self, timeout: Duration) -> Result<(Conn, Phases), Class> {
         match tokio::time::timeout(timeout, self.connect_inner()).await {
             Ok(r) => r,
             Err(_) => Err(Class::Connect),
         }
     }
 
-    async fn connect_inner(&self) -> Result<Conn, Class> {
-        match self.open().await.map_err(|_| Class::Connect)? {
-            Transport::Plain(tcp) if self.http2 => h2_handshake(tcp).await,
+    async fn connect_inner(&self) -> Result<(Conn, Phases), Class> {
+        let (transport, phases) = self.open().await.map_err(|_| Class::Connect)?;
+        let conn = match transport {
+            Transport::Plain(tcp) if self.http2 => h2_handshake(tcp).await?,
             Transport::Plain(tcp) => {
                 let tcp = Tcp::new(tcp).map_err(|_| Class::Connect)?;
-                Ok(Conn::H1(Box::new(Http1::new(Stream::Tcp(tcp)))))
+                Conn::H1(Box::new(Http1::new(Stream::Tcp(tcp))))
             }
             Transport::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                h2_handshake(*tls).await
+                h2_handshake(*tls).await?
             }
-            Transport::Tls(tls) => Ok(Conn::H1(Box::new(Http1::new(Stream::Tls(Plain(tls)))))),
-        }
+            Transport::Tls(tls) => Conn::H1(Box::new(Http1::new(Stream::Tls(Plain(tls))))),
+        };
+        Ok((conn, phases))
     }
+}
+
+/// How long the phases of opening a connection took (k6's
+/// `http_req_connecting` and `http_req_tls_handshaking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Phases {
+    /// The TCP connect.
+    pub tcp: Duration,
+    /// The TLS handshake, for https.
+    pub tls: Option<Duration>,
 }
 
 /// An opened connection before its HTTP handshake.

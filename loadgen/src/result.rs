@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 pub use contracts::run::{
-    Connections, Latency, PercentilePoint, RequestInfo, RequestResult, RunResult, RunTag,
-    SecondRow, ThresholdResult, csv_header, csv_row,
+    CheckResult, Connections, Latency, PercentilePoint, Phases, RequestInfo, RequestResult,
+    RunResult, RunTag, SecondRow, ThresholdResult, csv_header, csv_row,
 };
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -154,6 +154,8 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
             max,
         },
         by_request: by_request(plan, out, window_s),
+        phases: Some(phases(&out.totals.phases)),
+        checks: checks(plan, out),
         thresholds: thresholds
             .iter()
             .map(|t| judge(t, plan, out, (rps, window_s)))
@@ -204,6 +206,35 @@ fn by_request(plan: &RunPlan, out: &RunOutcome, window_s: f64) -> Vec<RequestRes
             }
         })
         .collect()
+}
+
+/// The phases' latencies.
+fn phases(p: &crate::stats::PhaseStats) -> Phases {
+    Phases {
+        new_connections: p.connect_us.len(),
+        connect_ms: latency_of(&p.connect_us),
+        tls_handshake_ms: (!p.tls_us.is_empty()).then(|| latency_of(&p.tls_us)),
+        responses: p.ttfb_us.len(),
+        ttfb_ms: latency_of(&p.ttfb_us),
+    }
+}
+
+/// Each check of each kind of request, with its passes and failures.
+fn checks(plan: &RunPlan, out: &RunOutcome) -> Vec<CheckResult> {
+    let mut rows = Vec::new();
+    for (i, r) in plan.requests.iter().enumerate() {
+        let counts = out.totals.checks.get(i).copied().unwrap_or_default();
+        for (slot, check) in r.check.names() {
+            let failed = counts.failed[slot];
+            rows.push(CheckResult {
+                request: r.name.clone(),
+                check,
+                passed: counts.judged - failed,
+                failed,
+            });
+        }
+    }
+    rows
 }
 
 /// A threshold against the whole run, or against the requests it names
@@ -273,6 +304,7 @@ fn request_info(r: &crate::RequestSpec, target_url: &str) -> RequestInfo {
             })
             .collect(),
         weight: r.weight,
+        checks: r.check.names().into_iter().map(|n| n.1).collect(),
     }
 }
 
@@ -360,7 +392,7 @@ mod tests {
             rps: 10.0,
             p50_ms: 1.5,
             target_rps: Some(10.0),
-            errors_by_class: [0, 0, 0, 0, 1, 0],
+            errors_by_class: [0, 0, 0, 0, 1, 0, 0],
             ..SecondRow::default()
         };
         assert_eq!(
@@ -370,7 +402,7 @@ mod tests {
         assert!(csv_header().starts_with("t_s,requests,ok,errors,rps,p50_ms,p95_ms,p99_ms"));
         assert_eq!(
             csv_row(&row),
-            "3,10,9,1,10.0,1.500,0.000,0.000,0,10.0,0,0,0,0,1,0"
+            "3,10,9,1,10.0,1.500,0.000,0.000,0,10.0,0,0,0,0,1,0,0"
         );
     }
 

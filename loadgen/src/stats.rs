@@ -20,7 +20,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Class {
-    /// A 1xx-3xx response.
+    /// A 1xx-3xx response, or one that passed its request's checks.
     Ok,
     /// No connection could be made.
     Connect,
@@ -34,17 +34,21 @@ pub enum Class {
     Http5xx,
     /// A response that did not parse as HTTP.
     Protocol,
+    /// A response that failed one of its request's checks (an unexpected
+    /// status, a body without the expected text or JSON field).
+    Check,
 }
 
 impl Class {
     /// The error classes, in report order.
-    pub const ERRORS: [Class; 6] = [
+    pub const ERRORS: [Class; 7] = [
         Class::Connect,
         Class::Timeout,
         Class::Reset,
         Class::Http4xx,
         Class::Http5xx,
         Class::Protocol,
+        Class::Check,
     ];
 
     /// The key used in JSON, CSV and tables.
@@ -57,6 +61,7 @@ impl Class {
             Class::Http4xx => "http_4xx",
             Class::Http5xx => "http_5xx",
             Class::Protocol => "protocol",
+            Class::Check => "check",
         }
     }
 
@@ -78,6 +83,7 @@ impl Class {
             Class::Http4xx => 4,
             Class::Http5xx => 5,
             Class::Protocol => 6,
+            Class::Check => 7,
         }
     }
 }
@@ -85,7 +91,7 @@ impl Class {
 /// Request counts by outcome, plus requests the generator could not send.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    by_outcome: [u64; 7],
+    by_outcome: [u64; 8],
     /// Scheduled requests never sent: the generator fell more than the
     /// timeout behind (every connection busy at `--max-connections`), or the
     /// run was interrupted.
@@ -195,6 +201,54 @@ pub struct Recorder {
     /// Per kind of request, by its index, when a run has more than one
     /// (with one, its figures are the whole run's).
     pub per_request: Vec<KindStats>,
+    /// Per kind of request with checks, by its index: responses judged,
+    /// and failures of each check (status, body, JSON field).
+    pub checks: Vec<CheckCounts>,
+    /// Where the time of a request goes, whole run.
+    pub phases: PhaseStats,
+}
+
+/// The phases of requests (k6's `http_req_connecting`,
+/// `http_req_tls_handshaking`, `http_req_waiting`), µs.
+#[derive(Debug, Clone)]
+pub struct PhaseStats {
+    /// TCP connect of each new connection.
+    pub connect_us: Histogram<u64>,
+    /// TLS handshake of each new https connection.
+    pub tls_us: Histogram<u64>,
+    /// From the send to the response's first byte, every response.
+    pub ttfb_us: Histogram<u64>,
+}
+
+impl Default for PhaseStats {
+    fn default() -> Self {
+        PhaseStats {
+            connect_us: latency_histogram(),
+            tls_us: latency_histogram(),
+            ttfb_us: latency_histogram(),
+        }
+    }
+}
+
+impl PhaseStats {
+    fn merge(&mut self, o: &PhaseStats) {
+        let _ = self.connect_us.add(&o.connect_us);
+        let _ = self.tls_us.add(&o.tls_us);
+        let _ = self.ttfb_us.add(&o.ttfb_us);
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_LATENCY_US)
+}
+
+/// One kind of request's check results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckCounts {
+    /// Responses judged.
+    pub judged: u64,
+    /// Of which failed each check, in [`crate::check::Verdict::failed`] order.
+    pub failed: [u64; 3],
 }
 
 impl Default for Recorder {
@@ -208,6 +262,8 @@ impl Default for Recorder {
             bytes_sent: 0,
             bytes_received: 0,
             per_request: Vec::new(),
+            checks: Vec::new(),
+            phases: PhaseStats::default(),
         }
     }
 }
@@ -248,6 +304,31 @@ impl Recorder {
         let k = &mut self.per_request[kind];
         k.counts.add(outcome);
         let _ = k.corrected_us.record(corrected_us.clamp(1, MAX_LATENCY_US));
+    }
+
+    /// A new connection's TCP connect and, for https, TLS handshake.
+    pub fn record_phases(&mut self, tcp: std::time::Duration, tls: Option<std::time::Duration>) {
+        let _ = self.phases.connect_us.record(micros(tcp));
+        if let Some(t) = tls {
+            let _ = self.phases.tls_us.record(micros(t));
+        }
+    }
+
+    /// A response's time to first byte, from its send.
+    pub fn record_ttfb(&mut self, d: std::time::Duration) {
+        let _ = self.phases.ttfb_us.record(micros(d));
+    }
+
+    /// A response of kind `kind` judged by its checks.
+    pub fn record_checks(&mut self, kind: usize, failed: [bool; 3]) {
+        if self.checks.len() <= kind {
+            self.checks.resize(kind + 1, CheckCounts::default());
+        }
+        let c = &mut self.checks[kind];
+        c.judged += 1;
+        for (n, f) in c.failed.iter_mut().zip(failed) {
+            *n += u64::from(f);
+        }
     }
 
     /// Records a scheduled request that was never sent.
@@ -291,6 +372,17 @@ impl Recorder {
         for (a, b) in self.per_request.iter_mut().zip(&other.per_request) {
             a.counts.merge(&b.counts);
             let _ = a.corrected_us.add(&b.corrected_us);
+        }
+        self.phases.merge(&other.phases);
+        if self.checks.len() < other.checks.len() {
+            self.checks
+                .resize(other.checks.len(), CheckCounts::default());
+        }
+        for (a, b) in self.checks.iter_mut().zip(&other.checks) {
+            a.judged += b.judged;
+            for (x, y) in a.failed.iter_mut().zip(b.failed) {
+                *x += y;
+            }
         }
         let _ = self.corrected_us.add(&other.corrected_us);
         let _ = self.uncorrected_us.add(&other.uncorrected_us);

@@ -143,7 +143,7 @@ fn run_csv(name: &str, text: &str) -> Result<RunResult, Error> {
             target_rps: col("target_rps")
                 .and_then(|c| f.get(c))
                 .and_then(|s| s.parse().ok()),
-            errors_by_class: [0; 6],
+            errors_by_class: [0; 7],
         };
         for (k, c) in ERROR_CLASSES.iter().enumerate() {
             s.errors_by_class[k] = count(c)?;

@@ -8,6 +8,8 @@ use super::*;
 struct Link {
     conn: Option<Conn>,
     watchdog: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The last response's body, for requests whose checks read it.
+    body: Vec<u8>,
 }
 
 impl Link {
@@ -15,6 +17,7 @@ impl Link {
         Link {
             conn: None,
             watchdog: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
+            body: Vec::new(),
         }
     }
 
@@ -491,8 +494,9 @@ impl Worker {
         {
             return Ok(Conn::H2(s.clone()));
         }
-        let conn = self.sh.connector.connect(self.sh.plan.timeout).await?;
+        let (conn, phases) = self.sh.connector.connect(self.sh.plan.timeout).await?;
         self.opened.set(self.opened.get() + 1);
+        self.rec.borrow_mut().record_phases(phases.tcp, phases.tls);
         if let Conn::H2(s) = &conn {
             *self.h2.borrow_mut() = Some(Conn::H2(s.clone()));
         }
@@ -534,15 +538,27 @@ impl Worker {
             self.last_send.set(Some(sent));
             let _in_flight = c.stamped().then(InFlight::start);
             sent_bytes += c.request_bytes(req);
+            let keep = req.check.needs_body().then_some(&mut link.body);
             let r = tokio::select! {
                 biased;
-                r = c.exchange(req) => r,
+                r = c.exchange(req, keep) => r,
                 _ = Link::expire(&mut link.watchdog, sent + timeout) => Err(Class::Timeout),
             };
             match r {
                 Ok(a) => {
                     answer = Some((a.status, a.received));
-                    break (Class::from_status(a.status), sent, a.arrived);
+                    if let Some(at) = a.first_byte {
+                        let ttfb = at.saturating_duration_since(sent.into_std());
+                        self.rec.borrow_mut().record_ttfb(ttfb);
+                    }
+                    let class = if req.check.is_default() {
+                        Class::from_status(a.status)
+                    } else {
+                        let v = req.check.judge(a.status, &link.body, a.truncated);
+                        self.rec.borrow_mut().record_checks(kind, v.failed);
+                        v.class
+                    };
+                    break (class, sent, a.arrived);
                 }
                 // The server closed this keep-alive connection while it was
                 // idle: the request never reached it. Once, on a fresh
@@ -561,7 +577,10 @@ impl Worker {
                 Err(o) => break (o, sent, None),
             }
         };
-        if !matches!(outcome, Class::Ok | Class::Http4xx | Class::Http5xx) {
+        if !matches!(
+            outcome,
+            Class::Ok | Class::Http4xx | Class::Http5xx | Class::Check
+        ) {
             link.conn = None;
         }
         // The kernel's receive time when the socket gives it: what the

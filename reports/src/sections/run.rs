@@ -299,6 +299,9 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
     if r.by_request.len() > 1 {
         tables.push(requests_table(r, sfx));
     }
+    if !r.checks.is_empty() {
+        tables.push(checks_table(r, sfx));
+    }
     if !r.status_codes.is_empty() {
         tables.push(Table::new(
             &format!("run_status_codes{sfx}"),
@@ -319,21 +322,62 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
     tables
 }
 
+/// Each response check, with the responses that passed and failed it.
+fn checks_table(r: &RunDoc, sfx: &str) -> Table {
+    let c = &r.checks;
+    Table::new(
+        &format!("run_checks{sfx}"),
+        "Response checks (a response that failed one is a `check` error, or http_4xx/http_5xx for those statuses)",
+        vec![
+            text("request", c.iter().map(|x| x.request.clone()).collect()),
+            text("check", c.iter().map(|x| x.check.clone()).collect()),
+            count("passed", c.iter().map(|x| x.passed).collect()),
+            count("failed", c.iter().map(|x| x.failed).collect()),
+            num(
+                "failed %",
+                c.iter()
+                    .map(|x| 100.0 * x.failed as f64 / (x.passed + x.failed).max(1) as f64)
+                    .collect(),
+            ),
+        ],
+    )
+}
+
+/// Latency from the schedule and from the send, and where the time goes:
+/// the first byte of every response, the TCP connect and TLS handshake of
+/// every new connection.
 fn latency_table(r: &RunDoc, sfx: &str) -> Table {
-    let l = &r.latency_ms;
-    let u = &r.latency_uncorrected_ms;
+    let mut rows = vec![
+        ("corrected".to_string(), &r.latency_ms),
+        ("uncorrected".to_string(), &r.latency_uncorrected_ms),
+    ];
+    if let Some(p) = &r.phases {
+        if p.responses > 0 {
+            rows.push(("time to first byte".into(), &p.ttfb_ms));
+        }
+        if p.new_connections > 0 {
+            rows.push((
+                format!("tcp connect ({} new connections)", p.new_connections),
+                &p.connect_ms,
+            ));
+            if let Some(t) = &p.tls_handshake_ms {
+                rows.push(("tls handshake".into(), t));
+            }
+        }
+    }
+    let col = |f: fn(&contracts::run::Latency) -> f64| rows.iter().map(|r| f(r.1)).collect();
     Table::new(
         &format!("run_summary{sfx}"),
-        "Latency (ms): from the scheduled time (corrected) and from the actual send",
+        "Latency (ms): from the scheduled time (corrected), from the actual send, and its phases",
         vec![
-            text("measure", vec!["corrected".into(), "uncorrected".into()]),
-            num("mean", vec![l.mean, u.mean]),
-            num("p50", vec![l.p50, u.p50]),
-            num("p90", vec![l.p90, u.p90]),
-            num("p95", vec![l.p95, u.p95]),
-            num("p99", vec![l.p99, u.p99]),
-            num("p99.9", vec![l.p999, u.p999]),
-            num("max", vec![l.max, u.max]),
+            text("measure", rows.iter().map(|r| r.0.clone()).collect()),
+            num("mean", col(|l| l.mean)),
+            num("p50", col(|l| l.p50)),
+            num("p90", col(|l| l.p90)),
+            num("p95", col(|l| l.p95)),
+            num("p99", col(|l| l.p99)),
+            num("p99.9", col(|l| l.p999)),
+            num("max", col(|l| l.max)),
         ],
     )
 }
