@@ -157,6 +157,8 @@ pub fn step_of(
             offered_rps: offered,
             duration_s: r.window_s.max(1e-3),
             p95_ms: r.latency_ms.p95,
+            p50_ms: Some(r.latency_ms.p50),
+            p99_ms: Some(r.latency_ms.p99),
             goodput_rps: r.goodput_rps,
             replicas: 1,
         },

@@ -171,14 +171,16 @@ impl Check<'_> {
                 );
             }
             let json = self.out.join(format!("verify_{n}x_step{}.json", i + 1));
-            let (p95, goodput, window) = self.measure(replicas, rate, &json)?;
+            let (q, goodput, window) = self.measure(replicas, rate, &json)?;
             if self.stop.is_stopped() {
                 break;
             }
             let m = Measured {
                 offered_rps: rate,
                 duration_s: window,
-                p95_ms: p95,
+                p95_ms: q[1],
+                p50_ms: Some(q[0]),
+                p99_ms: Some(q[2]),
                 goodput_rps: goodput,
                 replicas: n,
             };
@@ -197,13 +199,13 @@ impl Check<'_> {
         Ok(cases)
     }
 
-    /// One multi-replica measurement: (p95 ms, goodput rps, window s).
+    /// One multi-replica measurement: ([p50, p95, p99] ms, goodput rps, window s).
     fn measure(
         &self,
         replicas: &Replicas,
         rate: f64,
         json: &Path,
-    ) -> anyhow::Result<(f64, f64, f64)> {
+    ) -> anyhow::Result<([f64; 3], f64, f64)> {
         let (base, stop) = (self.base, self.stop);
         let settings_for = |url: &str, rate: f64| {
             let mut s = base.clone();
@@ -261,7 +263,8 @@ impl Check<'_> {
         }
         let goodput = runs.iter().map(|r| r.goodput_rps).sum();
         let window = runs.iter().map(|r| r.window_s).fold(0.0, f64::max);
-        Ok((h.value_at_quantile(0.95) as f64 / 1e3, goodput, window))
+        let q = |p: f64| h.value_at_quantile(p) as f64 / 1e3;
+        Ok(([q(0.5), q(0.95), q(0.99)], goodput, window))
     }
 }
 
@@ -341,6 +344,10 @@ mod tests {
             measured_p95_ms: 10.0,
             predicted_p95_ms: 10.0 * (1.0 + p95_err),
             p95_error: p95_err,
+            measured_p50_ms: None,
+            measured_p99_ms: None,
+            predicted_p50_ms: None,
+            predicted_p99_ms: None,
             measured_goodput_rps: rate,
             predicted_goodput_rps: rate,
             goodput_error: 0.0,

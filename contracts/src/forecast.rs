@@ -242,6 +242,12 @@ pub struct Measured {
     pub duration_s: f64,
     /// p95 from the scheduled time, ms.
     pub p95_ms: f64,
+    /// p50 from the scheduled time, ms, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    /// p99 from the scheduled time, ms, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
     /// Successful responses/s in the window.
     pub goodput_rps: f64,
     /// Replicas the load was spread over.
@@ -266,6 +272,18 @@ pub struct StepFit {
     pub predicted_p95_ms: f64,
     /// (predicted − measured) / measured.
     pub p95_error: f64,
+    /// Measured p50 and p99, ms, when the step recorded them.
+    #[serde(default)]
+    pub measured_p50_ms: Option<f64>,
+    /// See `measured_p50_ms`.
+    #[serde(default)]
+    pub measured_p99_ms: Option<f64>,
+    /// Predicted p50 and p99, ms (absent in forecasts written before).
+    #[serde(default)]
+    pub predicted_p50_ms: Option<f64>,
+    /// See `predicted_p50_ms`.
+    #[serde(default)]
+    pub predicted_p99_ms: Option<f64>,
     /// Measured goodput, requests/s.
     pub measured_goodput_rps: f64,
     /// Predicted goodput, requests/s.

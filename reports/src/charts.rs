@@ -47,6 +47,19 @@ pub struct Line {
     pub band: Vec<(f64, f64, f64)>,
     /// Draw points as markers (sparse data).
     pub markers: bool,
+    /// The palette colour to draw it in (index into the styles), when
+    /// related lines must share one; its own index's otherwise.
+    pub colour: Option<usize>,
+    /// Dash length instead of its style's (0: solid).
+    pub dash: Option<u32>,
+}
+
+impl Line {
+    /// Colour, dash and width of the line drawn `i`th.
+    fn style(&self, i: usize) -> (RGBColor, u32, u32) {
+        let (colour, dash, width) = STYLES[self.colour.unwrap_or(i) % STYLES.len()];
+        (colour, self.dash.unwrap_or(dash), width)
+    }
 }
 
 /// What is drawn.
@@ -162,20 +175,28 @@ impl Chart {
         }
         mesh.draw().map_err(err)?;
         for (i, l) in lines.iter().enumerate() {
-            draw_line(&mut chart, l, STYLES[i % STYLES.len()])?;
+            draw_line(&mut chart, l, l.style(i))?;
         }
         for (r, row) in rows.iter().enumerate() {
             let y = (LEGEND_ROW * r as u32 + LEGEND_ROW / 2 + 4) as i32;
             for &(i, x) in row {
-                let (color, _, width) = STYLES[i % STYLES.len()];
+                let (color, dash, width) = lines[i].style(i);
                 let style = ShapeStyle {
                     color: color.to_rgba(),
                     filled: false,
                     stroke_width: width + 1,
                 };
-                legend
-                    .draw(&PathElement::new(vec![(x, y), (x + 24, y)], style))
-                    .map_err(err)?;
+                // A dashed line's sample is dashed too.
+                let pieces: &[(i32, i32)] = if dash == 0 {
+                    &[(0, 24)]
+                } else {
+                    &[(0, 7), (10, 14), (17, 24)]
+                };
+                for &(a, b) in pieces {
+                    legend
+                        .draw(&PathElement::new(vec![(x + a, y), (x + b, y)], style))
+                        .map_err(err)?;
+                }
                 legend
                     .draw(&Text::new(
                         lines[i].name.as_str(),

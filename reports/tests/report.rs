@@ -471,8 +471,9 @@ fn the_capacity_plan_tabulates_servers_by_users() {
     assert_eq!(rows[0][4], "3");
 }
 
-/// A calibrated forecast draws p95 against offered load, measured and
-/// predicted at the same rates (issue 18: the knee).
+/// A calibrated forecast draws p50, p95 and p99 against offered load,
+/// measured and predicted at the same rates (issue 18: the knee); one
+/// written before p50 and p99 were kept draws p95 alone.
 #[test]
 fn a_calibrated_forecast_draws_the_knee() {
     use contracts::forecast::{Fit, StepFit};
@@ -483,6 +484,10 @@ fn a_calibrated_forecast_draws_the_knee() {
         measured_p95_ms: measured,
         predicted_p95_ms: predicted,
         p95_error: predicted / measured - 1.0,
+        measured_p50_ms: Some(measured / 2.0),
+        measured_p99_ms: Some(measured * 2.0),
+        predicted_p50_ms: Some(predicted / 2.0),
+        predicted_p99_ms: Some(predicted * 2.0),
         measured_goodput_rps: rps,
         predicted_goodput_rps: rps,
         goodput_error: 0.0,
@@ -511,8 +516,46 @@ fn a_calibrated_forecast_draws_the_knee() {
     let reports::charts::Body::Lines(lines) = &knee.body else {
         panic!("lines")
     };
-    assert_eq!(lines[0].points, [(100.0, 40.0), (300.0, 80.0)]);
-    assert_eq!(lines[1].points, [(100.0, 41.0), (300.0, 90.0)]);
+    let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "measured p50",
+            "measured p95",
+            "measured p99",
+            "model p50 (dashed)",
+            "model p95 (dashed)",
+            "model p99 (dashed)"
+        ]
+    );
+    assert_eq!(lines[0].points, [(100.0, 20.0), (300.0, 40.0)]);
+    assert_eq!(lines[1].points, [(100.0, 40.0), (300.0, 80.0)]);
+    assert_eq!(lines[2].points, [(100.0, 80.0), (300.0, 160.0)]);
+    assert_eq!(lines[4].points, [(100.0, 41.0), (300.0, 90.0)]);
+    assert_eq!(lines[5].points, [(100.0, 82.0), (300.0, 180.0)]);
+    // Each percentile has one colour: the measurement solid, the model dashed.
+    assert_eq!((lines[1].colour, lines[4].colour), (Some(1), Some(1)));
+    assert_eq!((lines[1].dash, lines[4].dash), (Some(0), Some(6)));
+    // A forecast from before p50 and p99 were kept: p95 alone.
+    let mut old = f.clone();
+    for s in old["calibration"]["steps"].as_array_mut().unwrap() {
+        for k in [
+            "measured_p50_ms",
+            "measured_p99_ms",
+            "predicted_p50_ms",
+            "predicted_p99_ms",
+        ] {
+            s.as_object_mut().unwrap().remove(k);
+        }
+    }
+    let docs = vec![save(dir.path(), "old.json", &old)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    let knee = sections[0].charts.iter().find(|c| c.id == "knee").unwrap();
+    let reports::charts::Body::Lines(lines) = &knee.body else {
+        panic!("lines")
+    };
+    let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["measured p95", "model p95 (dashed)"]);
     // Without a calibration there is nothing to draw it from.
     let plain = vec![save(dir.path(), "g.json", &forecast_json())];
     let sections = reports::build(&plain, &opts(dir.path(), Format::Html)).unwrap();

@@ -96,10 +96,22 @@ fn quantile(points: &[(f64, u64)], q: f64) -> f64 {
     points.last().map_or(0.0, |p| p.0)
 }
 
+/// What the model predicts for one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Latency percentiles from the scheduled time, ms.
+    pub p50_ms: f64,
+    /// See `p50_ms`.
+    pub p95_ms: f64,
+    /// See `p50_ms`.
+    pub p99_ms: f64,
+    /// Successful responses per second.
+    pub goodput_rps: f64,
+}
+
 /// Predicts one step: `replicas` of `cfg` behind round-robin, offered
 /// `rate` evenly spaced for `duration_s` from idle, `reps` replications.
-/// Returns (p95 ms, goodput requests/s).
-pub fn predict(cfg: &SimConfig, m: &Measured, reps: u32) -> (f64, f64) {
+pub fn predict(cfg: &SimConfig, m: &Measured, reps: u32) -> Prediction {
     let mut v = cfg.clone();
     v.traffic = Traffic {
         rate: Some(m.offered_rps),
@@ -124,8 +136,13 @@ pub fn predict(cfg: &SimConfig, m: &Measured, reps: u32) -> (f64, f64) {
         let _ = h.add(&run.latency_us);
         ok += run.completed;
     }
-    let p95 = h.value_at_quantile(0.95) as f64 / 1e3;
-    (p95, ok as f64 / (m.duration_s * reps.max(1) as f64))
+    let q = |p: f64| h.value_at_quantile(p) as f64 / 1e3;
+    Prediction {
+        p50_ms: q(0.5),
+        p95_ms: q(0.95),
+        p99_ms: q(0.99),
+        goodput_rps: ok as f64 / (m.duration_s * reps.max(1) as f64),
+    }
 }
 
 /// Compares a model's predictions with the steps.
@@ -133,7 +150,8 @@ pub fn compare(cfg: &SimConfig, steps: &[Measured], p95_slo_ms: f64, reps: u32) 
     steps
         .iter()
         .map(|m| {
-            let (p95, goodput) = predict(cfg, m, reps);
+            let p = predict(cfg, m, reps);
+            let (p95, goodput) = (p.p95_ms, p.goodput_rps);
             let rel = |p: f64, x: f64| if x > 0.0 { (p - x) / x } else { 0.0 };
             let saturated =
                 |p95: f64, goodput: f64| goodput < BEHIND * m.offered_rps || p95 > p95_slo_ms;
@@ -143,6 +161,10 @@ pub fn compare(cfg: &SimConfig, steps: &[Measured], p95_slo_ms: f64, reps: u32) 
                 measured_p95_ms: m.p95_ms,
                 predicted_p95_ms: p95,
                 p95_error: rel(p95, m.p95_ms),
+                measured_p50_ms: m.p50_ms,
+                measured_p99_ms: m.p99_ms,
+                predicted_p50_ms: Some(p.p50_ms),
+                predicted_p99_ms: Some(p.p99_ms),
                 measured_goodput_rps: m.goodput_rps,
                 predicted_goodput_rps: goodput,
                 goodput_error: rel(goodput, m.goodput_rps),
@@ -326,6 +348,8 @@ mod tests {
                 offered_rps: f * capacity,
                 duration_s: 60.0,
                 p95_ms: 0.0,
+                p50_ms: None,
+                p99_ms: None,
                 goodput_rps: 0.0,
                 replicas: 1,
             };
@@ -401,6 +425,8 @@ mod tests {
             offered_rps: rate,
             duration_s: 10.0,
             p95_ms: p95,
+            p50_ms: None,
+            p99_ms: None,
             goodput_rps: rate,
             replicas: 1,
         };

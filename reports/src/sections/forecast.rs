@@ -66,38 +66,60 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
     s
 }
 
-/// p95 against offered load at the measured steps the model was fitted
-/// to, next to what the model predicts for the same rates: the knee.
-/// Only a calibrated forecast has them.
+/// p50, p95 and p99 against offered load at the measured steps the model
+/// was fitted to, next to what the model predicts for the same rates: the
+/// knee. Only a calibrated forecast has them; one written before p50 and
+/// p99 were kept shows p95 alone.
 fn knee_chart(f: &ForecastDoc, sfx: &str) -> Option<Chart> {
+    use contracts::forecast::StepFit;
     let fit = f.calibration.as_ref()?;
     let mut steps: Vec<_> = fit.steps.iter().collect();
     if steps.is_empty() {
         return None;
     }
     steps.sort_by(|a, b| a.offered_rps.total_cmp(&b.offered_rps));
-    let pts = |g: &dyn Fn(&contracts::forecast::StepFit) -> f64| {
-        steps.iter().map(|s| (s.offered_rps, g(s))).collect()
-    };
+    type Get = fn(&StepFit) -> Option<f64>;
+    let quantiles: [(&str, Get, Get); 3] = [
+        ("p50", |s| s.measured_p50_ms, |s| s.predicted_p50_ms),
+        (
+            "p95",
+            |s| Some(s.measured_p95_ms),
+            |s| Some(s.predicted_p95_ms),
+        ),
+        ("p99", |s| s.measured_p99_ms, |s| s.predicted_p99_ms),
+    ];
+    let mut lines = Vec::new();
+    // One colour per percentile: the measurement solid, the model dashed.
+    for (who, pick, dash) in [("measured", 1, 0), ("model", 2, 6)] {
+        for (colour, (q, measured, predicted)) in [0, 1, 4].into_iter().zip(quantiles) {
+            let g = if pick == 1 { measured } else { predicted };
+            // A quantile some step lacks is left out, not drawn as zero.
+            let Some(points) = steps
+                .iter()
+                .map(|s| g(s).map(|v| (s.offered_rps, v)))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            lines.push(Line {
+                name: format!("{who} {q}{}", if dash > 0 { " (dashed)" } else { "" }),
+                points,
+                markers: true,
+                colour: Some(colour),
+                dash: Some(dash),
+                ..Default::default()
+            });
+        }
+    }
     Some(Chart {
         id: format!("knee{sfx}"),
-        title: "p95 latency against offered load: measured steps and the model".into(),
+        title: format!(
+            "Latency against offered load: measured steps and the model ({} workers per replica)",
+            fit.workers
+        ),
         x_label: "offered load (requests per second)".into(),
-        y_label: "p95 latency (ms)".into(),
-        body: Body::Lines(vec![
-            Line {
-                name: "measured".into(),
-                points: pts(&|s| s.measured_p95_ms),
-                markers: true,
-                ..Default::default()
-            },
-            Line {
-                name: format!("model ({} workers per replica)", fit.workers),
-                points: pts(&|s| s.predicted_p95_ms),
-                markers: true,
-                ..Default::default()
-            },
-        ]),
+        y_label: "latency from the scheduled time (ms)".into(),
+        body: Body::Lines(lines),
         percentile_x: false,
         y_from_zero: true,
     })
@@ -317,6 +339,7 @@ fn replicas_chart(series: &WindowSeries, sfx: &str) -> Chart {
                 points: pts(&|w| w.replicas.mean),
                 band: band(&|w| w.replicas),
                 markers: sparse,
+                ..Default::default()
             },
             Line {
                 name: "most in any replication".into(),
@@ -344,6 +367,7 @@ fn p95_chart(series: &WindowSeries, p95_target_ms: f64, sfx: &str) -> Chart {
         points: pts(&|w| w.p95_ms.mean),
         band: band(&|w| w.p95_ms),
         markers: sparse,
+        ..Default::default()
     }];
     if p95_target_ms > 0.0 {
         let x0 = ws.first().map(day).unwrap_or(0.0);
@@ -382,6 +406,7 @@ fn cost_chart(series: &WindowSeries, sfx: &str) -> Chart {
                 ci95: w.cost_per_hour.ci95 * 730.0,
             }),
             markers: sparse,
+            ..Default::default()
         }]),
         percentile_x: false,
         y_from_zero: true,
