@@ -9,6 +9,10 @@
 #
 #   bash benches/compare.sh            # 10 s per tool
 #   DURATION=5 ROUNDS=5 bash benches/compare.sh
+#   BEFORE=/path/to/older/loadtest bash benches/compare.sh
+#   LOADTEST=/path/to/loadtest ...     # a given build instead of this tree's
+#                                      # also an older build, in the same
+#                                      # rounds: the hot path's cost of a change
 #
 # Needs: nginx and wrk (Debian), oha (`cargo install --locked oha`), python3.
 # Traffic goes to 127.0.0.1 only.
@@ -23,8 +27,11 @@ OHA=${OHA:-$(command -v oha || echo /tmp/oha/bin/oha)}
 for tool in wrk taskset python3 "$OHA"; do
   command -v "$tool" >/dev/null || { echo "compare.sh: $tool not found (apt-get install nginx-light wrk; cargo install --locked oha)" >&2; exit 2; }
 done
-cargo build --release --locked -q --bin loadtest
-LOADTEST=target/release/loadtest
+# LOADTEST=path runs that binary instead of building this tree's.
+if [ -z "${LOADTEST:-}" ]; then
+  cargo build --release --locked -q --bin loadtest
+  LOADTEST=target/release/loadtest
+fi
 
 . benches/nginx.sh
 start_nginx 0
@@ -50,9 +57,14 @@ for round in $(seq "$ROUNDS"); do
   echo "oha $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['statusCodeDistribution']; e=set(d.get('errorDistribution') or {}) - {'aborted due to deadline'}; assert set(s) == {'200'} and not e, (s, e); print(s['200'])" "$work/oha.out") $c" >> "$work/rows"
   # loadtest as shipped, and without its idle wait (--coalesce 0) to show
   # what that part is worth.
-  for co in 50us 0; do
-    c=$(cpu_of "$work/lt.out" "$LOADTEST" run --url "$URL" --connections "$CONNS" --workers 1 --duration "${DURATION}s" --coalesce "$co" --quiet --json "$work/lt.json")
-    name=loadtest; [ "$co" = 0 ] && name=lt-nowait
+  for co in 50us 0 before; do
+    bin=$LOADTEST; name=loadtest; flag=50us
+    [ "$co" = 0 ] && { name=lt-nowait; flag=0; }
+    if [ "$co" = before ]; then
+      [ -n "${BEFORE:-}" ] || continue
+      bin=$BEFORE; name=before
+    fi
+    c=$(cpu_of "$work/lt.out" "$bin" run --url "$URL" --connections "$CONNS" --workers 1 --duration "${DURATION}s" --coalesce "$flag" --quiet --json "$work/lt.json")
     echo "$name $(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['ok'] == d['requests'], d['errors']; print(d['ok'])" "$work/lt.json") $c" >> "$work/rows"
   done
 done
@@ -65,13 +77,15 @@ for name, n, c in rows:
     per.setdefault(name, []).append((float(n), float(c)))
 print(f"{'tool':<10} {'req/s (median)':>15} {'req per cpu-s (median)':>23}   each round")
 med = {}
-for name in ["wrk", "oha", "loadtest", "lt-nowait"]:
+for name in [n for n in ["wrk", "oha", "loadtest", "lt-nowait", "before"] if n in per]:
     eff = [n / c for n, c in per[name]]
     med[name] = statistics.median(eff)
     rate = statistics.median([n / d for n, _ in per[name]])
     print(f"{name:<10} {rate:>15.0f} {med[name]:>23.0f}   " + " ".join(f"{e:.0f}" for e in eff))
 print(f"loadtest/wrk = {med['loadtest']/med['wrk']:.2f}x   loadtest/oha = {med['loadtest']/med['oha']:.2f}x   (medians of requests per CPU-second)")
 print(f"without the idle wait (--coalesce 0): loadtest/wrk = {med['lt-nowait']/med['wrk']:.2f}x   loadtest/oha = {med['lt-nowait']/med['oha']:.2f}x")
+if "before" in med:
+    print(f"this build / BEFORE = {med['loadtest']/med['before']:.3f}x (medians of requests per CPU-second)")
 PY
 
 echo
