@@ -220,6 +220,19 @@ pub struct OptimizeArgs {
     /// Relative gap the MILP solves stop at.
     #[arg(long, default_value_t = optimizer::Constraints::default().gap)]
     pub gap: f64,
+    /// CPU architecture of the types to plan with: x86_64, arm64 or any
+    /// (arm64 only when the service ships arm64 images) [default: x86_64,
+    /// or [optimize] arch].
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Instance types never to use, comma-separated (m5.large,c5.xlarge)
+    /// [default: none, or [optimize] exclude].
+    #[arg(long, value_name = "TYPE,...", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Only these instance families, comma-separated (m6i,c6i; n2; Dsv5)
+    /// [default: all, or [optimize] families].
+    #[arg(long, value_name = "FAMILY,...", value_delimiter = ',')]
+    pub families: Vec<String>,
     /// Wall-time limit of each solve, e.g. 30s.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub time_limit: Duration,

@@ -85,6 +85,18 @@ pub fn options(
         allow_3y: !a.is_some_and(|a| a.no_3y) && s.and_then(|s| s.allow_3y).unwrap_or(d.allow_3y),
         gap: a.map_or(d.gap, |a| a.gap),
         time_limit_s,
+        arch: a
+            .and_then(|a| a.arch.clone())
+            .or(s.and_then(|s| s.arch.clone()))
+            .unwrap_or(d.arch),
+        exclude: match a.map(|a| &a.exclude) {
+            Some(x) if !x.is_empty() => x.clone(),
+            _ => s.and_then(|s| s.exclude.clone()).unwrap_or_default(),
+        },
+        families: match a.map(|a| &a.families) {
+            Some(x) if !x.is_empty() => x.clone(),
+            _ => s.and_then(|s| s.families.clone()).unwrap_or_default(),
+        },
     };
     optimizer::validate(&o)?;
     Ok(o)
@@ -231,6 +243,22 @@ pub fn render(p: &Plan) -> String {
         100.0 * p.gap
     );
     s.push_str(&lines_table(p));
+    if !p.arm64_types.is_empty() {
+        let _ = writeln!(
+            s,
+            "  note: {} arm64: the service must ship arm64 images to run on {}",
+            if p.arm64_types.len() == 1 {
+                format!("{} is", p.arm64_types[0])
+            } else {
+                format!("{} are", p.arm64_types.join(", "))
+            },
+            if p.arm64_types.len() == 1 {
+                "it"
+            } else {
+                "them"
+            }
+        );
+    }
     let mut src: Vec<_> = p
         .savings_by_source
         .iter()

@@ -59,6 +59,12 @@ pub struct OptimizeSection {
     pub max_per_type: Option<u32>,
     /// Whether 3-year reservations may be bought.
     pub allow_3y: Option<bool>,
+    /// `x86_64`, `arm64` or `any`.
+    pub arch: Option<String>,
+    /// Instance types never to use.
+    pub exclude: Option<Vec<String>>,
+    /// Only these families.
+    pub families: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

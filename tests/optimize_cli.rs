@@ -197,3 +197,85 @@ fn a_file_that_is_not_a_catalog_is_not_echoed() {
         .clone();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
 }
+
+/// Plans use x86_64 types unless asked (issue 17): the AWS catalog's c7g
+/// (Graviton) only with `--arch arm64|any`, and a plan that uses it says
+/// so; `--families` and `--exclude` narrow the types; a name that matches
+/// nothing is bad input, exit 2.
+#[test]
+fn architecture_families_and_exclusions_choose_the_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let demand = demand_csv(dir.path(), 48);
+    let plan = |extra: &[&str]| -> (serde_json::Value, String) {
+        let json = dir.path().join("p.json");
+        let out = Command::new(BIN)
+            .args(["optimize", "--demand"])
+            .arg(&demand)
+            .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv", "--json"])
+            .arg(&json)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {out:?}");
+        let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (v, String::from_utf8(out.stdout).unwrap())
+    };
+    let types = |v: &serde_json::Value| -> Vec<String> {
+        v["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["instance_type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (v, out) = plan(&[]);
+    assert_eq!(v["options"]["arch"], "x86_64");
+    assert!(
+        types(&v).iter().all(|t| !t.starts_with("c7g")),
+        "{:?}",
+        types(&v)
+    );
+    assert_eq!(v["arm64_types"], serde_json::json!([]));
+    assert!(!out.contains("arm64"), "{out}");
+    let (v, out) = plan(&["--arch", "arm64"]);
+    assert!(!types(&v).is_empty() && types(&v).iter().all(|t| t.starts_with("c7g")));
+    assert!(!v["arm64_types"].as_array().unwrap().is_empty());
+    assert!(
+        out.contains("arm64: the service must ship arm64 images"),
+        "{out}"
+    );
+    let (v, _) = plan(&["--families", "m6i,c6i", "--exclude", "m6i.large"]);
+    let t = types(&v);
+    assert!(
+        t.iter()
+            .all(|t| (t.starts_with("m6i.") || t.starts_with("c6i.")) && t != "m6i.large"),
+        "{t:?}"
+    );
+    for (flags, says) in [
+        (
+            &["--arch", "arm"][..],
+            "--arch `arm`: write x86_64, arm64 or any",
+        ),
+        (
+            &["--exclude", "m9.huge"],
+            "--exclude: `m9.huge` is not in the catalog",
+        ),
+        (
+            &["--families", "z1"],
+            "--families: `z1` is not a family of the catalog",
+        ),
+        (
+            &["--arch", "arm64", "--families", "m6i"],
+            "no instance type is left to plan with",
+        ),
+    ] {
+        Command::new(BIN)
+            .args(["optimize", "--demand"])
+            .arg(&demand)
+            .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv"])
+            .args(flags)
+            .assert()
+            .code(2)
+            .stderr(contains(says));
+    }
+}

@@ -34,6 +34,21 @@ pub struct Constraints {
     pub gap: f64,
     /// Wall-time budget of each solve, seconds.
     pub time_limit_s: f64,
+    /// The CPU architecture of the types the plan may use: `x86_64`,
+    /// `arm64` or `any` (plans written before this read as `any`: they
+    /// could use every type).
+    #[serde(default = "any_arch")]
+    pub arch: String,
+    /// Instance types never to use.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Only types of these families (`m6i`, `n2`, `Dsv5`); empty: any.
+    #[serde(default)]
+    pub families: Vec<String>,
+}
+
+fn any_arch() -> String {
+    "any".into()
 }
 
 impl Default for Constraints {
@@ -48,6 +63,9 @@ impl Default for Constraints {
             allow_3y: true,
             gap: 0.005,
             time_limit_s: 30.0,
+            arch: "x86_64".into(),
+            exclude: Vec::new(),
+            families: Vec::new(),
         }
     }
 }
@@ -180,6 +198,10 @@ pub struct Plan {
     pub version: String,
     /// Catalog header lines (date, source).
     pub catalog_notes: Vec<String>,
+    /// The plan's types that are arm64: the service must ship arm64
+    /// images to run on them.
+    #[serde(default)]
+    pub arm64_types: Vec<String>,
     /// The options the plan respects.
     pub options: Option<Constraints>,
     /// Cost of the plan over the horizon, USD.

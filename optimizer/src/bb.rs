@@ -475,6 +475,7 @@ mod tests {
             reserved_3y_hourly: None,
             spot_hourly: spot,
             spot_interruption: None,
+            arch: None,
         }
     }
 

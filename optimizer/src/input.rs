@@ -30,6 +30,10 @@ pub struct InstanceType {
     pub spot_hourly: Option<f64>,
     /// Interruption frequency, as a fraction per month (informational).
     pub spot_interruption: Option<f64>,
+    /// `x86_64` or `arm64`, from the catalog's optional `arch` column;
+    /// `None`: told by the type's name ([`crate::select::arch_of`]).
+    #[serde(default)]
+    pub arch: Option<String>,
 }
 
 /// A catalog: instance types and the comment lines of its header (date,
@@ -147,10 +151,28 @@ pub fn parse_catalog(file: &str, text: &str) -> Result<Catalog, Error> {
             "empty catalog; expected a header line with the columns provider,region,instance_type,vcpu,memory_gib,on_demand_hourly,reserved_1y_hourly,reserved_3y_hourly,spot_hourly,spot_interruption",
         ));
     };
-    let idx = catalog_columns(file, header)?;
+    let (idx, arch) = catalog_columns(file, header)?;
     let mut types: Vec<InstanceType> = Vec::new();
     for r in rows {
-        let t = instance_type(file, header, r, &idx)?;
+        let mut t = instance_type(file, header, r, &idx)?;
+        if let Some(i) = arch.filter(|&i| i < r.fields.len()) {
+            let (col, v) = r.fields[i];
+            t.arch = match v.to_ascii_lowercase().as_str() {
+                "" => None,
+                "x86_64" | "amd64" | "x86" => Some("x86_64".into()),
+                "arm64" | "aarch64" | "arm" => Some("arm64".into()),
+                _ => {
+                    return Err(at(
+                        file,
+                        r.line,
+                        col,
+                        format!(
+                            "`arch` = `{v}`: write x86_64 or arm64, or leave it empty to tell by the type's name"
+                        ),
+                    ));
+                }
+            };
+        }
         if types
             .iter()
             .any(|o| o.instance_type == t.instance_type && o.region == t.region)
@@ -175,12 +197,15 @@ pub fn parse_catalog(file: &str, text: &str) -> Result<Catalog, Error> {
     Ok(Catalog { notes, types })
 }
 
-/// Where each of [`CATALOG_COLUMNS`] is in the header.
-fn catalog_columns(file: &str, header: &Record) -> Result<[usize; 10], Error> {
+/// Where each of [`CATALOG_COLUMNS`] is in the header, and the optional
+/// `arch` column.
+fn catalog_columns(file: &str, header: &Record) -> Result<([usize; 10], Option<usize>), Error> {
     let mut idx = [usize::MAX; 10];
+    let mut arch = None;
     for (i, &(col, name)) in header.fields.iter().enumerate() {
         match CATALOG_COLUMNS.iter().position(|c| *c == name) {
             Some(k) => idx[k] = i,
+            None if name == "arch" => arch = Some(i),
             None => {
                 // Quoted only when it looks like a column name: the path
                 // may name any file, and its first line is not ours to show.
@@ -195,7 +220,10 @@ fn catalog_columns(file: &str, header: &Record) -> Result<[usize; 10], Error> {
                     file,
                     header.line,
                     col,
-                    format!("{shown}; the columns are {}", CATALOG_COLUMNS.join(",")),
+                    format!(
+                        "{shown}; the columns are {} (and optionally arch)",
+                        CATALOG_COLUMNS.join(",")
+                    ),
                 ));
             }
         }
@@ -208,7 +236,7 @@ fn catalog_columns(file: &str, header: &Record) -> Result<[usize; 10], Error> {
             format!("missing column `{}`", CATALOG_COLUMNS[k]),
         ));
     }
-    Ok(idx)
+    Ok((idx, arch))
 }
 
 /// One row of the catalog, checked.
@@ -244,6 +272,7 @@ fn instance_type(
         reserved_3y_hourly: num(7, true)?,
         spot_hourly: num(8, true)?,
         spot_interruption: num(9, true)?,
+        arch: None,
     };
     if t.instance_type.is_empty() {
         return Err(at(

@@ -29,6 +29,7 @@ pub mod bb;
 pub mod input;
 pub mod model;
 mod plan;
+pub mod select;
 pub mod synthetic;
 
 pub use input::{

@@ -46,6 +46,7 @@ pub fn catalog(n: usize, rng: &mut Lcg) -> Catalog {
                 reserved_3y_hourly: Some(od * (0.4 + 0.05 * rng.uniform())),
                 spot_hourly: Some(od * (0.3 + 0.15 * rng.uniform())),
                 spot_interruption: Some(0.05),
+                arch: None,
             }
         })
         .collect();

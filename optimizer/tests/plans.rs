@@ -23,6 +23,7 @@ fn ty(
         reserved_3y_hourly: r3,
         spot_hourly: spot,
         spot_interruption: None,
+        arch: None,
     }
 }
 

@@ -24,6 +24,15 @@ pub(super) fn assemble(
     plan.instances = reservation_lines(p, reserved);
     plan.instances.extend(hourly_lines(p, counts));
     for l in &plan.instances {
+        let arm =
+            p.catalog.types.iter().any(|t| {
+                t.instance_type == l.instance_type && crate::select::arch_of(t) == "arm64"
+            });
+        if arm && !plan.arm64_types.contains(&l.instance_type) {
+            plan.arm64_types.push(l.instance_type.clone());
+        }
+    }
+    for l in &plan.instances {
         add(&mut plan.cost_by_pricing, &l.pricing, l.cost);
         add(&mut plan.cost_by_type, &l.instance_type, l.cost);
     }

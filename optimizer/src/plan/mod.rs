@@ -251,6 +251,8 @@ pub fn optimize(
     if demand.is_empty() {
         return Err(Error::Demand("the demand has no hours".into()));
     }
+    // Only the types the options allow (x86_64 unless asked otherwise).
+    let catalog = &crate::select::select(catalog, opts)?;
     let p = Problem::new(catalog, demand, opts, services)?;
     let mut report = SolverReport {
         backend: "highs".into(),

@@ -475,6 +475,13 @@ fn assumptions(p: &PlanDoc) -> Vec<String> {
             ));
         }
     }
+    if !p.arm64_types.is_empty() {
+        out.push(format!(
+            "Assumption: the service ships arm64 images: {} {} arm64 (Graviton, Axion, Ampere or Cobalt).",
+            p.arm64_types.join(", "),
+            if p.arm64_types.len() == 1 { "is" } else { "are" }
+        ));
+    }
     if !p.catalog_notes.is_empty() {
         out.push(format!(
             "Assumption: list prices as the catalog states them ({}); check them against the provider's current prices before buying.",
