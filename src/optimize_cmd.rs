@@ -219,6 +219,20 @@ pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Op
     }
 }
 
+/// The line saying which of the plan's types are arm64, if any.
+fn arm64_note(p: &Plan) -> String {
+    match p.arm64_types.as_slice() {
+        [] => String::new(),
+        [one] => {
+            format!("  note: {one} is arm64: the service must ship arm64 images to run on it\n")
+        }
+        many => format!(
+            "  note: {} are arm64: the service must ship arm64 images to run on them\n",
+            many.join(", ")
+        ),
+    }
+}
+
 pub fn render(p: &Plan) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -243,22 +257,7 @@ pub fn render(p: &Plan) -> String {
         100.0 * p.gap
     );
     s.push_str(&lines_table(p));
-    if !p.arm64_types.is_empty() {
-        let _ = writeln!(
-            s,
-            "  note: {} arm64: the service must ship arm64 images to run on {}",
-            if p.arm64_types.len() == 1 {
-                format!("{} is", p.arm64_types[0])
-            } else {
-                format!("{} are", p.arm64_types.join(", "))
-            },
-            if p.arm64_types.len() == 1 {
-                "it"
-            } else {
-                "them"
-            }
-        );
-    }
+    s.push_str(&arm64_note(p));
     let mut src: Vec<_> = p
         .savings_by_source
         .iter()

@@ -528,6 +528,19 @@ fn default_workers() -> usize {
         .unwrap_or(1)
 }
 
+/// `--check-status`, `--check-body` and `--check-json` over a request's own checks.
+fn apply_check_flags(a: &RunArgs, c: &mut loadgen::check::Check) {
+    if let Some(s) = &a.check_status {
+        c.status = Some(s.clone());
+    }
+    if let Some(b) = &a.check_body {
+        c.body_contains = Some(b.clone());
+    }
+    if let Some(j) = &a.check_json {
+        c.json = Some(j.clone());
+    }
+}
+
 /// The scenario's weighted requests, or one request from the flags; the
 /// method, header and body flags apply to every request.
 fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
@@ -589,15 +602,7 @@ fn requests(a: &RunArgs, scn: &Scenario) -> anyhow::Result<Vec<RequestSpec>> {
         if let Some(b) = &flag_body {
             r.body = b.clone();
         }
-        if let Some(s) = &a.check_status {
-            r.check.status = Some(s.clone());
-        }
-        if let Some(b) = &a.check_body {
-            r.check.body_contains = Some(b.clone());
-        }
-        if let Some(j) = &a.check_json {
-            r.check.json = Some(j.clone());
-        }
+        apply_check_flags(a, &mut r.check);
         for (k, v, from_env) in &flag_headers {
             r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
             r.secret_headers.retain(|n| !n.eq_ignore_ascii_case(k));

@@ -74,6 +74,53 @@ pub fn family_of(t: &InstanceType) -> String {
 /// The catalog without the types `opts` rules out, or why nothing is left
 /// or a name matches nothing (each error names its flag and the choices).
 pub fn select(catalog: &Catalog, opts: &Constraints) -> Result<Catalog, Error> {
+    check_names(catalog, opts)?;
+    let types: Vec<InstanceType> = catalog
+        .types
+        .iter()
+        .filter(|t| opts.arch == "any" || arch_of(t) == opts.arch)
+        .filter(|t| {
+            !opts
+                .exclude
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(&t.instance_type))
+        })
+        .filter(|t| {
+            opts.families.is_empty()
+                || opts
+                    .families
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(&family_of(t)))
+        })
+        .cloned()
+        .collect();
+    if types.is_empty() {
+        let arm = catalog
+            .types
+            .iter()
+            .filter(|t| arch_of(t) == "arm64")
+            .count();
+        return Err(Error::Input(format!(
+            "no instance type is left to plan with (--arch {}, {} excluded, families {}); the catalog has {} x86_64 and {arm} arm64 types",
+            opts.arch,
+            opts.exclude.len(),
+            if opts.families.is_empty() {
+                "any".to_string()
+            } else {
+                opts.families.join(",")
+            },
+            catalog.types.len() - arm
+        )));
+    }
+    Ok(Catalog {
+        notes: catalog.notes.clone(),
+        types,
+    })
+}
+
+/// The architecture is one there is, and every excluded type and family
+/// is the catalog's.
+fn check_names(catalog: &Catalog, opts: &Constraints) -> Result<(), Error> {
     let bad = |m: String| Err(Error::Input(m));
     if !["x86_64", "arm64", "any"].contains(&opts.arch.as_str()) {
         return bad(format!(
@@ -108,47 +155,7 @@ pub fn select(catalog: &Catalog, opts: &Constraints) -> Result<Catalog, Error> {
             ));
         }
     }
-    let types: Vec<InstanceType> = catalog
-        .types
-        .iter()
-        .filter(|t| opts.arch == "any" || arch_of(t) == opts.arch)
-        .filter(|t| {
-            !opts
-                .exclude
-                .iter()
-                .any(|x| x.eq_ignore_ascii_case(&t.instance_type))
-        })
-        .filter(|t| {
-            opts.families.is_empty()
-                || opts
-                    .families
-                    .iter()
-                    .any(|f| f.eq_ignore_ascii_case(&family_of(t)))
-        })
-        .cloned()
-        .collect();
-    if types.is_empty() {
-        let arm = catalog
-            .types
-            .iter()
-            .filter(|t| arch_of(t) == "arm64")
-            .count();
-        return bad(format!(
-            "no instance type is left to plan with (--arch {}, {} excluded, families {}); the catalog has {} x86_64 and {arm} arm64 types",
-            opts.arch,
-            opts.exclude.len(),
-            if opts.families.is_empty() {
-                "any".to_string()
-            } else {
-                opts.families.join(",")
-            },
-            catalog.types.len() - arm
-        ));
-    }
-    Ok(Catalog {
-        notes: catalog.notes.clone(),
-        types,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -512,6 +512,22 @@ impl Worker {
         cw.partition_point(|&c| c <= x)
     }
 
+    /// A response's class by its request's checks (the status alone for
+    /// most), with its time to first byte and check results recorded.
+    fn judge(&self, kind: usize, a: &crate::net::Answer, sent: Instant, body: &[u8]) -> Class {
+        let mut rec = self.rec.borrow_mut();
+        if let Some(at) = a.first_byte {
+            rec.record_ttfb(at.saturating_duration_since(sent.into_std()));
+        }
+        let check = &self.sh.requests[kind].check;
+        if check.is_default() {
+            return Class::from_status(a.status);
+        }
+        let v = check.judge(a.status, body, a.truncated);
+        rec.record_checks(kind, v.failed);
+        v.class
+    }
+
     /// One request due at `due` (closed model: `None`, due when sent):
     /// connect if needed, send, read, record. Returns the outcome and the
     /// time it completed.
@@ -547,17 +563,7 @@ impl Worker {
             match r {
                 Ok(a) => {
                     answer = Some((a.status, a.received));
-                    if let Some(at) = a.first_byte {
-                        let ttfb = at.saturating_duration_since(sent.into_std());
-                        self.rec.borrow_mut().record_ttfb(ttfb);
-                    }
-                    let class = if req.check.is_default() {
-                        Class::from_status(a.status)
-                    } else {
-                        let v = req.check.judge(a.status, &link.body, a.truncated);
-                        self.rec.borrow_mut().record_checks(kind, v.failed);
-                        v.class
-                    };
+                    let class = self.judge(kind, &a, sent, &link.body);
                     break (class, sent, a.arrived);
                 }
                 // The server closed this keep-alive connection while it was
