@@ -397,6 +397,49 @@ fn a_failed_error_rate_reads_as_a_percentage() {
     assert_eq!(t.cells().1[0][1], "0.300%");
 }
 
+/// Response checks (issue 18): their own table, the phases under the
+/// latency table, and what to do next when a check failed.
+#[test]
+fn checks_and_phases_are_shown_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = run_json("checks", 50.0, 0.0);
+    r["checks"] = json!([
+        {"request": "home", "check": "status in 200", "passed": 90, "failed": 10},
+        {"request": "cart", "check": "json cart.id exists", "passed": 0, "failed": 25},
+        {"request": "cart", "check": "status in 2xx", "passed": 25, "failed": 0}
+    ]);
+    let lat = json!({"mean": 2.0, "p50": 2.0, "p90": 3.0, "p95": 3.5, "p99": 4.0, "p999": 5.0, "max": 6.0});
+    r["phases"] = json!({"new_connections": 4, "connect_ms": lat, "tls_handshake_ms": null,
+                         "responses": 3000, "ttfb_ms": lat});
+    let docs = vec![save(dir.path(), "r.json", &r)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    let s = &sections[0];
+    let t = s.tables.iter().find(|t| t.id == "run_checks").unwrap();
+    assert_eq!(t.numbers("passed"), [90.0, 0.0, 25.0]);
+    assert_eq!(t.numbers("failed %"), [10.0, 100.0, 0.0]);
+    let next = s.next.join("\n");
+    assert!(
+        next.contains("`cart`: `json cart.id exists` failed on every response"),
+        "{next}"
+    );
+    assert!(
+        next.contains("`home`: `status in 200` failed on some responses"),
+        "{next}"
+    );
+    assert!(!next.contains("status in 2xx"), "{next}");
+    let lat = s.tables.iter().find(|t| t.id == "run_summary").unwrap();
+    let measures: Vec<String> = lat.cells().1.iter().map(|r| r[0].clone()).collect();
+    assert_eq!(
+        measures,
+        [
+            "corrected",
+            "uncorrected",
+            "time to first byte",
+            "tcp connect (4 new connections)"
+        ]
+    );
+}
+
 /// Charts a reader can trust (issue 18): one unit per axis (users and rps
 /// had shared one, the users line flat at zero); no errors chart of zeros,
 /// a line of text instead; no collapse to zero in the last, partial

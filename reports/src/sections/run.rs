@@ -124,6 +124,20 @@ fn run_next(r: &RunDoc, failed: &[&ThresholdResult]) -> Vec<String> {
             pct(r.error_rate)
         ));
     }
+    // A check that no response passed is more often a wrong check (or a
+    // changed endpoint) than a failing service.
+    for c in r.checks.iter().filter(|c| c.failed > 0) {
+        let judged = c.passed + c.failed;
+        let what = if c.passed == 0 {
+            "failed on every response: is the check (or the endpoint) still right?"
+        } else {
+            "failed on some responses: see the response checks table."
+        };
+        next.push(format!(
+            "`{}`: `{}` {what} ({} of {judged})",
+            c.request, c.check, c.failed
+        ));
+    }
     next
 }
 
