@@ -219,6 +219,26 @@ pub fn execute(p: &Prepared, json: Option<&Path>) -> anyhow::Result<(Outcome, Op
     }
 }
 
+/// The first and last month's cost (a growing fleet's bill is not its
+/// average), and what the reservations still cost after the horizon; each
+/// line starts with `indent`.
+pub fn month_and_commitment_lines(p: &Plan, indent: &str) -> String {
+    let mut s = String::new();
+    if let Some((first, last)) = p.first_and_last_month() {
+        s.push_str(&format!(
+            "{indent}by month: ${first:.0} in the first 730 h, ${last:.0} in the last (${:.0} on average)\n",
+            p.monthly_cost
+        ));
+    }
+    if p.committed_after_horizon > 0.005 {
+        s.push_str(&format!(
+            "{indent}after the horizon: the reservations' terms run on, ${:.0} more owed (not in the totals)\n",
+            p.committed_after_horizon
+        ));
+    }
+    s
+}
+
 /// The line saying which of the plan's types are arm64, if any.
 fn arm64_note(p: &Plan) -> String {
     match p.arm64_types.as_slice() {
@@ -256,6 +276,7 @@ pub fn render(p: &Plan) -> String {
         p.lower_bound,
         100.0 * p.gap
     );
+    s.push_str(&month_and_commitment_lines(p, "  "));
     s.push_str(&lines_table(p));
     s.push_str(&arm64_note(p));
     let mut src: Vec<_> = p

@@ -670,6 +670,7 @@ fn summary(f: &simulator::Forecast, plan: Option<&optimizer::Plan>, p95_target_m
             100.0 * p.savings_share,
             100.0 * p.gap
         );
+        s.push_str(&crate::optimize_cmd::month_and_commitment_lines(p, ""));
     }
     s
 }

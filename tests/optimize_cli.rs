@@ -279,3 +279,67 @@ fn architecture_families_and_exclusions_choose_the_types() {
             .stderr(contains(says));
     }
 }
+
+/// A growing fleet's bill by month, not only its average, and what the
+/// reservations still cost after the horizon (issue 17): on the terminal
+/// and in the plan, the latter equal to each reservation's remaining term.
+#[test]
+fn a_growing_fleet_shows_its_first_and_last_month_and_the_commitment_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hours = 1500;
+    let mut s = String::from("hour,vcpu,memory_gib\n");
+    for h in 0..hours {
+        let v = 8.0 + 56.0 * h as f64 / hours as f64;
+        s.push_str(&format!("{h},{v:.1},{:.1}\n", v * 4.0));
+    }
+    let demand = dir.path().join("grow.csv");
+    std::fs::write(&demand, s).unwrap();
+    let json = dir.path().join("p.json");
+    let out = Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&demand)
+        .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cost: Vec<f64> = v["hourly"]["cost"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let (first, last): (f64, f64) = (cost[..730].iter().sum(), cost[hours - 730..].iter().sum());
+    // Demand grows eightfold over fixed reservations: each hour costs at
+    // least what a smaller one did.
+    assert!(last > first, "{first} {last}");
+    assert!(
+        text.contains(&format!(
+            "by month: ${first:.0} in the first 730 h, ${last:.0} in the last"
+        )),
+        "{text}"
+    );
+    let owed: f64 = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            let term = match l["pricing"].as_str().unwrap() {
+                "reserved_1y" => 8760.0,
+                "reserved_3y" => 26280.0,
+                _ => return None,
+            };
+            Some(l["count"].as_f64()? * l["hourly_price"].as_f64().unwrap() * (term - hours as f64))
+        })
+        .sum();
+    assert!(owed > 0.0, "a growing fleet reserves its base: {text}");
+    let got = v["committed_after_horizon"].as_f64().unwrap();
+    assert!((got - owed).abs() < 1e-6 * owed, "{got} vs {owed}");
+    assert!(
+        text.contains(&format!("${owed:.0} more owed (not in the totals)")),
+        "{text}"
+    );
+}

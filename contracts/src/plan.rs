@@ -156,6 +156,22 @@ pub struct HourlyPlan {
     pub spot_share: Vec<f64>,
 }
 
+impl Plan {
+    /// The cost of the first and of the last 730 hours of the horizon,
+    /// when it is longer than one such month: a growing fleet's bill is
+    /// not its average.
+    pub fn first_and_last_month(&self) -> Option<(f64, f64)> {
+        const MONTH_H: usize = 730;
+        let c = &self.hourly.cost;
+        (c.len() > MONTH_H).then(|| {
+            (
+                c[..MONTH_H].iter().sum(),
+                c[c.len() - MONTH_H..].iter().sum(),
+            )
+        })
+    }
+}
+
 /// How the plan was solved.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SolverReport {
@@ -202,6 +218,11 @@ pub struct Plan {
     /// images to run on them.
     #[serde(default)]
     pub arm64_types: Vec<String>,
+    /// What the reservations cost after the horizon, USD: a term longer
+    /// than the horizon is still owed for its remaining hours. Not in
+    /// `total_cost`, which counts the horizon's hours only.
+    #[serde(default)]
+    pub committed_after_horizon: f64,
     /// The options the plan respects.
     pub options: Option<Constraints>,
     /// Cost of the plan over the horizon, USD.

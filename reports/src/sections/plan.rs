@@ -469,8 +469,15 @@ fn assumptions(p: &PlanDoc) -> Vec<String> {
             .filter_map(|l| l.count)
             .sum();
         if n > 0 && hours < term_h {
+            let owed: f64 = p
+                .instances
+                .iter()
+                .filter(|l| l.pricing == term)
+                .filter_map(|l| Some(f64::from(l.count?) * l.hourly_price))
+                .sum::<f64>()
+                * (term_h - hours) as f64;
             out.push(format!(
-                "Assumption: the {n} {name} reservation(s) are costed for the horizon's {hours} hours only; the term runs {term_h} hours, so {} more hours are committed after it.",
+                "Assumption: the {n} {name} reservation(s) are costed for the horizon's {hours} hours only; the term runs {term_h} hours, so {} more hours (${owed:.0}) are committed after it and are not in the totals.",
                 term_h - hours
             ));
         }
