@@ -109,13 +109,20 @@ fn check_optimize(
             "{file}: no [optimize] section: `plan` needs catalog, replica_vcpu and replica_memory_gib"
         )),
         Some(o) => {
-            if let Err(e) = crate::optimize_cmd::options(None, Some(o)) {
+            let opts = crate::optimize_cmd::options(None, Some(o));
+            if let Err(e) = &opts {
                 problems.push(scn.placed(&format!("[optimize] {e:#}")));
             }
             match crate::optimize_cmd::catalog_path(None, Some((o, path))) {
                 Ok(c) => match std::fs::read_to_string(&c) {
                     Ok(text) => match optimizer::parse_catalog(&c.display().to_string(), &text) {
-                        Ok(cat) => catalog = Some(cat),
+                        Ok(cat) => {
+                            // arch, families and exclude against this catalog.
+                            if let Ok(Err(e)) = opts.as_ref().map(|o| optimizer::select::select(&cat, o)) {
+                                problems.push(scn.placed(&format!("[optimize] {e}")));
+                            }
+                            catalog = Some(cat);
+                        }
                         Err(e) => problems.push(e.to_string()),
                     },
                     Err(e) => problems.push(scn.placed(&format!("[optimize] catalog: cannot read {}: {e}", c.display()))),

@@ -68,6 +68,28 @@ fn validate_prints_every_problem_with_its_place() {
         .stderr(contains("three.toml:42:12: invalid type: string \"two\""))
         .stderr(contains("three.toml:47:1: unknown field `cooldwn`"))
         .stderr(contains("3 problem(s)"));
+    // Types the catalog does not have are found before anything is measured.
+    let types = dir.path().join("types.toml");
+    let catalog = std::fs::canonicalize("scenarios/catalog/aws-us-east-1.csv").unwrap();
+    let text = std::fs::read_to_string("scenarios/smoke.toml")
+        .unwrap()
+        .replace(
+            "catalog = \"catalog/aws-us-east-1.csv\"",
+            &format!(
+                "catalog = {:?}\nfamilies = [\"z9\"]",
+                catalog.display().to_string()
+            ),
+        );
+    std::fs::write(&types, text).unwrap();
+    Command::new(BIN)
+        .arg("validate")
+        .arg(&types)
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "[optimize] --families: `z9` is not a family of the catalog",
+        ))
+        .stderr(contains("1 problem(s)"));
 }
 
 #[test]
