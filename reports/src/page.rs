@@ -9,7 +9,7 @@ h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #222;padding-bo
 .ok{border-color:#1f3c88;background:#eef2fb}.bad{border-color:#000;background:#fde8d7;border-left-style:double}\
 .figures{display:flex;flex-wrap:wrap;gap:.6em;margin:1em 0}.fig{border:1px solid #bbb;padding:.4em .8em;min-width:9em}\
 .fig b{display:block;font-size:1.25em}.next{background:#f6f6f6;padding:.6em 1.2em;border:1px solid #ddd}\
-table{border-collapse:collapse;margin:1em 0;font-size:.9em;width:100%}caption{text-align:left;font-weight:600;padding:.3em 0}\
+table{border-collapse:collapse;margin:1em 0;font-size:.9em;width:100%}.tbl{overflow-x:auto}table.wide{font-size:.76em}table.wide caption{font-size:1.18em}caption{text-align:left;font-weight:600;padding:.3em 0}\
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}th:first-child,td:first-child{text-align:left}\
 th{background:#eee}svg{max-width:100%;height:auto;display:block;margin:1em 0}nav a{margin-right:1em}";
 

@@ -4,6 +4,10 @@ use polars::prelude::*;
 
 use crate::escape;
 
+/// Columns past which a table is set in a smaller type (the per-request
+/// table has one per error class).
+pub const WIDE_COLUMNS: usize = 10;
+
 /// A titled table.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -79,11 +83,18 @@ impl Table {
             .collect()
     }
 
-    /// HTML `<table>`, every cell escaped.
+    /// HTML `<table>`, every cell escaped, in a box that scrolls sideways
+    /// rather than spill past the page; a table of more than
+    /// [`WIDE_COLUMNS`] columns is set smaller.
     pub fn html(&self) -> String {
         let (head, rows) = self.cells();
+        let class = if head.len() > WIDE_COLUMNS {
+            " class=\"wide\""
+        } else {
+            ""
+        };
         let mut s = format!(
-            "<table><caption>{}</caption><thead><tr>",
+            "<div class=\"tbl\"><table{class}><caption>{}</caption><thead><tr>",
             escape(&self.title)
         );
         for h in head {
@@ -97,7 +108,7 @@ impl Table {
             }
             s.push_str("</tr>");
         }
-        s.push_str("</tbody></table>\n");
+        s.push_str("</tbody></table></div>\n");
         s
     }
 
@@ -207,6 +218,24 @@ fn group(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every table scrolls in its own box rather than spill past the page,
+    /// and one with many columns is set smaller.
+    #[test]
+    fn wide_tables_are_set_smaller_in_a_scrolling_box() {
+        let cols = |n: usize| (0..n).map(|i| count(&format!("c{i}"), vec![1])).collect();
+        let narrow = Table::new("n", "narrow", cols(WIDE_COLUMNS)).html();
+        let wide = Table::new("w", "wide", cols(WIDE_COLUMNS + 1)).html();
+        assert!(
+            narrow.starts_with("<div class=\"tbl\"><table><caption>"),
+            "{narrow}"
+        );
+        assert!(
+            wide.starts_with("<div class=\"tbl\"><table class=\"wide\">"),
+            "{wide}"
+        );
+        assert!(wide.trim_end().ends_with("</table></div>"));
+    }
 
     #[test]
     fn parquet_round_trips_the_table() {
