@@ -118,7 +118,8 @@ fn check_optimize(
                     Ok(text) => match optimizer::parse_catalog(&c.display().to_string(), &text) {
                         Ok(cat) => {
                             // arch, families and exclude against this catalog.
-                            if let Ok(Err(e)) = opts.as_ref().map(|o| optimizer::select::select(&cat, o)) {
+                            if let Ok(o) = &opts
+                                && let Err(e) = optimizer::select::select(&cat, o) {
                                 problems.push(scn.placed(&format!("[optimize] {e}")));
                             }
                             catalog = Some(cat);

@@ -132,33 +132,26 @@ fn summary_latency(s: &mut String, r: &RunResult) {
         "\n  latency ms          mean      p50      p90      p95      p99    p99.9      max"
     );
     let mut rows = vec![
-        ("from schedule".to_string(), &r.latency_ms),
-        ("from send".to_string(), &r.latency_uncorrected_ms),
+        ("from schedule", &r.latency_ms),
+        ("from send", &r.latency_uncorrected_ms),
     ];
     // Where the time goes: first byte for every response, connecting and
     // the TLS handshake for each new connection ("connections opened"
     // above says how many).
     if let Some(p) = r.phases.as_ref().filter(|p| p.responses > 0) {
-        rows.push(("  first byte".into(), &p.ttfb_ms));
+        rows.push(("  first byte", &p.ttfb_ms));
     }
     if let Some(p) = r.phases.as_ref().filter(|p| p.new_connections > 0) {
-        rows.push(("  tcp connect".into(), &p.connect_ms));
+        rows.push(("  tcp connect", &p.connect_ms));
         if let Some(t) = &p.tls_handshake_ms {
-            rows.push(("  tls handshake".into(), t));
+            rows.push(("  tls handshake", t));
         }
     }
     for (label, l) in rows {
         let _ = writeln!(
             s,
-            "  {:<15} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            crate::cut(&label, 15),
-            l.mean,
-            l.p50,
-            l.p90,
-            l.p95,
-            l.p99,
-            l.p999,
-            l.max
+            "  {label:<15} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            l.mean, l.p50, l.p90, l.p95, l.p99, l.p999, l.max
         );
     }
 }

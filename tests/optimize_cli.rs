@@ -198,6 +198,23 @@ fn a_file_that_is_not_a_catalog_is_not_echoed() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
 }
 
+/// `optimize` on `demand` with the AWS catalog and `extra` flags, which
+/// must succeed: the plan JSON and the terminal's text.
+fn aws_plan(demand: &std::path::Path, extra: &[&str]) -> (serde_json::Value, String) {
+    let json = demand.with_extension("plan.json");
+    let out = Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(demand)
+        .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv", "--json"])
+        .arg(&json)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{extra:?}: {out:?}");
+    let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (v, String::from_utf8(out.stdout).unwrap())
+}
+
 /// Plans use x86_64 types unless asked (issue 17): the AWS catalog's c7g
 /// (Graviton) only with `--arch arm64|any`, and a plan that uses it says
 /// so; `--families` and `--exclude` narrow the types; a name that matches
@@ -206,20 +223,7 @@ fn a_file_that_is_not_a_catalog_is_not_echoed() {
 fn architecture_families_and_exclusions_choose_the_types() {
     let dir = tempfile::tempdir().unwrap();
     let demand = demand_csv(dir.path(), 48);
-    let plan = |extra: &[&str]| -> (serde_json::Value, String) {
-        let json = dir.path().join("p.json");
-        let out = Command::new(BIN)
-            .args(["optimize", "--demand"])
-            .arg(&demand)
-            .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv", "--json"])
-            .arg(&json)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{extra:?}: {out:?}");
-        let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        (v, String::from_utf8(out.stdout).unwrap())
-    };
+    let plan = |extra: &[&str]| aws_plan(&demand, extra);
     let types = |v: &serde_json::Value| -> Vec<String> {
         v["instances"]
             .as_array()
@@ -294,18 +298,7 @@ fn a_growing_fleet_shows_its_first_and_last_month_and_the_commitment_after_it() 
     }
     let demand = dir.path().join("grow.csv");
     std::fs::write(&demand, s).unwrap();
-    let json = dir.path().join("p.json");
-    let out = Command::new(BIN)
-        .args(["optimize", "--demand"])
-        .arg(&demand)
-        .args(["--catalog", "scenarios/catalog/aws-us-east-1.csv", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (v, text) = aws_plan(&demand, &[]);
     let cost: Vec<f64> = v["hourly"]["cost"]
         .as_array()
         .unwrap()

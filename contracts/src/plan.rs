@@ -156,7 +156,26 @@ pub struct HourlyPlan {
     pub spot_share: Vec<f64>,
 }
 
+/// The pricings that are reservations, with their terms in hours.
+pub const RESERVATION_TERMS: [(&str, usize); 2] = [("reserved_1y", 8760), ("reserved_3y", 26280)];
+
 impl Plan {
+    /// What the plan's reservations of `pricing` (`reserved_1y`,
+    /// `reserved_3y`) still cost after the horizon (`solver.hours`), USD:
+    /// each is owed for the rest of its term.
+    pub fn owed_after_horizon(&self, pricing: &str) -> f64 {
+        let Some(&(_, term_h)) = RESERVATION_TERMS.iter().find(|t| t.0 == pricing) else {
+            return 0.0;
+        };
+        let per_hour: f64 = self
+            .instances
+            .iter()
+            .filter(|l| l.pricing == pricing)
+            .filter_map(|l| Some(f64::from(l.count?) * l.hourly_price))
+            .sum();
+        per_hour * term_h.saturating_sub(self.solver.hours) as f64
+    }
+
     /// The cost of the first and of the last 730 hours of the horizon,
     /// when it is longer than one such month: a growing fleet's bill is
     /// not its average.

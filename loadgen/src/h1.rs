@@ -519,15 +519,17 @@ impl<W: Wire> Http1<W> {
     }
 }
 
-/// Where a body goes while it is read: nowhere, or a buffer for the
-/// request's checks, up to [`MAX_CHECKED_BODY`].
-struct Sink<'a> {
+/// Where a body goes while it is read (HTTP/1.1 here, HTTP/2 in
+/// `net.rs`): nowhere, or a buffer for the request's checks, up to
+/// [`MAX_CHECKED_BODY`].
+pub(crate) struct Sink<'a> {
     keep: Option<&'a mut Vec<u8>>,
-    truncated: bool,
+    /// Some of the body did not fit.
+    pub truncated: bool,
 }
 
 impl<'a> Sink<'a> {
-    fn new(mut keep: Option<&'a mut Vec<u8>>) -> Self {
+    pub fn new(mut keep: Option<&'a mut Vec<u8>>) -> Self {
         if let Some(k) = keep.as_mut() {
             k.clear();
         }
@@ -537,19 +539,14 @@ impl<'a> Sink<'a> {
         }
     }
 
-    fn take(&mut self, data: &[u8]) {
+    /// Keeps what fits of `data`.
+    pub fn take(&mut self, data: &[u8]) {
         if let Some(k) = self.keep.as_mut() {
-            self.truncated |= keep_upto(k, data);
+            let n = MAX_CHECKED_BODY.saturating_sub(k.len()).min(data.len());
+            k.extend_from_slice(&data[..n]);
+            self.truncated |= n < data.len();
         }
     }
-}
-
-/// Appends `data` to `k` up to [`MAX_CHECKED_BODY`] bytes in all; true
-/// when some of it did not fit.
-pub(crate) fn keep_upto(k: &mut Vec<u8>, data: &[u8]) -> bool {
-    let n = MAX_CHECKED_BODY.saturating_sub(k.len()).min(data.len());
-    k.extend_from_slice(&data[..n]);
-    n < data.len()
 }
 
 fn io_class(e: std::io::Error) -> Class {

@@ -237,24 +237,19 @@ impl Conn {
                 let first_byte = Some(Instant::now());
                 let status = resp.status().as_u16();
                 let mut body = resp.into_body();
-                let (mut received, mut keep, mut truncated) = (0, keep, false);
-                if let Some(k) = keep.as_mut() {
-                    k.clear();
-                }
+                let (mut received, mut sink) = (0, h1::Sink::new(keep));
                 while let Some(frame) = body.frame().await {
                     let frame = frame.map_err(classify)?;
                     let data = frame.data_ref().map_or(&[][..], |d| &d[..]);
                     received += data.len() as u64;
-                    if let Some(k) = keep.as_mut() {
-                        truncated |= h1::keep_upto(k, data);
-                    }
+                    sink.take(data);
                 }
                 Ok(Answer {
                     status,
                     arrived: None,
                     first_byte,
                     received,
-                    truncated,
+                    truncated: sink.truncated,
                 })
             }
         }

@@ -251,6 +251,15 @@ pub struct CheckCounts {
     pub failed: [u64; 3],
 }
 
+impl CheckCounts {
+    fn add(&mut self, o: &CheckCounts) {
+        self.judged += o.judged;
+        for (x, y) in self.failed.iter_mut().zip(o.failed) {
+            *x += y;
+        }
+    }
+}
+
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
@@ -324,11 +333,10 @@ impl Recorder {
         if self.checks.len() <= kind {
             self.checks.resize(kind + 1, CheckCounts::default());
         }
-        let c = &mut self.checks[kind];
-        c.judged += 1;
-        for (n, f) in c.failed.iter_mut().zip(failed) {
-            *n += u64::from(f);
-        }
+        self.checks[kind].add(&CheckCounts {
+            judged: 1,
+            failed: failed.map(u64::from),
+        });
     }
 
     /// Records a scheduled request that was never sent.
@@ -379,10 +387,7 @@ impl Recorder {
                 .resize(other.checks.len(), CheckCounts::default());
         }
         for (a, b) in self.checks.iter_mut().zip(&other.checks) {
-            a.judged += b.judged;
-            for (x, y) in a.failed.iter_mut().zip(b.failed) {
-                *x += y;
-            }
+            a.add(b);
         }
         let _ = self.corrected_us.add(&other.corrected_us);
         let _ = self.uncorrected_us.add(&other.uncorrected_us);

@@ -37,18 +37,9 @@ pub(super) fn assemble(
         add(&mut plan.cost_by_type, &l.instance_type, l.cost);
     }
     plan.total_cost = plan.instances.iter().map(|l| l.cost).sum();
-    let hours = p.h;
-    plan.committed_after_horizon = plan
-        .instances
+    plan.committed_after_horizon = contracts::plan::RESERVATION_TERMS
         .iter()
-        .filter_map(|l| {
-            let term_h = match l.pricing.as_str() {
-                "reserved_1y" => 8760.0,
-                "reserved_3y" => 26280.0,
-                _ => return None,
-            };
-            Some(f64::from(l.count?) * l.hourly_price * (term_h - hours).max(0.0))
-        })
+        .map(|(pricing, _)| plan.owed_after_horizon(pricing))
         .sum();
     plan.lower_bound = lp.cost.min(plan.total_cost);
     plan.gap = if plan.total_cost > 0.0 {

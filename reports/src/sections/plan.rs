@@ -458,10 +458,10 @@ fn reconciliation_table(p: &PlanDoc, sfx: &str) -> Table {
 fn assumptions(p: &PlanDoc) -> Vec<String> {
     let mut out = Vec::new();
     let hours = p.solver.hours;
-    for (term, term_h, name) in [
-        ("reserved_1y", 8760, "1-year"),
-        ("reserved_3y", 26280, "3-year"),
-    ] {
+    for ((term, term_h), name) in contracts::plan::RESERVATION_TERMS
+        .into_iter()
+        .zip(["1-year", "3-year"])
+    {
         let n: u32 = p
             .instances
             .iter()
@@ -469,13 +469,7 @@ fn assumptions(p: &PlanDoc) -> Vec<String> {
             .filter_map(|l| l.count)
             .sum();
         if n > 0 && hours < term_h {
-            let owed: f64 = p
-                .instances
-                .iter()
-                .filter(|l| l.pricing == term)
-                .filter_map(|l| Some(f64::from(l.count?) * l.hourly_price))
-                .sum::<f64>()
-                * (term_h - hours) as f64;
+            let owed = p.owed_after_horizon(term);
             out.push(format!(
                 "Assumption: the {n} {name} reservation(s) are costed for the horizon's {hours} hours only; the term runs {term_h} hours, so {} more hours (${owed:.0}) are committed after it and are not in the totals.",
                 term_h - hours
