@@ -21,6 +21,17 @@ fn json_check(text: &str) -> Result<loadgen::check::JsonCheck, String> {
     loadgen::check::JsonCheck::parse_flag(text)
 }
 
+/// `--shard J/N`.
+fn shard(text: &str) -> Result<loadgen::Shard, String> {
+    loadgen::Shard::parse(text)
+}
+
+/// `--start-at`: an RFC 3339 time (UTC `Z` or an offset).
+fn start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(text.trim())
+        .map_err(|_| format!("`{text}` is not an RFC 3339 time: write e.g. 2027-01-05T10:00:00Z"))
+}
+
 /// `report --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PageFormat {
@@ -64,6 +75,89 @@ pub enum Command {
     Plan(PlanArgs),
     /// Check a scenario for every stage and print every problem, without running anything.
     Validate(ValidateArgs),
+    /// Add up the shards of a distributed run (`run --shard J/N`) into one result.
+    Merge(MergeArgs),
+    /// Kubernetes manifests for a distributed run.
+    #[command(subcommand)]
+    K8s(K8sCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+INPUTS: each shard's `run --json` file, or a saved `kubectl logs` of its pod (the
+        result is the last line that is a run result). Every shard of the run, once.
+
+EXIT CODES: 0 every threshold held on the merged result, 1 one failed (or a shard
+            stopped early), 2 bad input: shards of different runs, seeds, N or start
+            times, a shard missing or given twice")]
+pub struct MergeArgs {
+    /// Shard results (or pod logs), one per shard.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Write the merged result as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the merged per-second rows as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Another pass/fail criterion, on the merged result (repeatable); the
+    /// shards' own are evaluated again too.
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// Print a ConfigMap and an Indexed Job that run SCENARIO on N pods, to
+    /// pipe into `kubectl apply -f -`.
+    Render(K8sRenderArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+EACH POD: runs `loadtest run /scenario/scenario.toml --shard $JOB_COMPLETION_INDEX/N
+          --start-at T --json -`: it warms up (DNS, connections), waits for T on its
+          clock, sends its share of the schedule, and prints its result as the last
+          line of its log. A threshold missed on one shard exits 0 (the merge
+          decides); --abort-on-fail (exit 3), a late start (5) or bad input (2)
+          fails the whole Job, so every pod stops.
+
+THEN:     kubectl wait --for=condition=complete job/NAME -n NS --timeout=...
+          for p in $(kubectl get pods -n NS -l job-name=NAME -o name); do
+            kubectl logs -n NS \"$p\" > \"${p#pod/}.log\"; done
+          loadtest merge *.log --json run.json")]
+pub struct K8sRenderArgs {
+    /// Scenario file; its [target] url must be reachable from the pods.
+    pub scenario: PathBuf,
+    /// Pods (shards) running at once.
+    #[arg(long)]
+    pub parallelism: u32,
+    /// Container image with `loadtest` on its PATH.
+    #[arg(long)]
+    pub image: String,
+    /// Namespace of the Job and the ConfigMap.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Name of the Job and the ConfigMap [default: the scenario's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Start this long after rendering: time to pull the image and start
+    /// every pod.
+    #[arg(long, default_value = "2m", value_parser = duration)]
+    pub start_in: Duration,
+    /// The start itself (RFC 3339), instead of --start-in.
+    #[arg(long, value_parser = start_at, conflicts_with = "start_in")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// CPUs per pod, requested and limited alike (Guaranteed QoS): also its
+    /// worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub cpu: u32,
+    /// Memory per pod, requested and limited alike.
+    #[arg(long, default_value = "1Gi")]
+    pub memory: String,
+    /// How late a pod may be ready and still run.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub start_tolerance: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -276,8 +370,15 @@ MODELS:
 THRESHOLDS (repeatable):  p50|p90|p95|p99|p99.9|max|mean <|<= DURATION,
                           error_rate<1%, rps>=1000
 
+DISTRIBUTED: --shard J/N sends the requests whose index i has i mod N = J, at the due
+             times of the whole run counted from --start-at (the connections of a
+             closed model split N ways; --max-connections is each shard's); merge
+             the shards' --json files with `loadtest merge`
+
 EXIT CODES: 0 all thresholds held, 1 a threshold failed, 2 bad input (before any load),
-            3 --abort-on-fail stopped it, 130 interrupted (partial results written)
+            3 --abort-on-fail stopped it, 130 interrupted (partial results written),
+            5 ready only after --start-at + --start-tolerance (nothing sent); with
+            --shard a missed threshold exits 0: the merge decides
             --find-capacity: 0 a knee was found, 1 no rate step held, 2 bad input or the
             first step failed, 130 interrupted (capacity.json keeps the steps so far)")]
 pub struct RunArgs {
@@ -390,6 +491,17 @@ pub struct RunArgs {
     /// With --find-capacity: length of each concurrency probe.
     #[arg(long, default_value = "3s", value_parser = duration)]
     pub probe: Duration,
+    /// Distributed runs: send shard J of N (0-based) of the schedule.
+    #[arg(long, value_name = "J/N", value_parser = shard)]
+    pub shard: Option<loadgen::Shard>,
+    /// Distributed runs: warm up, then start the schedule at this time (RFC
+    /// 3339, e.g. 2027-01-05T10:00:00Z) on the real-time clock.
+    #[arg(long, value_name = "TIME", value_parser = start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// With --start-at: how late this process may be ready and still run
+    /// (late requests go out at once, timed from their due times).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub start_tolerance: Duration,
 }
 
 #[derive(Debug, Args)]

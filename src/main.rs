@@ -4,6 +4,8 @@
 
 mod capacity;
 mod cli;
+mod k8s_cmd;
+mod merge_cmd;
 mod optimize_cmd;
 mod plan_cmd;
 mod report_cmd;
@@ -71,6 +73,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if is_late_start(&e) => {
+            eprintln!("loadtest: late start (exit 5): {}", one_line(&e));
+            ExitCode::from(5)
+        }
         Err(e) => {
             eprintln!("loadtest: {}", one_line(&e));
             ExitCode::from(2)
@@ -156,6 +162,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
         cli::Command::Report(args) => report_cmd::report(args),
         cli::Command::Plan(args) => plan_cmd::plan(args),
         cli::Command::Validate(args) => plan_cmd::validate(args),
+        cli::Command::Merge(args) => merge_cmd::merge(args),
+        cli::Command::K8s(cli::K8sCommand::Render(args)) => k8s_cmd::render(&args),
     }
 }
 
@@ -176,6 +184,16 @@ fn one_line(e: &anyhow::Error) -> String {
         out.push_str(text.trim());
     }
     out
+}
+
+/// A distributed run's shard that was ready only after its start.
+fn is_late_start(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<loadgen::LoadgenError>(),
+            Some(loadgen::LoadgenError::LateStart { .. })
+        )
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -254,6 +254,81 @@ pub struct RunResult {
     pub series: Vec<SecondRow>,
     /// The corrected latency histogram (µs), HdrHistogram V2 compressed, base64.
     pub histogram: String,
+    /// A shard of a distributed run (`run --shard J/N`): what `loadtest
+    /// merge` needs to add the shards up exactly. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// A merged result (`loadtest merge`): each shard's own figures, so a
+    /// generator that was itself the bottleneck shows. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRow>,
+}
+
+/// One shard's part of a distributed run, as its result records it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// This shard, `0..count`.
+    pub index: u32,
+    /// Shards in the run.
+    pub count: u32,
+    /// The agreed start (`--start-at`), UTC, RFC 3339 to the millisecond.
+    pub start_at: Option<String>,
+    /// When this shard's clock reached the agreed start, minus the agreed
+    /// start, ms: how late it began (negative: early).
+    pub start_offset_ms: Option<f64>,
+    /// A digest of what every shard of one run shares: the target, the
+    /// requests, the load, the timeout, the seed, N and the start.
+    pub digest: String,
+    /// Requests this shard's part of the schedule holds (open model).
+    pub scheduled: Option<u64>,
+    /// Worker threads of this shard.
+    pub workers: usize,
+    /// How late requests went out after their due time, ms: this
+    /// generator behind, or every connection busy.
+    pub send_lag_ms: Latency,
+    /// The histograms behind the figures, for an exact merge.
+    pub histograms: ShardHistograms,
+    /// Each second's corrected histogram (µs), uncompressed HdrHistogram V2
+    /// in base64, in the order of `series`.
+    pub seconds: Vec<String>,
+}
+
+/// The histograms of a shard's figures, HdrHistogram V2 in base64 (µs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardHistograms {
+    /// `latency_uncorrected_ms`.
+    pub uncorrected: String,
+    /// `send_lag_ms`.
+    pub send_lag: String,
+    /// Each request kind's corrected latency, in `by_request` order.
+    pub by_request: Vec<String>,
+    /// `phases.connect_ms`.
+    pub connect: String,
+    /// `phases.tls_handshake_ms`.
+    pub tls: String,
+    /// `phases.ttfb_ms`.
+    pub ttfb: String,
+}
+
+/// One shard of a merged result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardRow {
+    /// The shard.
+    pub index: u32,
+    /// Requests its part of the schedule held (open model).
+    pub scheduled: Option<u64>,
+    /// Requests it sent.
+    pub requests: u64,
+    /// Scheduled requests it never sent.
+    pub dropped: u64,
+    /// Requests it completed per second.
+    pub rps: f64,
+    /// 99th percentile of its send lag, ms.
+    pub send_lag_p99_ms: f64,
+    /// How late it began, ms.
+    pub start_offset_ms: Option<f64>,
+    /// Why it ended early, if it did.
+    pub stopped: Option<String>,
 }
 
 impl RunResult {

@@ -29,6 +29,8 @@
 //!     workers: 1,
 //!     seed: 1,
 //!     coalesce: loadgen::DEFAULT_COALESCE,
+//!     shard: loadgen::Shard::WHOLE,
+//!     start: None,
 //! };
 //! let outcome = loadgen::run(&plan, &StopHandle::default(), |_, _| ControlFlow::Continue(()))?;
 //! let thresholds = vec![loadgen::parse_threshold("p95<200ms")?];
@@ -41,6 +43,7 @@
 pub mod check;
 mod exec;
 mod h1;
+pub mod merge;
 pub mod net;
 mod result;
 pub mod schedule;
@@ -50,12 +53,13 @@ pub mod target;
 
 use std::time::Duration;
 
-pub use exec::{Load, RunOutcome, StopHandle, run, second_row};
+pub use exec::{Load, RunOutcome, StopHandle, pick_kind, run, second_row};
 pub use result::{
     Connections, Latency, PercentilePoint, RequestInfo, RunResult, SecondRow, ThresholdResult,
-    csv_header, csv_row, evaluate, histogram_from_base64, latency_of, redact_url, summarize,
+    csv_header, csv_row, digest, evaluate, histogram_from_base64, histogram_to_base64_plain,
+    latency_of, redact_url, summarize,
 };
-pub use schedule::Schedule;
+pub use schedule::{Schedule, Stripe};
 pub use spec::{Stage, Threshold, parse_duration, parse_stages, parse_threshold};
 
 /// Everything that can be wrong with a run's input or its set-up.
@@ -113,6 +117,18 @@ pub enum LoadgenError {
     /// TLS could not be set up.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// `--start-at` passed before this process was ready to send.
+    #[error(
+        "started {late_ms:.0} ms after --start-at {at}, more than the {tolerance_ms:.0} ms tolerance: this shard sent nothing rather than shift its schedule; start the shards earlier (a longer `k8s render --start-in`) or raise --start-tolerance"
+    )]
+    LateStart {
+        /// The agreed start, RFC 3339.
+        at: String,
+        /// How late this process was ready.
+        late_ms: f64,
+        /// The tolerance.
+        tolerance_ms: f64,
+    },
     /// Threads or runtimes could not start.
     #[error("cannot start the load generator")]
     Runtime(#[source] std::io::Error),
@@ -188,6 +204,89 @@ pub struct RunPlan {
     /// are unaffected: those responses are timed by the kernel's receive
     /// timestamps. Zero turns it off.
     pub coalesce: Duration,
+    /// Which part of the schedule this process sends (all of it by default).
+    pub shard: Shard,
+    /// Distributed runs: when the schedule starts, on the real-time clock.
+    pub start: Option<StartAt>,
+}
+
+/// One part of a distributed run: shard `index` of `count` sends the
+/// requests whose index *i* has *i* mod `count` = `index`, at the due times
+/// the whole run would use; a closed model's shard opens its share of the
+/// connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: u32,
+    /// Shards in the run.
+    pub count: u32,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard::WHOLE
+    }
+}
+
+impl Shard {
+    /// The whole run, unsharded.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Parses `J/N` with `0 <= J < N`.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (j, n) = text.split_once('/').ok_or_else(|| {
+            format!("`{text}` is not J/N: write e.g. 2/8 for shard 2 of 8 (0-based)")
+        })?;
+        let num = |x: &str| x.trim().parse::<u32>().ok();
+        match (num(j), num(n)) {
+            (Some(j), Some(n)) if n >= 1 && j < n => Ok(Shard { index: j, count: n }),
+            (Some(j), Some(n)) if n >= 1 => Err(format!(
+                "shard {j} of {n} does not exist: shards are numbered 0 to {}",
+                n - 1
+            )),
+            (Some(_), Some(_)) => Err("a run has at least 1 shard: write J/N with N >= 1".into()),
+            _ => Err(format!(
+                "`{text}` is not J/N: write e.g. 2/8 for shard 2 of 8 (0-based)"
+            )),
+        }
+    }
+
+    /// The request indices this shard owns.
+    pub fn stripe(self) -> Stripe {
+        Stripe {
+            offset: u64::from(self.index),
+            stride: u64::from(self.count.max(1)),
+        }
+    }
+
+    /// This shard's part of `n` things dealt out in turn (connections):
+    /// the parts of all shards add up to `n`.
+    pub fn share(self, n: usize) -> usize {
+        let (j, c) = (self.index as usize, self.count.max(1) as usize);
+        n / c + usize::from(j < n % c)
+    }
+
+    /// Whether this is a part of a run of several.
+    pub fn is_sharded(self) -> bool {
+        self.count > 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// The start of a distributed run on the real-time clock: every shard warms
+/// up, then waits for `at`, and runs on the monotonic clock from then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartAt {
+    /// The agreed start.
+    pub at: std::time::SystemTime,
+    /// How late a shard may be ready and still run (its late requests go
+    /// out at once, timed from their due times); later, it sends nothing.
+    pub tolerance: Duration,
 }
 
 /// The highest rate a run may ask for. One generator process sends at most
@@ -210,6 +309,9 @@ impl RunPlan {
         }
         if self.coalesce > Duration::from_millis(1) {
             return bad("--coalesce must be at most 1ms (default 50us; 0 turns it off)");
+        }
+        if self.shard.count == 0 || self.shard.index >= self.shard.count {
+            return bad("--shard J/N needs 0 <= J < N");
         }
         match &self.load {
             Load::Open {
@@ -240,6 +342,12 @@ impl RunPlan {
                 if *connections == 0 {
                     return bad("--connections must be >= 1");
                 }
+                if self.shard.share(*connections) == 0 {
+                    return bad(&format!(
+                        "--shard {}: {connections} connections split over {} shards leave this one none; give --connections >= {}",
+                        self.shard, self.shard.count, self.shard.count
+                    ));
+                }
                 if duration.is_zero() {
                     return bad("--duration must be > 0, e.g. 30s");
                 }
@@ -248,10 +356,27 @@ impl RunPlan {
         Ok(())
     }
 
-    /// Target request rate of the whole run, for an open model.
+    /// Target request rate of this process's part of the run (the whole
+    /// run unless sharded), for an open model.
     pub fn target_rps(&self) -> Option<f64> {
         match &self.load {
-            Load::Open { schedule, .. } => Some(schedule.mean_rps()),
+            Load::Open { schedule, .. } => {
+                Some(schedule.mean_rps() / f64::from(self.shard.count.max(1)))
+            }
+            Load::Closed { .. } => None,
+        }
+    }
+
+    /// Whether this is a part of a distributed run (`--shard` or
+    /// `--start-at`): its result then carries what a merge needs.
+    pub fn distributed(&self) -> bool {
+        self.shard.is_sharded() || self.start.is_some()
+    }
+
+    /// Requests this process's part of the schedule holds (open model).
+    pub fn scheduled(&self) -> Option<u64> {
+        match &self.load {
+            Load::Open { schedule, .. } => Some(self.shard.stripe().count_below(schedule.total())),
             Load::Closed { .. } => None,
         }
     }

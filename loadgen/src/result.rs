@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use base64::Engine;
 pub use contracts::run::{
     CheckResult, Connections, Latency, PercentilePoint, Phases, RequestInfo, RequestResult,
-    RunResult, RunTag, SecondRow, ThresholdResult, csv_header, csv_row,
+    RunResult, RunTag, SecondRow, ShardHistograms, ShardInfo, ShardRow, ThresholdResult,
+    csv_header, csv_row,
 };
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -77,14 +78,14 @@ pub fn evaluate(
 }
 
 /// Failed requests by class, every class named.
-fn by_class(c: &Counts) -> BTreeMap<String, u64> {
+pub(crate) fn by_class(c: &Counts) -> BTreeMap<String, u64> {
     Class::ERRORS
         .iter()
         .map(|o| (o.name().to_string(), c.get(*o)))
         .collect()
 }
 
-fn error_rate(c: &Counts) -> f64 {
+pub(crate) fn error_rate(c: &Counts) -> f64 {
     if c.requests() == 0 {
         0.0
     } else {
@@ -164,7 +165,86 @@ pub fn summarize(plan: &RunPlan, out: &RunOutcome, thresholds: &[Threshold]) -> 
         stopped: out.stopped.clone(),
         series: out.series.clone(),
         histogram: histogram_to_base64(h),
+        shard: plan.distributed().then(|| shard_info(plan, out)),
+        shards: Vec::new(),
     }
+}
+
+/// What a shard's result carries for an exact merge.
+fn shard_info(plan: &RunPlan, out: &RunOutcome) -> ShardInfo {
+    let t = &out.totals;
+    let b64 = histogram_to_base64;
+    let kinds = plan.requests.len();
+    ShardInfo {
+        index: plan.shard.index,
+        count: plan.shard.count,
+        start_at: plan
+            .start
+            .map(|s| humantime::format_rfc3339_millis(s.at).to_string()),
+        start_offset_ms: out.start_offset_ms,
+        digest: digest(plan),
+        scheduled: plan.scheduled(),
+        workers: plan.workers,
+        send_lag_ms: latency_of(&t.send_lag_us),
+        histograms: ShardHistograms {
+            uncorrected: b64(&t.uncorrected_us),
+            send_lag: b64(&t.send_lag_us),
+            by_request: (0..kinds)
+                .map(|i| b64(kind_stats(out, i, kinds).1))
+                .collect(),
+            connect: b64(&t.phases.connect_us),
+            tls: b64(&t.phases.tls_us),
+            ttfb: b64(&t.phases.ttfb_us),
+        },
+        seconds: out.second_histograms.clone(),
+    }
+}
+
+/// A digest (FNV-1a, 64 bits, hex) of what every shard of one distributed
+/// run must share: the target, each request as sent (secret values
+/// included, hashed), the load, the timeout, the seed, the number of
+/// shards and the start. The shard's own index and worker threads are not
+/// in it.
+pub fn digest(plan: &RunPlan) -> String {
+    let load = match &plan.load {
+        Load::Open { schedule, .. } => format!("open {schedule:?}"),
+        Load::Closed {
+            connections,
+            think_time,
+            duration,
+        } => format!("closed {connections} {think_time:?} {duration:?}"),
+    };
+    let requests: Vec<String> = plan
+        .requests
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {:?} {:?} {:?} {} {:?}",
+                r.name,
+                r.method,
+                r.url,
+                r.headers,
+                r.body,
+                r.weight,
+                r.check.names()
+            )
+        })
+        .collect();
+    let text = format!(
+        "{}|{}|{}|{requests:?}|{load}|{:?}|{}|{}|{:?}",
+        plan.target.url,
+        plan.target.http2,
+        plan.target.insecure,
+        plan.timeout,
+        plan.seed,
+        plan.shard.count,
+        plan.start.map(|s| s.at),
+    );
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// Each kind of request's counts and corrected latency: its own with
@@ -270,7 +350,7 @@ fn judge(
 }
 
 /// The corrected latency at each of [`DISTRIBUTION`]'s percentiles.
-fn distribution(h: &Histogram<u64>) -> Vec<PercentilePoint> {
+pub(crate) fn distribution(h: &Histogram<u64>) -> Vec<PercentilePoint> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -332,7 +412,7 @@ fn window_rates(plan: &RunPlan, out: &RunOutcome, duration_s: f64) -> (f64, f64,
     }
 }
 
-fn histogram_to_base64(h: &Histogram<u64>) -> String {
+pub(crate) fn histogram_to_base64(h: &Histogram<u64>) -> String {
     let mut buf = Vec::new();
     match V2DeflateSerializer::new().serialize(h, &mut buf) {
         Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
@@ -340,7 +420,18 @@ fn histogram_to_base64(h: &Histogram<u64>) -> String {
     }
 }
 
-/// Decodes a histogram written by [`summarize`].
+/// `h` as uncompressed HdrHistogram V2, base64 (each second of a shard's
+/// result): larger than the deflated form, and read back without
+/// inflating it (a merge reads many).
+pub fn histogram_to_base64_plain(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    match hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
+        Err(_) => String::new(),
+    }
+}
+
+/// Decodes a histogram written by [`summarize`] (either form).
 pub fn histogram_from_base64(text: &str) -> Option<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)

@@ -159,6 +159,50 @@ impl Schedule {
     }
 }
 
+/// Which request indices one sender owns: `offset`, `offset + stride`,
+/// `offset + 2·stride`, ... Shard *j* of *N* with *W* workers gives worker
+/// *w* the stripe `(j + N·w, N·W)`: the stripes of every worker of every
+/// shard partition the indices, so their union is the whole schedule with
+/// the same due times whether one process sends it or many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stripe {
+    /// The first index.
+    pub offset: u64,
+    /// The step between indices (≥ 1).
+    pub stride: u64,
+}
+
+impl Stripe {
+    /// Every index.
+    pub const ALL: Stripe = Stripe {
+        offset: 0,
+        stride: 1,
+    };
+
+    /// The `k`-th index of the stripe.
+    pub fn index(self, k: u64) -> u64 {
+        self.offset + k * self.stride
+    }
+
+    /// The ordinal of the stripe's first index at or after `i`.
+    pub fn first_at_or_after(self, i: u64) -> u64 {
+        i.saturating_sub(self.offset).div_ceil(self.stride)
+    }
+
+    /// How many of the indices below `n` the stripe holds.
+    pub fn count_below(self, n: u64) -> u64 {
+        self.first_at_or_after(n)
+    }
+
+    /// Worker `w` of `workers` within this stripe.
+    pub fn split(self, w: usize, workers: usize) -> Stripe {
+        Stripe {
+            offset: self.offset + self.stride * w as u64,
+            stride: self.stride * workers.max(1) as u64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +266,65 @@ mod tests {
         let mut c = s.cursor();
         let times: Vec<u64> = (0..s.total()).map(|i| c.due_ns(i).unwrap()).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    /// The stripes of every worker of every shard hold each index of the
+    /// schedule exactly once, with its own due time: for a constant rate
+    /// and for ramps, N = 1, 2, 3, 7 shards of 1 to 3 workers each. So do
+    /// the stale slots a late sender drops at once.
+    #[test]
+    fn shards_and_workers_partition_the_schedule() {
+        let ramps = [
+            Schedule::constant(997.0, Duration::from_secs(3)),
+            Schedule::ramp(
+                0.0,
+                &[
+                    Stage {
+                        duration: Duration::from_secs(2),
+                        target_rps: 700.0,
+                    },
+                    Stage {
+                        duration: Duration::ZERO,
+                        target_rps: 150.0,
+                    },
+                    Stage {
+                        duration: Duration::from_millis(1500),
+                        target_rps: 1300.0,
+                    },
+                ],
+            ),
+        ];
+        for s in &ramps {
+            let full: Vec<(u64, u64)> = (0..s.total()).map(|i| (i, s.due_ns(i).unwrap())).collect();
+            for n in [1u64, 2, 3, 7] {
+                for workers in 1..=3usize {
+                    let mut got = Vec::new();
+                    let mut stale = 0;
+                    let cut = s.total() / 3;
+                    for j in 0..n {
+                        let shard = Stripe {
+                            offset: j,
+                            stride: n,
+                        };
+                        let mut owned = 0;
+                        for w in 0..workers {
+                            let st = shard.split(w, workers);
+                            let mut seg = 0;
+                            let mut k = 0;
+                            while let Some(due) = s.due_ns_from(st.index(k), &mut seg) {
+                                got.push((st.index(k), due));
+                                k += 1;
+                            }
+                            owned += k;
+                            stale += st.count_below(cut);
+                        }
+                        assert_eq!(owned, shard.count_below(s.total()), "shard {j}/{n}");
+                    }
+                    got.sort_unstable();
+                    assert_eq!(got, full, "n={n} workers={workers}");
+                    assert_eq!(stale, cut, "n={n} workers={workers}");
+                }
+            }
+        }
     }
 }

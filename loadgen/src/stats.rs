@@ -113,6 +113,11 @@ impl Counts {
         self.by_outcome[o.index()] += 1;
     }
 
+    /// Counts `n` more of `o`.
+    pub fn add_n(&mut self, o: Class, n: u64) {
+        self.by_outcome[o.index()] += n;
+    }
+
     /// Requests sent (every outcome, not `dropped`).
     pub fn requests(&self) -> u64 {
         self.by_outcome.iter().sum()
@@ -189,6 +194,10 @@ pub struct Recorder {
     pub corrected_us: Histogram<u64>,
     /// Whole-run uncorrected latency (from the actual send), µs.
     pub uncorrected_us: Histogram<u64>,
+    /// How late each request went out after its due time (the corrected
+    /// minus the uncorrected latency), µs: the generator behind, or every
+    /// connection busy.
+    pub send_lag_us: Histogram<u64>,
     /// The interval being filled.
     pub interval: Interval,
     /// Responses by status code, whole run (a handful of codes: a short
@@ -266,6 +275,7 @@ impl Default for Recorder {
             counts: Counts::default(),
             corrected_us: latency_histogram(),
             uncorrected_us: latency_histogram(),
+            send_lag_us: latency_histogram(),
             interval: Interval::empty(0),
             statuses: Vec::new(),
             bytes_sent: 0,
@@ -286,9 +296,9 @@ impl Recorder {
         // Clamped to the bounds, so recording cannot fail.
         let _ = self.corrected_us.record(c);
         let _ = self.interval.latency_us.record(c);
-        let _ = self
-            .uncorrected_us
-            .record(uncorrected_us.clamp(1, MAX_LATENCY_US));
+        let u = uncorrected_us.clamp(1, MAX_LATENCY_US);
+        let _ = self.uncorrected_us.record(u);
+        let _ = self.send_lag_us.record(c.saturating_sub(u).max(1));
     }
 
     /// One exchange's bytes: `sent` put on connections (every send, a
@@ -391,6 +401,7 @@ impl Recorder {
         }
         let _ = self.corrected_us.add(&other.corrected_us);
         let _ = self.uncorrected_us.add(&other.uncorrected_us);
+        let _ = self.send_lag_us.add(&other.send_lag_us);
     }
 }
 

@@ -87,6 +87,8 @@ fn open_plan(url: &str, rate: f64, secs: u64) -> RunPlan {
         workers: 1,
         seed: 7,
         coalesce: loadgen::DEFAULT_COALESCE,
+        shard: loadgen::Shard::WHOLE,
+        start: None,
     }
 }
 

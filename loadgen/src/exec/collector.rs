@@ -41,7 +41,10 @@ pub(super) fn collect(
         peak_connections: 0,
         idle_waits: 0,
         stopped: None,
+        start_offset_ms: None,
+        second_histograms: Vec::new(),
     };
+    let keep_histograms = sh.plan.distributed();
     let (mut last, mut last_send): (Option<Instant>, Option<Instant>) = (None, None);
     let mut emit = |iv: Interval, out: &mut RunOutcome| {
         let row = second_row(&iv, target_in_second(&sh.plan, iv.second));
@@ -52,6 +55,10 @@ pub(super) fn collect(
             stop.stop();
         }
         out.series.push(row);
+        if keep_histograms {
+            out.second_histograms
+                .push(crate::result::histogram_to_base64_plain(&iv.latency_us));
+        }
     };
     for msg in rx {
         match msg {
@@ -98,7 +105,8 @@ fn target_in_second(plan: &RunPlan, s: u64) -> Option<f64> {
     match &plan.load {
         Load::Open { schedule, .. } => {
             let t = s as f64;
-            Some(schedule.due_by(t + 1.0) - schedule.due_by(t))
+            let n = f64::from(plan.shard.count.max(1));
+            Some((schedule.due_by(t + 1.0) - schedule.due_by(t)) / n)
         }
         Load::Closed { .. } => None,
     }

@@ -41,23 +41,30 @@ impl Link {
 /// thread is behind, and more connections would only slow it further.
 const DISPATCH_LAG_LIMIT: Duration = Duration::from_millis(5);
 
+/// A slot of the open model: request `i` of the schedule, due at `due`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    i: u64,
+    due: Instant,
+}
+
 /// Where the dispatcher leaves an idle connection its next slot (`Some`)
 /// or tells it the run is over (`None`).
 #[derive(Default)]
 struct Mailbox {
-    slot: Cell<Option<Option<Instant>>>,
+    slot: Cell<Option<Option<Slot>>>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Mailbox {
-    fn deliver(&self, slot: Option<Instant>) {
+    fn deliver(&self, slot: Option<Slot>) {
         self.slot.set(Some(slot));
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
     }
 
-    async fn recv(&self) -> Option<Instant> {
+    async fn recv(&self) -> Option<Slot> {
         std::future::poll_fn(|cx| match self.slot.take() {
             Some(slot) => Poll::Ready(slot),
             None => {
@@ -155,8 +162,10 @@ struct Worker {
     sh: Arc<Shared>,
     tx: mpsc::Sender<Msg>,
     rec: RefCell<Recorder>,
-    rng: RefCell<ChaCha8Rng>,
-    /// Open model: this worker's next slot not yet handed out (ordinal k → request id + kW).
+    /// The request indices this worker sends (of its shard's).
+    stripe: Stripe,
+    /// Open model: this worker's next slot not yet handed out (ordinal k →
+    /// request `stripe.index(k)`); closed model: requests sent so far.
     next_k: Cell<u64>,
     seg: Cell<usize>,
     /// Open model: connections waiting for a slot, most recently used last.
@@ -182,15 +191,13 @@ struct Worker {
 
 impl Worker {
     fn new(id: usize, workers: usize, sh: Arc<Shared>, tx: mpsc::Sender<Msg>) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(sh.plan.seed);
-        rng.set_stream(id as u64);
         Worker {
             id,
             workers,
+            stripe: sh.plan.shard.stripe().split(id, workers),
             sh,
             tx,
             rec: RefCell::default(),
-            rng: RefCell::new(rng),
             next_k: Cell::new(0),
             seg: Cell::new(0),
             idle: RefCell::default(),
@@ -226,7 +233,11 @@ impl Worker {
                 ..
             } => {
                 let share = |n: usize| n.div_ceil(self.workers).max(1);
-                for _ in 0..share(*initial_connections) {
+                // A shard sends its part of the rate: its part of the warm
+                // connections; the cap is each process's own.
+                let shard = self.sh.plan.shard;
+                let initial = initial_connections.div_ceil(shard.count.max(1) as usize);
+                for _ in 0..share(initial) {
                     self.spawn_task(self.clone().open_task(None, true));
                 }
                 self.clone().dispatch(share(*max_connections)).await;
@@ -236,8 +247,8 @@ impl Worker {
                 think_time,
                 duration,
             } => {
-                let n =
-                    connections / self.workers + usize::from(self.id < connections % self.workers);
+                let mine = self.sh.plan.shard.share(*connections);
+                let n = mine / self.workers + usize::from(self.id < mine % self.workers);
                 for _ in 0..n {
                     let deadline = self.sh.t0 + *duration;
                     self.spawn_task(self.clone().closed_task(deadline, *think_time));
@@ -308,7 +319,7 @@ impl Worker {
             return None;
         };
         let mut seg = self.seg.get();
-        let ns = schedule.due_ns_from(self.id as u64 + k * self.workers as u64, &mut seg)?;
+        let ns = schedule.due_ns_from(self.stripe.index(k), &mut seg)?;
         self.seg.set(seg);
         Some(self.sh.t0 + Duration::from_nanos(ns))
     }
@@ -350,16 +361,20 @@ impl Worker {
                 if self.stopped.get() {
                     break 'run;
                 }
+                let slot = Slot {
+                    i: self.stripe.index(self.next_k.get()),
+                    due,
+                };
                 let idle = self.idle.borrow_mut().pop();
                 if let Some(mailbox) = idle {
                     self.next_k.set(self.next_k.get() + 1);
-                    mailbox.deliver(Some(due));
+                    mailbox.deliver(Some(slot));
                     continue;
                 }
                 if !behind && opened < MAX_NEW_PER_TICK && self.tasks.get() < max_tasks {
                     opened += 1;
                     self.next_k.set(self.next_k.get() + 1);
-                    self.spawn_task(self.clone().open_task(Some(due), false));
+                    self.spawn_task(self.clone().open_task(Some(slot), false));
                     continue;
                 }
                 // At a cap, or this thread is behind: the slot waits for the
@@ -404,11 +419,9 @@ impl Worker {
         let Some(late_by) = self.sh.t0.elapsed().checked_sub(self.sh.plan.timeout) else {
             return;
         };
-        // Slots with index below N(now − timeout) are stale; this worker's
-        // slot k has index id + k·workers.
+        // Slots with index below N(now − timeout) are stale.
         let stale = schedule.due_by(late_by.as_secs_f64()).floor() as u64;
-        let (id, w) = (self.id as u64, self.workers as u64);
-        let first_fresh = stale.saturating_sub(id).div_ceil(w);
+        let first_fresh = self.stripe.first_at_or_after(stale);
         let k = self.next_k.get();
         if first_fresh > k {
             self.rec.borrow_mut().record_dropped_n(first_fresh - k);
@@ -427,7 +440,7 @@ impl Worker {
         .await
     }
 
-    async fn open_task(self: Rc<Self>, first: Option<Instant>, warm: bool) {
+    async fn open_task(self: Rc<Self>, first: Option<Slot>, warm: bool) {
         let mut link = Link::new();
         if warm {
             link.conn = self.dial().await.ok();
@@ -435,8 +448,8 @@ impl Worker {
         let mailbox = Rc::new(Mailbox::default());
         let mut next = first;
         loop {
-            let due = match next.take() {
-                Some(due) => due,
+            let slot = match next.take() {
+                Some(slot) => slot,
                 None => {
                     if self.dispatch_done.get() {
                         break;
@@ -444,16 +457,16 @@ impl Worker {
                     self.idle.borrow_mut().push(mailbox.clone());
                     self.wake_dispatcher();
                     match mailbox.recv().await {
-                        Some(due) => due,
+                        Some(slot) => slot,
                         None => break,
                     }
                 }
             };
-            if due.elapsed() > self.sh.plan.timeout {
+            if slot.due.elapsed() > self.sh.plan.timeout {
                 self.rec.borrow_mut().record_dropped();
                 continue;
             }
-            self.exchange(&mut link, Some(due)).await;
+            self.exchange(&mut link, slot.i, Some(slot.due)).await;
         }
         self.task_done();
     }
@@ -463,7 +476,9 @@ impl Worker {
         let _ = self.sleep_until(self.sh.t0).await;
         let mut now = Instant::now();
         while !self.stopped.get() && now < deadline {
-            let (outcome, done) = self.exchange(&mut link, None).await;
+            let k = self.next_k.get();
+            self.next_k.set(k + 1);
+            let (outcome, done) = self.exchange(&mut link, self.stripe.index(k), None).await;
             now = done;
             // A refused port answers in microseconds; don't spin on it.
             let pause = if outcome == Class::Connect {
@@ -503,15 +518,6 @@ impl Worker {
         Ok(conn)
     }
 
-    fn pick(&self) -> usize {
-        let cw = &self.sh.cum_weights;
-        if cw.len() <= 1 {
-            return 0;
-        }
-        let x = self.rng.borrow_mut().random_range(0..cw[cw.len() - 1]);
-        cw.partition_point(|&c| c <= x)
-    }
-
     /// A response's class by its request's checks (the status alone for
     /// most), with its time to first byte and check results recorded.
     fn judge(&self, kind: usize, a: &crate::net::Answer, sent: Instant, body: &[u8]) -> Class {
@@ -528,12 +534,17 @@ impl Worker {
         v.class
     }
 
-    /// One request due at `due` (closed model: `None`, due when sent):
+    /// Request `i`, due at `due` (closed model: `None`, due when sent):
     /// connect if needed, send, read, record. Returns the outcome and the
     /// time it completed.
-    async fn exchange(&self, link: &mut Link, mut due: Option<Instant>) -> (Class, Instant) {
+    async fn exchange(
+        &self,
+        link: &mut Link,
+        i: u64,
+        mut due: Option<Instant>,
+    ) -> (Class, Instant) {
         let timeout = self.sh.plan.timeout;
-        let kind = self.pick();
+        let kind = pick_kind(&self.sh.cum_weights, self.sh.plan.seed, i);
         let req = &self.sh.requests[kind];
         let (mut first_send, mut retried) = (None::<Instant>, false);
         // Bytes each way and the status, recorded once with the outcome.

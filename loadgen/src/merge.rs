@@ -1,0 +1,737 @@
+//! `loadtest merge`: the shards of a distributed run (`run --shard J/N`)
+//! added up into the result one generator sending the whole schedule would
+//! have written. Counts and error classes add; the HdrHistograms (whole
+//! run, uncorrected, per request, phases, and each second's) add
+//! losslessly, so every percentile is the one of the union of the
+//! requests; the per-second rows align by time since the agreed start; the
+//! thresholds are evaluated again on the merged figures.
+//!
+//! Pure: results in, a result out. Which file each result came from is the
+//! caller's to add to the errors, which name shards by their position in
+//! the input.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use crate::result::{
+    Connections, Phases, RequestResult, RunResult, SecondRow, ShardInfo, ShardRow, by_class,
+    error_rate, histogram_from_base64, histogram_to_base64, latency_of,
+};
+use crate::spec::{Threshold, parse_threshold};
+use crate::stats::{Class, Counts, latency_histogram};
+
+/// Why shards cannot be merged. `at` is a shard's position in the input.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no shard results to merge")]
+    Empty,
+    /// A result that is not a shard of a distributed run.
+    #[error("input {at} is not a shard: it was not written by `run --shard J/N`")]
+    NotAShard {
+        /// Its position.
+        at: usize,
+    },
+    /// A result of another run.
+    #[error("input {at} is of another run: its {what} is {got}, the first shard's is {want}")]
+    Mismatch {
+        /// Its position.
+        at: usize,
+        /// What differs.
+        what: &'static str,
+        /// The first shard's.
+        want: String,
+        /// This one's.
+        got: String,
+    },
+    /// The same shard twice.
+    #[error("inputs {first} and {second} are both shard {index}")]
+    Duplicate {
+        /// The shard.
+        index: u32,
+        /// Where it came first.
+        first: usize,
+        /// Where it came again.
+        second: usize,
+    },
+    /// Shards missing.
+    #[error("shard {} of {count} missing: merge all {count} (a missing one would undercount the run)", list(.missing))]
+    Missing {
+        /// The shards not given.
+        missing: Vec<u32>,
+        /// Shards in the run.
+        count: u32,
+    },
+    /// A histogram that does not decode.
+    #[error("input {at}: its {which} histogram does not decode (the file is damaged)")]
+    BadHistogram {
+        /// Its position.
+        at: usize,
+        /// Which histogram.
+        which: String,
+    },
+    /// A threshold that does not parse.
+    #[error("threshold `{0}` does not parse")]
+    BadThreshold(String),
+}
+
+fn list(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A shard's result with its shard info.
+struct Part<'a> {
+    at: usize,
+    r: &'a RunResult,
+    s: &'a ShardInfo,
+}
+
+/// Adds up the shards `parts` (in any order) into one result, its
+/// thresholds those the shards were run with plus `extra`, evaluated on
+/// the merged figures. Refuses results of different runs, a missing shard
+/// or the same shard twice.
+pub fn merge(parts: &[RunResult], extra: &[Threshold]) -> Result<RunResult, MergeError> {
+    let mut ps = check(parts)?;
+    ps.sort_by_key(|p| p.s.index);
+    let first = ps[0].r;
+    let window_s = ps.iter().map(|p| p.r.window_s).fold(0.0, f64::max);
+    let per_window = |x: f64, w: f64| {
+        if window_s > 0.0 {
+            x * w / window_s
+        } else {
+            0.0
+        }
+    };
+    let hist = |p: &Part<'_>, which: &str, text: &str| {
+        histogram_from_base64(text).ok_or_else(|| MergeError::BadHistogram {
+            at: p.at,
+            which: which.to_string(),
+        })
+    };
+    let mut sum = Sums::default();
+    for p in &ps {
+        sum.add(p, &hist, &per_window)?;
+    }
+    let mut thresholds = Vec::new();
+    for expr in first.thresholds.iter().map(|t| t.expr.as_str()) {
+        thresholds.push(parse_threshold(expr).map_err(|_| MergeError::BadThreshold(expr.into()))?);
+    }
+    for t in extra {
+        if !thresholds.iter().any(|u| u.expr == t.expr) {
+            thresholds.push(t.clone());
+        }
+    }
+    let series = merge_series(&ps)?;
+    Ok(sum.result(first, &ps, series, &thresholds, window_s))
+}
+
+/// Every input a shard of one run, each shard once, none missing.
+fn check(parts: &[RunResult]) -> Result<Vec<Part<'_>>, MergeError> {
+    let mut ps = Vec::with_capacity(parts.len());
+    for (at, r) in parts.iter().enumerate() {
+        let s = r.shard.as_ref().ok_or(MergeError::NotAShard { at })?;
+        ps.push(Part { at, r, s });
+    }
+    let Some(p0) = ps.first() else {
+        return Err(MergeError::Empty);
+    };
+    let (r0, s0) = (p0.r, p0.s);
+    for p in &ps[1..] {
+        let fields: [(&'static str, String, String); 5] = [
+            (
+                "number of shards",
+                s0.count.to_string(),
+                p.s.count.to_string(),
+            ),
+            ("seed", r0.seed.to_string(), p.r.seed.to_string()),
+            (
+                "start time (--start-at)",
+                format!("{:?}", s0.start_at),
+                format!("{:?}", p.s.start_at),
+            ),
+            (
+                "scenario name",
+                format!("`{}`", r0.name),
+                format!("`{}`", p.r.name),
+            ),
+            (
+                "scenario digest (target, requests, load, timeout)",
+                s0.digest.clone(),
+                p.s.digest.clone(),
+            ),
+        ];
+        if let Some((what, want, got)) = fields.into_iter().find(|f| f.1 != f.2) {
+            return Err(MergeError::Mismatch {
+                at: p.at,
+                what,
+                want,
+                got,
+            });
+        }
+    }
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    for p in &ps {
+        if let Some(&first) = seen.get(&p.s.index) {
+            return Err(MergeError::Duplicate {
+                index: p.s.index,
+                first,
+                second: p.at,
+            });
+        }
+        seen.insert(p.s.index, p.at);
+    }
+    let missing: Vec<u32> = (0..s0.count).filter(|j| !seen.contains_key(j)).collect();
+    if !missing.is_empty() {
+        return Err(MergeError::Missing {
+            missing,
+            count: s0.count,
+        });
+    }
+    Ok(ps)
+}
+
+/// The whole-run figures, added shard by shard.
+struct Sums {
+    counts: Counts,
+    status: BTreeMap<String, u64>,
+    bytes: (u64, u64),
+    rates: (f64, f64, Option<f64>),
+    duration_s: f64,
+    conns: Connections,
+    corrected: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    phases: [Histogram<u64>; 3],
+    kinds: Vec<(Counts, Histogram<u64>, f64)>,
+    checks: Vec<(u64, u64)>,
+    stopped: Option<String>,
+}
+
+impl Default for Sums {
+    fn default() -> Self {
+        Sums {
+            counts: Counts::default(),
+            status: BTreeMap::new(),
+            bytes: (0, 0),
+            rates: (0.0, 0.0, None),
+            duration_s: 0.0,
+            conns: Connections::default(),
+            corrected: latency_histogram(),
+            uncorrected: latency_histogram(),
+            phases: [
+                latency_histogram(),
+                latency_histogram(),
+                latency_histogram(),
+            ],
+            kinds: Vec::new(),
+            checks: Vec::new(),
+            stopped: None,
+        }
+    }
+}
+
+/// Counts from a result's `ok` and `errors`.
+fn counts_of(ok: u64, errors: &BTreeMap<String, u64>, dropped: u64, retried: u64) -> Counts {
+    let mut c = Counts::default();
+    c.add_n(Class::Ok, ok);
+    for class in Class::ERRORS {
+        c.add_n(class, errors.get(class.name()).copied().unwrap_or(0));
+    }
+    c.dropped = dropped;
+    c.retried = retried;
+    c
+}
+
+type Decode<'f> = dyn Fn(&Part<'_>, &str, &str) -> Result<Histogram<u64>, MergeError> + 'f;
+
+impl Sums {
+    fn add(
+        &mut self,
+        p: &Part<'_>,
+        hist: &Decode<'_>,
+        per_window: &dyn Fn(f64, f64) -> f64,
+    ) -> Result<(), MergeError> {
+        let (r, h) = (p.r, &p.s.histograms);
+        self.counts
+            .merge(&counts_of(r.ok, &r.errors, r.dropped, r.retried));
+        for (code, n) in &r.status_codes {
+            *self.status.entry(code.clone()).or_default() += n;
+        }
+        self.bytes.0 += r.bytes_sent;
+        self.bytes.1 += r.bytes_received;
+        self.rates.0 += per_window(r.rps, r.window_s);
+        self.rates.1 += per_window(r.goodput_rps, r.window_s);
+        if let Some(o) = r.offered_rps {
+            *self.rates.2.get_or_insert(0.0) += o;
+        }
+        self.duration_s = self.duration_s.max(r.duration_s);
+        self.conns.opened += r.connections.opened;
+        self.conns.peak += r.connections.peak;
+        if let Some(m) = r.connections.max {
+            *self.conns.max.get_or_insert(0) += m;
+        }
+        add(&mut self.corrected, &hist(p, "latency", &r.histogram)?);
+        add(
+            &mut self.uncorrected,
+            &hist(p, "uncorrected", &h.uncorrected)?,
+        );
+        for (acc, (which, text)) in self.phases.iter_mut().zip([
+            ("connect", &h.connect),
+            ("tls", &h.tls),
+            ("ttfb", &h.ttfb),
+        ]) {
+            add(acc, &hist(p, which, text)?);
+        }
+        if self.kinds.len() < r.by_request.len() {
+            self.kinds.resize_with(r.by_request.len(), || {
+                (Counts::default(), latency_histogram(), 0.0)
+            });
+        }
+        for (k, (acc, q)) in self.kinds.iter_mut().zip(&r.by_request).enumerate() {
+            let text = h.by_request.get(k).map_or("", String::as_str);
+            add(
+                &mut acc.1,
+                &hist(p, &format!("request `{}`", q.name), text)?,
+            );
+            acc.0.merge(&counts_of(q.ok, &q.errors, 0, 0));
+            acc.2 += per_window(q.rps, r.window_s);
+        }
+        if self.checks.len() < r.checks.len() {
+            self.checks.resize(r.checks.len(), (0, 0));
+        }
+        for (acc, c) in self.checks.iter_mut().zip(&r.checks) {
+            acc.0 += c.passed;
+            acc.1 += c.failed;
+        }
+        if self.stopped.is_none()
+            && let Some(why) = &r.stopped
+        {
+            self.stopped = Some(format!("shard {}: {why}", p.s.index));
+        }
+        Ok(())
+    }
+
+    fn result(
+        self,
+        first: &RunResult,
+        ps: &[Part<'_>],
+        series: Vec<SecondRow>,
+        thresholds: &[Threshold],
+        window_s: f64,
+    ) -> RunResult {
+        let c = &self.counts;
+        let by_request: Vec<RequestResult> = self
+            .kinds
+            .iter()
+            .zip(&first.by_request)
+            .map(|((kc, kh, rps), q)| RequestResult {
+                name: q.name.clone(),
+                requests: kc.requests(),
+                ok: kc.get(Class::Ok),
+                errors: by_class(kc),
+                error_rate: error_rate(kc),
+                rps: *rps,
+                latency_ms: latency_of(kh),
+            })
+            .collect();
+        let thresholds = thresholds
+            .iter()
+            .map(|t| {
+                let kind = t.request.as_ref().map(|name| {
+                    by_request
+                        .iter()
+                        .position(|q| &q.name == name)
+                        .map(|k| (&self.kinds[k].0, &self.kinds[k].1, self.kinds[k].2))
+                });
+                match kind {
+                    None => {
+                        crate::evaluate(std::slice::from_ref(t), c, &self.corrected, self.rates.0)
+                            .remove(0)
+                    }
+                    Some(Some((kc, kh, rps))) => {
+                        crate::evaluate(std::slice::from_ref(t), kc, kh, rps).remove(0)
+                    }
+                    Some(None) => contracts::run::ThresholdResult {
+                        expr: t.expr.clone(),
+                        ok: false,
+                        value: 0.0,
+                    },
+                }
+            })
+            .collect();
+        let [connect, tls, ttfb] = &self.phases;
+        RunResult {
+            kind: first.kind,
+            name: first.name.clone(),
+            // The agreed start, to the second, as every result's.
+            started_at: ps[0]
+                .s
+                .start_at
+                .as_deref()
+                .and_then(|s| humantime::parse_rfc3339(s).ok())
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_else(|| first.started_at.clone()),
+            version: first.version.clone(),
+            url: first.url.clone(),
+            requests_sent: first.requests_sent.clone(),
+            mode: first.mode.clone(),
+            requests: c.requests(),
+            ok: c.get(Class::Ok),
+            errors: by_class(c),
+            error_rate: error_rate(c),
+            dropped: c.dropped,
+            status_codes: self.status,
+            bytes_sent: self.bytes.0,
+            bytes_received: self.bytes.1,
+            retried: c.retried,
+            duration_s: self.duration_s,
+            rps: self.rates.0,
+            goodput_rps: self.rates.1,
+            offered_rps: self.rates.2,
+            window_s,
+            target_rps: self.rates.2,
+            latency_ms: latency_of(&self.corrected),
+            latency_uncorrected_ms: latency_of(&self.uncorrected),
+            latency_distribution: crate::result::distribution(&self.corrected),
+            connections: self.conns,
+            by_request,
+            phases: Some(Phases {
+                new_connections: connect.len(),
+                connect_ms: latency_of(connect),
+                tls_handshake_ms: (!tls.is_empty()).then(|| latency_of(tls)),
+                responses: ttfb.len(),
+                ttfb_ms: latency_of(ttfb),
+            }),
+            checks: first
+                .checks
+                .iter()
+                .zip(&self.checks)
+                .map(|(c, &(passed, failed))| contracts::run::CheckResult {
+                    passed,
+                    failed,
+                    ..c.clone()
+                })
+                .collect(),
+            thresholds,
+            seed: first.seed,
+            stopped: self.stopped,
+            series,
+            histogram: histogram_to_base64(&self.corrected),
+            shard: None,
+            shards: ps.iter().map(shard_row).collect(),
+        }
+    }
+}
+
+fn shard_row(p: &Part<'_>) -> ShardRow {
+    ShardRow {
+        index: p.s.index,
+        scheduled: p.s.scheduled,
+        requests: p.r.requests,
+        dropped: p.r.dropped,
+        rps: p.r.rps,
+        send_lag_p99_ms: p.s.send_lag_ms.p99,
+        start_offset_ms: p.s.start_offset_ms,
+        stopped: p.r.stopped.clone(),
+    }
+}
+
+/// Same bounds on both sides (every loadtest histogram is 1 µs to 1 h at 3
+/// digits), so adding cannot fail; a histogram of other bounds still adds
+/// every value it can hold.
+fn add(acc: &mut Histogram<u64>, h: &Histogram<u64>) {
+    if acc.add(h).is_err() {
+        for v in h.iter_recorded() {
+            let _ = acc.record_n(v.value_iterated_to(), v.count_at_value());
+        }
+    }
+}
+
+/// Each second of the run, from every shard's row of that second: the
+/// counts added, the percentiles from the second's histograms added. The
+/// shards share the agreed start, so second t of one is second t of all.
+fn merge_series(ps: &[Part<'_>]) -> Result<Vec<SecondRow>, MergeError> {
+    let len = ps.iter().map(|p| p.r.series.len()).max().unwrap_or(0);
+    let mut acc = latency_histogram();
+    let mut rows = Vec::with_capacity(len);
+    for s in 0..len {
+        acc.reset();
+        let mut row = SecondRow {
+            t_s: s as u64,
+            ..SecondRow::default()
+        };
+        for p in ps {
+            let Some(r) = p.r.series.get(s) else {
+                continue;
+            };
+            row.t_s = r.t_s;
+            row.requests += r.requests;
+            row.ok += r.ok;
+            row.errors += r.errors;
+            row.dropped += r.dropped;
+            if let Some(t) = r.target_rps {
+                *row.target_rps.get_or_insert(0.0) += t;
+            }
+            for (a, b) in row.errors_by_class.iter_mut().zip(r.errors_by_class) {
+                *a += b;
+            }
+            let text = p.s.seconds.get(s).ok_or_else(|| MergeError::BadHistogram {
+                at: p.at,
+                which: format!("second {s}'s"),
+            })?;
+            let h = histogram_from_base64(text).ok_or_else(|| MergeError::BadHistogram {
+                at: p.at,
+                which: format!("second {s}'s"),
+            })?;
+            add(&mut acc, &h);
+        }
+        row.rps = row.requests as f64;
+        let q = |x: f64| acc.value_at_quantile(x) as f64 / 1e3;
+        (row.p50_ms, row.p95_ms, row.p99_ms) = (q(0.5), q(0.95), q(0.99));
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::exec::{Load, RunOutcome, pick_kind};
+    use crate::stats::Recorder;
+    use crate::{
+        RequestSpec, RunPlan, Schedule, Shard, StartAt, TargetSpec, second_row, summarize,
+    };
+
+    const RATE: f64 = 100.0;
+    const SECS: u64 = 3;
+
+    fn plan(shard: Shard, distributed: bool) -> RunPlan {
+        let req = |name: &str, weight| RequestSpec {
+            name: name.into(),
+            url: Some(format!("/{name}")),
+            weight,
+            ..RequestSpec::default()
+        };
+        RunPlan {
+            target: TargetSpec {
+                url: "http://127.0.0.1:9/".into(),
+                ..TargetSpec::default()
+            },
+            requests: vec![req("a", 1), req("b", 3)],
+            load: Load::Open {
+                schedule: Schedule::constant(RATE, Duration::from_secs(SECS)),
+                initial_connections: 4,
+                max_connections: 100,
+            },
+            timeout: Duration::from_secs(5),
+            workers: 1,
+            seed: 9,
+            coalesce: Duration::ZERO,
+            shard,
+            start: distributed.then_some(StartAt {
+                at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+                tolerance: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    /// What a process sending `plan`'s share would record, each request's
+    /// latency and outcome a function of its index: every 97th dropped,
+    /// every 50th a 503, latencies spread over three decades.
+    fn outcome(plan: &RunPlan) -> RunOutcome {
+        let total = (RATE as u64) * SECS;
+        let stripe = plan.shard.stripe();
+        let mut rec = Recorder::default();
+        let (mut series, mut seconds) = (Vec::new(), Vec::new());
+        let mut second = 0;
+        let n = f64::from(plan.shard.count);
+        let mut flush = |rec: &mut Recorder, s: u64| {
+            let iv = rec.take_interval(s + 1);
+            series.push(second_row(&iv, Some(RATE / n)));
+            seconds.push(crate::result::histogram_to_base64_plain(&iv.latency_us));
+        };
+        let weights = [1u64, 4];
+        for k in 0..stripe.count_below(total) {
+            let i = stripe.index(k);
+            while i / RATE as u64 > second {
+                flush(&mut rec, second);
+                second += 1;
+            }
+            if i.is_multiple_of(97) {
+                rec.record_dropped();
+                continue;
+            }
+            let class = if i % 50 == 7 {
+                Class::Http5xx
+            } else {
+                Class::Ok
+            };
+            let us = 200 + (i * 7919) % 200_000;
+            rec.record(class, us, us / 2 + 1);
+            rec.record_request(pick_kind(&weights, plan.seed, i), class, us);
+            rec.record_ttfb(Duration::from_micros(us / 3));
+        }
+        while second < SECS {
+            flush(&mut rec, second);
+            second += 1;
+        }
+        RunOutcome {
+            totals: rec,
+            series,
+            elapsed: Duration::from_secs(SECS),
+            sending: Duration::from_secs(SECS),
+            connections_opened: 2,
+            peak_connections: 2,
+            idle_waits: 0,
+            kernel_timed: 0,
+            stopped: None,
+            start_offset_ms: Some(0.5),
+            second_histograms: if plan.distributed() {
+                seconds
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn shards(n: u32) -> Vec<RunResult> {
+        let thresholds = [crate::parse_threshold("p95{name=b}<150ms").unwrap()];
+        (0..n)
+            .map(|index| {
+                let p = plan(Shard { index, count: n }, true);
+                summarize(&p, &outcome(&p), &thresholds)
+            })
+            .collect()
+    }
+
+    /// The merge of N shards is the result of one process that recorded
+    /// every request: the same counts, the same percentiles (whole run, per
+    /// request, phases, each second), the same thresholds.
+    #[test]
+    fn merged_shards_equal_the_whole_run() {
+        let whole_plan = plan(Shard::WHOLE, false);
+        let thresholds = [
+            crate::parse_threshold("p95{name=b}<150ms").unwrap(),
+            crate::parse_threshold("p99<190ms").unwrap(),
+        ];
+        let whole = summarize(&whole_plan, &outcome(&whole_plan), &thresholds);
+        for n in [1, 2, 3, 7] {
+            let mut parts = shards(n);
+            parts.reverse(); // any order
+            let m = merge(&parts, &thresholds[1..]).unwrap();
+            let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.abs().max(1.0);
+            assert_eq!(
+                (m.requests, m.ok, m.dropped, &m.errors, &m.status_codes),
+                (
+                    whole.requests,
+                    whole.ok,
+                    whole.dropped,
+                    &whole.errors,
+                    &whole.status_codes
+                ),
+                "n={n}"
+            );
+            assert_eq!(m.latency_ms, whole.latency_ms, "n={n}");
+            assert_eq!(m.latency_uncorrected_ms, whole.latency_uncorrected_ms);
+            assert_eq!(m.latency_distribution, whole.latency_distribution);
+            assert_eq!(m.histogram, whole.histogram);
+            assert_eq!(
+                m.phases.as_ref().unwrap().ttfb_ms,
+                whole.phases.as_ref().unwrap().ttfb_ms
+            );
+            for (a, b) in m.by_request.iter().zip(&whole.by_request) {
+                assert_eq!(
+                    (a.requests, a.ok, &a.errors, &a.latency_ms),
+                    (b.requests, b.ok, &b.errors, &b.latency_ms)
+                );
+                assert!(close(a.rps, b.rps), "{} vs {}", a.rps, b.rps);
+            }
+            assert!(close(m.rps, whole.rps) && close(m.goodput_rps, whole.goodput_rps));
+            assert!(close(m.offered_rps.unwrap(), whole.offered_rps.unwrap()));
+            assert_eq!(m.series.len(), whole.series.len());
+            for (a, b) in m.series.iter().zip(&whole.series) {
+                assert_eq!(
+                    (
+                        a.t_s,
+                        a.requests,
+                        a.ok,
+                        a.dropped,
+                        a.errors_by_class,
+                        a.p50_ms,
+                        a.p95_ms,
+                        a.p99_ms
+                    ),
+                    (
+                        b.t_s,
+                        b.requests,
+                        b.ok,
+                        b.dropped,
+                        b.errors_by_class,
+                        b.p50_ms,
+                        b.p95_ms,
+                        b.p99_ms
+                    ),
+                );
+                assert!(close(a.target_rps.unwrap(), b.target_rps.unwrap()));
+            }
+            assert_eq!(m.thresholds, whole.thresholds, "n={n}");
+            assert_eq!(m.shards.len(), n as usize);
+            let scheduled: u64 = m.shards.iter().map(|s| s.scheduled.unwrap()).sum();
+            assert_eq!(scheduled, (RATE as u64) * SECS);
+        }
+    }
+
+    #[test]
+    fn shards_of_other_runs_missing_or_twice_are_refused() {
+        let mut parts = shards(3);
+        assert!(
+            matches!(merge(&parts[..2], &[]), Err(MergeError::Missing { ref missing, count: 3 }) if missing == &[2])
+        );
+        let twice = vec![parts[0].clone(), parts[1].clone(), parts[1].clone()];
+        assert!(matches!(
+            merge(&twice, &[]),
+            Err(MergeError::Duplicate {
+                index: 1,
+                first: 1,
+                second: 2
+            })
+        ));
+        parts[2].seed = 10;
+        let e = merge(&parts, &[]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MergeError::Mismatch {
+                    at: 2,
+                    what: "seed",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        parts[2] = shards(3).remove(2);
+        parts[2].shard.as_mut().unwrap().digest = "0".into();
+        assert!(matches!(
+            merge(&parts, &[]),
+            Err(MergeError::Mismatch { at: 2, .. })
+        ));
+        let other_n = shards(2);
+        let mixed = vec![parts[0].clone(), other_n[1].clone()];
+        assert!(matches!(
+            merge(&mixed, &[]),
+            Err(MergeError::Mismatch {
+                what: "number of shards",
+                ..
+            })
+        ));
+        let mut plain = parts[0].clone();
+        plain.shard = None;
+        assert!(matches!(
+            merge(&[plain], &[]),
+            Err(MergeError::NotAShard { at: 0 })
+        ));
+        assert!(matches!(merge(&[], &[]), Err(MergeError::Empty)));
+    }
+}
