@@ -136,7 +136,7 @@ impl Manifests<'_> {
             "--start-at",
             humantime::format_rfc3339_millis(self.start).to_string(),
             "--start-tolerance",
-            humantime::format_duration(self.tolerance).to_string(),
+            format!("{}ms", self.tolerance.as_millis()),
             "--workers",
             self.cpu.to_string(),
             "--json",

@@ -427,6 +427,29 @@ fn k8s_render_matches_its_golden_copy_and_the_api_schema() {
         .unwrap();
     assert!(!bad.status.success());
 
+    // The pods' command line is one `loadtest run` accepts: each flag
+    // parses (shown by the start check, which comes after every other; a
+    // start in the past stops it before any connection).
+    let out = render("3", &["--start-in", "1m", "--start-tolerance", "1500ms"]);
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let args: Vec<String> = yaml
+        .lines()
+        .skip_while(|l| l.trim() != "- args:")
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("- \""))
+        .map(|l| serde_json::from_str::<String>(l.trim().trim_start_matches("- ")).unwrap())
+        .map(|a| {
+            a.replace("$(JOB_COMPLETION_INDEX)", "2")
+                .replace("/scenario/scenario.toml", "scenarios/distributed.toml")
+        })
+        .collect();
+    assert!(args.contains(&"1500ms".to_string()), "{args:?}");
+    let at = args.iter().position(|a| a == "--start-at").unwrap() + 1;
+    let mut past = args.clone();
+    past[at] = "2020-01-01T00:00:00.000Z".into();
+    let e = one_line_exit(&loadtest().args(&past).output().unwrap(), 2);
+    assert!(e.contains("--start-at") && e.contains("in the past"), "{e}");
+
     // Bad input: one line, exit 2.
     let e = one_line_exit(&render("0", &[]), 2);
     assert!(e.contains("--parallelism"), "{e}");
