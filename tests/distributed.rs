@@ -203,7 +203,12 @@ fn three_shards_merge_to_the_unsharded_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(rep.join("index.html").exists());
+    let page = std::fs::read_to_string(rep.join("index.html")).unwrap();
+    assert!(
+        page.contains("Shards of the distributed run"),
+        "no shards table"
+    );
+    assert!(page.contains("send lag p99 ms"), "no send lag column");
 }
 
 /// A target that stalls for 1 s every 3 s: the requests due during a stall
@@ -271,12 +276,15 @@ fn bad_shards_late_starts_and_mismatched_merges_are_refused() {
     assert!(e.contains("--start-at") && e.contains("in the past"), "{e}");
     let e = one_line_exit(&run(&["--start-at", "yesterday"]), 2);
     assert!(e.contains("RFC 3339"), "{e}");
-    // Ready only after the start: the warm-up outlasts it.
+    // Ready only after the start: the 1.5 s warm-up outlasts the 0.5 s to
+    // it by about 1 s, five times the tolerance.
     let late = run(&[
         "--shard",
         "0/2",
         "--start-at",
         &in_secs(0.5),
+        "--start-tolerance",
+        "200ms",
         "--warmup",
         "1500ms",
     ]);

@@ -327,6 +327,9 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
         ));
     }
     tables.push(outcomes_table(r, sfx));
+    if !r.shards.is_empty() {
+        tables.push(shards_table(r, sfx));
+    }
     if !r.thresholds.is_empty() {
         tables.push(thresholds_table(r, sfx));
     }
@@ -334,6 +337,44 @@ fn run_tables(r: &RunDoc, sfx: &str) -> Vec<Table> {
         tables.push(series_table(r, sfx));
     }
     tables
+}
+
+/// A merged distributed run's shards, each with its own figures: a
+/// generator that could not keep up shows as fewer requests than
+/// scheduled, drops or a large send lag.
+fn shards_table(r: &RunDoc, sfx: &str) -> Table {
+    let s = &r.shards;
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    Table::new(
+        &format!("run_shards{sfx}"),
+        "Shards of the distributed run (send lag: how late requests went out after their due time)",
+        vec![
+            count("shard", s.iter().map(|x| u64::from(x.index)).collect()),
+            text(
+                "scheduled",
+                s.iter()
+                    .map(|x| opt(x.scheduled.map(|n| n.to_string())))
+                    .collect(),
+            ),
+            count("requests", s.iter().map(|x| x.requests).collect()),
+            count("dropped", s.iter().map(|x| x.dropped).collect()),
+            num("rps", s.iter().map(|x| x.rps).collect()),
+            num(
+                "send lag p99 ms",
+                s.iter().map(|x| x.send_lag_p99_ms).collect(),
+            ),
+            text(
+                "start offset ms",
+                s.iter()
+                    .map(|x| opt(x.start_offset_ms.map(|ms| format!("{ms:+.1}"))))
+                    .collect(),
+            ),
+            text(
+                "stopped",
+                s.iter().map(|x| opt(x.stopped.clone())).collect(),
+            ),
+        ],
+    )
 }
 
 /// Each response check, with the responses that passed and failed it.
