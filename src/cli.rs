@@ -89,7 +89,8 @@ INPUTS: each shard's `run --json` file, or a saved `kubectl logs` of its pod (th
 
 EXIT CODES: 0 every threshold held on the merged result, 1 one failed (or a shard
             stopped early), 2 bad input: shards of different runs, seeds, N or start
-            times, a shard missing or given twice")]
+            times, a shard missing or given twice, 3 a shard's --abort-on-fail stopped
+            the run")]
 pub struct MergeArgs {
     /// Shard results (or pod logs), one per shard.
     #[arg(required = true)]

@@ -39,9 +39,24 @@ pub fn merge(a: MergeArgs) -> anyhow::Result<Outcome> {
     out.write_all(shard_table(&merged).as_bytes())?;
     out.write_all(crate::run_summary::render(&merged).as_bytes())?;
     out.flush()?;
+    // A shard's --abort-on-fail stopped the run (and, on Kubernetes, the
+    // Job): exit 3, as the single run's would. Any other early stop (a
+    // shard interrupted, or terminated when the Job failed): 1.
+    let aborted = merged.shards.iter().any(|s| {
+        s.stopped
+            .as_deref()
+            .is_some_and(|w| w.starts_with("abort_on_fail"))
+    });
     if let Some(why) = &merged.stopped {
-        eprintln!("loadtest: a shard stopped early (exit 1): {why}; the merged result is partial");
-        return Ok(Outcome::Failed);
+        let code = if aborted { 3 } else { 1 };
+        eprintln!(
+            "loadtest: a shard stopped early (exit {code}): {why}; the merged result is partial"
+        );
+        return Ok(if aborted {
+            Outcome::Aborted
+        } else {
+            Outcome::Failed
+        });
     }
     if !merged.passed() {
         eprintln!(

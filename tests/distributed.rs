@@ -329,6 +329,19 @@ fn bad_shards_late_starts_and_mismatched_merges_are_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("p50<1us"));
+    // A shard's --abort-on-fail stopped the run: the merge exits 3, as the
+    // run would have.
+    let mut aborted: serde_json::Value = read_json(&dir.path().join("s1.json"));
+    aborted["stopped"] = "abort_on_fail: p50<1us (measured 2.10 ms)".into();
+    std::fs::write(dir.path().join("aborted.json"), aborted.to_string()).unwrap();
+    let out = merge(&["s0.json", "aborted.json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard 1: abort_on_fail"));
     let e = one_line_exit(&merge(&["s0.json"]), 2);
     assert!(e.contains("shard 1 of 2 missing"), "{e}");
     let e = one_line_exit(&merge(&["s0.json", "s0.json"]), 2);
