@@ -539,3 +539,62 @@ fn a_terminated_shard_still_prints_its_partial_result() {
     assert!((40..=150).contains(&n), "{n} requests");
     assert_eq!(v["shard"]["index"], 1);
 }
+
+/// A ramp (k6's ramping arrival rate) split over three shards: 0 → 100 rps
+/// over 1 s, then 100 → 300 rps over 2 s, 50 + 400 = 450 requests. The
+/// merge holds every one of them, and each second's scheduled rate adds up
+/// to the ramp's.
+#[test]
+fn a_ramp_split_over_shards_sends_its_whole_integral() {
+    let _g = serial();
+    let srv = serve(&["--workers", "32", "--service-time", "const:1ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let start = in_secs(2.5);
+    let kids: Vec<Child> = (0..3)
+        .map(|j| {
+            Command::new(BIN)
+                .args(["run", "--url", &srv.url, "--stages", "1s:100,2s:300"])
+                .args(["--shard", &format!("{j}/3"), "--start-at", &start])
+                .args(["--workers", "1", "--quiet", "--json"])
+                .arg(dir.path().join(format!("r{j}.json")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    kids.into_iter().for_each(wait_ok);
+    let merged = dir.path().join("merged.json");
+    let out = loadtest()
+        .arg("merge")
+        .args((0..3).map(|j| dir.path().join(format!("r{j}.json"))))
+        .arg("--json")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = read_json(&merged);
+    assert_eq!(
+        (m["requests"].as_u64(), m["dropped"].as_u64()),
+        (Some(450), Some(0))
+    );
+    let scheduled: Vec<u64> = m["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scheduled"].as_u64().unwrap())
+        .collect();
+    assert_eq!(scheduled, [150, 150, 150]);
+    // Seconds 0, 1, 2 of the ramp: 50, 150 and 250 requests due.
+    let due: Vec<f64> = m["series"].as_array().unwrap()[..3]
+        .iter()
+        .map(|r| r["target_rps"].as_f64().unwrap())
+        .collect();
+    for (got, want) in due.iter().zip([50.0, 150.0, 250.0]) {
+        assert!((got - want).abs() < 1e-6, "{due:?}");
+    }
+}
