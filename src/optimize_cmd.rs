@@ -236,6 +236,14 @@ pub fn month_and_commitment_lines(p: &Plan, indent: &str) -> String {
             p.committed_after_horizon
         ));
     }
+    if p.on_demand_equivalent > 0.0 {
+        s.push_str(&format!(
+            "{indent}effective savings rate: {:.1}% (the ${:.0} paid for usage worth ${:.0} at on-demand prices)\n",
+            100.0 * p.effective_savings_rate,
+            p.total_cost,
+            p.on_demand_equivalent
+        ));
+    }
     s
 }
 

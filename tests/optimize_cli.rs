@@ -336,3 +336,79 @@ fn a_growing_fleet_shows_its_first_and_last_month_and_the_commitment_after_it() 
         "{text}"
     );
 }
+
+/// The month-by-month table and the effective savings rate (issue 17):
+/// each month's spend is its commitments plus on-demand plus spot, the
+/// months add up to the plan, and the ESR is the discount on the usage
+/// at on-demand prices. With one type under a constant demand the plan
+/// reserves all of it for 3 years, in use every hour: the ESR is exactly
+/// 1 − reserved_3y / on_demand.
+#[test]
+fn months_and_the_effective_savings_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("one.csv");
+    std::fs::write(
+        &catalog,
+        "provider,region,instance_type,vcpu,memory_gib,on_demand_hourly,reserved_1y_hourly,reserved_3y_hourly,spot_hourly,spot_interruption\n\
+         aws,us-east-1,m.xlarge,4,16,0.20,0.13,0.08,,\n",
+    )
+    .unwrap();
+    let mut s = String::from("hour,vcpu,memory_gib\n");
+    for h in 0..1000 {
+        s.push_str(&format!("{h},16,64\n"));
+    }
+    let demand = dir.path().join("flat.csv");
+    std::fs::write(&demand, s).unwrap();
+    let json = dir.path().join("plan.json");
+    let out = Command::new(BIN)
+        .args(["optimize", "--demand"])
+        .arg(&demand)
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let esr = v["effective_savings_rate"].as_f64().unwrap();
+    assert!(
+        (esr - (1.0 - 0.08 / 0.20)).abs() < 1e-9,
+        "{esr}: {}",
+        v["instances"]
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("effective savings rate: 60.0%"));
+
+    // A growing fleet on the AWS catalog: three months of 730, 730 and 40 h.
+    let mut s = String::from("hour,vcpu,memory_gib\n");
+    for h in 0..1500 {
+        let v = 8.0 + 56.0 * h as f64 / 1500.0;
+        s.push_str(&format!("{h},{v:.1},{:.1}\n", v * 4.0));
+    }
+    let demand = dir.path().join("grow.csv");
+    std::fs::write(&demand, s).unwrap();
+    let (v, text) = aws_plan(&demand, &[]);
+    let months = v["months"].as_array().unwrap();
+    let f = |m: &serde_json::Value, k: &str| m[k].as_f64().unwrap();
+    let hours: Vec<u64> = months
+        .iter()
+        .map(|m| m["hours"].as_u64().unwrap())
+        .collect();
+    assert_eq!(hours, [730, 730, 40]);
+    let total = f(&v, "total_cost");
+    let sum: f64 = months.iter().map(|m| f(m, "cost")).sum();
+    assert!((sum - total).abs() < 1e-6 * total, "{sum} vs {total}");
+    for m in months {
+        let parts = f(m, "commitments") + f(m, "on_demand") + f(m, "spot");
+        assert!((parts - f(m, "cost")).abs() < 1e-9 * f(m, "cost"), "{m}");
+        let want = 1.0 - f(m, "cost") / f(m, "on_demand_equivalent");
+        assert!((f(m, "effective_savings_rate") - want).abs() < 1e-12, "{m}");
+        assert!((0.0..=1.0).contains(&f(m, "commitment_utilization")), "{m}");
+    }
+    // Fixed reservations under a growing demand: used more each month.
+    assert!(f(&months[1], "commitment_utilization") >= f(&months[0], "commitment_utilization"));
+    let ode = f(&v, "on_demand_equivalent");
+    assert!((f(&v, "effective_savings_rate") - (1.0 - total / ode)).abs() < 1e-12);
+    assert!(text.contains("effective savings rate: "), "{text}");
+}

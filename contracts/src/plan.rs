@@ -180,7 +180,7 @@ impl Plan {
     /// when it is longer than one such month: a growing fleet's bill is
     /// not its average.
     pub fn first_and_last_month(&self) -> Option<(f64, f64)> {
-        const MONTH_H: usize = 730;
+        const MONTH_H: usize = MONTH_HOURS;
         let c = &self.hourly.cost;
         (c.len() > MONTH_H).then(|| {
             (
@@ -276,6 +276,53 @@ pub struct Plan {
     pub replicas: Vec<ReplicaPlan>,
     /// Per-hour figures.
     pub hourly: HourlyPlan,
+    /// What the plan's usage would cost at on-demand prices, USD: the
+    /// on-demand and spot instance-hours, and the reserved ones in use
+    /// (commitment utilisation by vCPU; idle commitment is spend without
+    /// usage, as the FinOps Foundation counts it).
+    #[serde(default)]
+    pub on_demand_equivalent: f64,
+    /// Effective savings rate (FinOps Foundation): (on_demand_equivalent −
+    /// total_cost) / on_demand_equivalent, the discount commitments and
+    /// spot earn on the usage, net of idle commitments (negative when
+    /// those cost more than the discounts save).
+    #[serde(default)]
+    pub effective_savings_rate: f64,
+    /// Month by month (730 h each, the last one what is left): a growing
+    /// fleet's bill, commitments and discounts are not their averages.
+    #[serde(default)]
+    pub months: Vec<PlanMonth>,
     /// How it was solved.
     pub solver: SolverReport,
 }
+
+/// One month of a plan (730 hours; the horizon's last may be shorter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanMonth {
+    /// 1 for the horizon's first 730 hours.
+    pub month: u32,
+    /// Hours in it.
+    pub hours: usize,
+    /// What the plan pays, USD: `commitments + on_demand + spot`.
+    pub cost: f64,
+    /// The reservations in force, amortised over their hours, USD.
+    pub commitments: f64,
+    /// On-demand spend, USD.
+    pub on_demand: f64,
+    /// Spot spend, USD.
+    pub spot: f64,
+    /// The month's usage at on-demand prices, USD (see
+    /// [`Plan::on_demand_equivalent`]).
+    pub on_demand_equivalent: f64,
+    /// (on_demand_equivalent − cost) / on_demand_equivalent.
+    pub effective_savings_rate: f64,
+    /// Mean share of the demand's vCPU the reservations cover.
+    pub commitment_coverage: f64,
+    /// Mean share of the reserved vCPU in use.
+    pub commitment_utilization: f64,
+    /// The all-on-demand baseline (cheapest single type each hour), USD.
+    pub baseline: f64,
+}
+
+/// Hours in a month of a plan.
+pub const MONTH_HOURS: usize = 730;

@@ -47,7 +47,10 @@ pub(super) fn assemble(
     } else {
         0.0
     };
-    let (hourly, baseline_cost) = hourly_figures(p, counts, reserved, &plan.instances);
+    let (hourly, baseline_cost, months) = hourly_figures(p, counts, reserved, &plan.instances);
+    plan.on_demand_equivalent = months.iter().map(|m| m.on_demand_equivalent).sum();
+    plan.effective_savings_rate = esr(plan.on_demand_equivalent, plan.total_cost);
+    plan.months = months;
     plan.baseline_cost = baseline_cost;
     plan.savings = plan.baseline_cost - plan.total_cost;
     plan.savings_share = if plan.baseline_cost > 0.0 {
@@ -131,7 +134,7 @@ fn hourly_figures(
     counts: &[Counts],
     reserved: &[(u32, u32)],
     lines: &[PlanLine],
-) -> (HourlyPlan, f64) {
+) -> (HourlyPlan, f64, Vec<PlanMonth>) {
     let types = p.types;
     // Reserved vCPU, summed as the lines are (from +0.0, in type order).
     let res_vcpu = types
@@ -149,6 +152,13 @@ fn hourly_figures(
         .map(|l| l.cost)
         .sum::<f64>()
         / p.h;
+    // The reserved instances at on-demand prices, per hour.
+    let res_od_h: f64 = types
+        .iter()
+        .zip(reserved)
+        .map(|(t, &(a, b))| f64::from(a + b) * t.on_demand_hourly)
+        .sum();
+    let mut months: Vec<PlanMonth> = Vec::new();
     for (hr, d) in p.scaled.iter().enumerate() {
         let c = &counts[p.of_hour[hr]];
         let base = baseline_hour(types, all, d, p.opts);
@@ -156,11 +166,18 @@ fn hourly_figures(
         let mut cap = 0.0;
         let mut spot = 0.0;
         let mut cost = res_cost_h;
+        let (mut od_cost, mut spot_cost, mut od_equiv) = (0.0, 0.0, 0.0);
         for (i, t) in types.iter().enumerate() {
             cap += (c[0][i] + c[1][i] + c[2][i]) as f64 * t.vcpu;
             spot += c[2][i] as f64 * t.vcpu;
-            cost +=
-                c[1][i] as f64 * t.on_demand_hourly + c[2][i] as f64 * t.spot_hourly.unwrap_or(0.0);
+            let (o, s) = (
+                c[1][i] as f64 * t.on_demand_hourly,
+                c[2][i] as f64 * t.spot_hourly.unwrap_or(0.0),
+            );
+            cost += o + s;
+            od_cost += o;
+            spot_cost += s;
+            od_equiv += (c[1][i] + c[2][i]) as f64 * t.on_demand_hourly;
         }
         hp.demand_vcpu.push(d.vcpu);
         hp.demand_memory_gib.push(d.memory_gib);
@@ -170,11 +187,42 @@ fn hourly_figures(
         let used = res_vcpu.min(d.vcpu);
         hp.commitment_coverage
             .push(if d.vcpu > 0.0 { used / d.vcpu } else { 1.0 });
-        hp.commitment_utilization
-            .push(if res_vcpu > 0.0 { used / res_vcpu } else { 0.0 });
+        let util = if res_vcpu > 0.0 { used / res_vcpu } else { 0.0 };
+        hp.commitment_utilization.push(util);
         hp.spot_share.push(if cap > 0.0 { spot / cap } else { 0.0 });
+        if hr % MONTH_HOURS == 0 {
+            months.push(PlanMonth {
+                month: (hr / MONTH_HOURS) as u32 + 1,
+                ..PlanMonth::default()
+            });
+        }
+        let m = months.last_mut().expect("pushed at the month's first hour");
+        m.hours += 1;
+        m.cost += cost;
+        m.commitments += res_cost_h;
+        m.on_demand += od_cost;
+        m.spot += spot_cost;
+        m.on_demand_equivalent += od_equiv + util * res_od_h;
+        m.commitment_coverage += hp.commitment_coverage[hr];
+        m.commitment_utilization += util;
+        m.baseline += base;
     }
-    (hp, baseline)
+    for m in &mut months {
+        m.commitment_coverage /= m.hours as f64;
+        m.commitment_utilization /= m.hours as f64;
+        m.effective_savings_rate = esr(m.on_demand_equivalent, m.cost);
+    }
+    (hp, baseline, months)
+}
+
+/// The effective savings rate of spending `cost` on usage worth
+/// `on_demand_equivalent` at on-demand prices.
+fn esr(on_demand_equivalent: f64, cost: f64) -> f64 {
+    if on_demand_equivalent > 0.0 {
+        (on_demand_equivalent - cost) / on_demand_equivalent
+    } else {
+        0.0
+    }
 }
 
 /// Where the savings come from: what the plan's reserved and spot

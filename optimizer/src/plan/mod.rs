@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 pub use contracts::plan::{
-    Binding, BreakEven, HourlyPlan, Plan, PlanLine, PlanTag, ReplicaPlan, SolverReport,
+    Binding, BreakEven, HourlyPlan, MONTH_HOURS, Plan, PlanLine, PlanMonth, PlanTag, ReplicaPlan,
+    SolverReport,
 };
 use rayon::prelude::*;
 
@@ -36,7 +37,7 @@ type Reserved = Vec<(u32, u32)>;
 type PricePer = dyn Fn(&InstanceType) -> Option<f64>;
 
 /// Hours in an average month, for the per-month figures.
-const MONTH_H: f64 = 730.0;
+const MONTH_H: f64 = MONTH_HOURS as f64;
 
 fn key(d: &Demand) -> (u64, u64) {
     (d.vcpu.to_bits(), d.memory_gib.to_bits())

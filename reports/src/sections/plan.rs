@@ -55,6 +55,12 @@ fn plan_figures(p: &PlanDoc, forecast: Option<&ForecastDoc>) -> Vec<(String, Str
     let util = mean(&p.hourly.commitment_utilization);
     figures.push(("Commitment coverage".into(), pct(cover)));
     figures.push(("Commitment utilisation".into(), pct(util)));
+    if p.on_demand_equivalent > 0.0 {
+        figures.push((
+            "Effective savings rate".into(),
+            pct(p.effective_savings_rate),
+        ));
+    }
     if let Some(f) = forecast
         && let Some(hr) = &f.hourly
         && !hr.users.is_empty()
@@ -226,6 +232,9 @@ fn hourly_charts(p: &PlanDoc, sfx: &str) -> Vec<Chart> {
 /// What to buy, where the savings come from, break-even, binding constraints.
 fn plan_tables(p: &PlanDoc, month: f64, sfx: &str) -> Vec<Table> {
     let mut tables = vec![lines_table(p, month, sfx), savings_table(p, month, sfx)];
+    if p.months.len() > 1 {
+        tables.push(months_table(p, sfx));
+    }
     if !p.break_even.is_empty() {
         tables.push(break_even_table(p, sfx));
     }
@@ -270,6 +279,30 @@ fn lines_table(p: &PlanDoc, month: f64, sfx: &str) -> Table {
                 "$ per month",
                 lines.iter().map(|l| l.cost * month).collect(),
             ),
+        ],
+    )
+}
+
+/// Month by month: what the plan pays and for what, the same usage at
+/// on-demand prices, the effective savings rate, and the commitments'
+/// coverage and utilisation.
+fn months_table(p: &PlanDoc, sfx: &str) -> Table {
+    let m = &p.months;
+    let col = |f: fn(&contracts::plan::PlanMonth) -> f64| m.iter().map(f).collect::<Vec<f64>>();
+    Table::new(
+        &format!("plan_months{sfx}"),
+        "Month by month (730 h each): spend by pricing, the usage at on-demand prices, the effective savings rate (ESR), commitment coverage and utilisation",
+        vec![
+            count("month", m.iter().map(|x| u64::from(x.month)).collect()),
+            num("$ cost", col(|x| x.cost)),
+            num("$ commitments", col(|x| x.commitments)),
+            num("$ on-demand", col(|x| x.on_demand)),
+            num("$ spot", col(|x| x.spot)),
+            num("$ at on-demand prices", col(|x| x.on_demand_equivalent)),
+            num("ESR %", col(|x| 100.0 * x.effective_savings_rate)),
+            num("coverage %", col(|x| 100.0 * x.commitment_coverage)),
+            num("utilisation %", col(|x| 100.0 * x.commitment_utilization)),
+            num("$ all on-demand", col(|x| x.baseline)),
         ],
     )
 }
