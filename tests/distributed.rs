@@ -120,11 +120,17 @@ fn three_shards_then_whole(
     shards.into_iter().for_each(wait_ok);
     let whole = whole_run(dir, url, load);
     let merged = dir.join("merged.json");
+    let out = merge_ok((0..3).map(|j| dir.join(name(j))), &merged);
+    (out, read_json(&merged), whole)
+}
+
+/// `loadtest merge INPUTS --json JSON`, which must succeed.
+fn merge_ok(inputs: impl IntoIterator<Item = std::path::PathBuf>, json: &Path) -> Output {
     let out = loadtest()
         .arg("merge")
-        .args((0..3).map(|j| dir.join(name(j))))
+        .args(inputs)
         .arg("--json")
-        .arg(&merged)
+        .arg(json)
         .output()
         .unwrap();
     assert!(
@@ -133,7 +139,7 @@ fn three_shards_then_whole(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out, read_json(&merged), whole)
+    out
 }
 
 /// Three shards of 300 rps × 5 s, merged: exactly the unsharded run's
@@ -565,17 +571,9 @@ fn a_ramp_split_over_shards_sends_its_whole_integral() {
         .collect();
     kids.into_iter().for_each(wait_ok);
     let merged = dir.path().join("merged.json");
-    let out = loadtest()
-        .arg("merge")
-        .args((0..3).map(|j| dir.path().join(format!("r{j}.json"))))
-        .arg("--json")
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    merge_ok(
+        (0..3).map(|j| dir.path().join(format!("r{j}.json"))),
+        &merged,
     );
     let m = read_json(&merged);
     assert_eq!(
