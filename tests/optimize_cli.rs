@@ -410,5 +410,19 @@ fn months_and_the_effective_savings_rate() {
     assert!(f(&months[1], "commitment_utilization") >= f(&months[0], "commitment_utilization"));
     let ode = f(&v, "on_demand_equivalent");
     assert!((f(&v, "effective_savings_rate") - (1.0 - total / ode)).abs() < 1e-12);
+    // The savings by source split the same way: commitments and spot are
+    // the on-demand equivalent less the cost, the mix the baseline less it.
+    let src = v["savings_by_source"].as_object().unwrap();
+    let rate: f64 = src
+        .iter()
+        .filter(|(k, _)| *k != "instance_mix_and_capacity")
+        .map(|(_, x)| x.as_f64().unwrap())
+        .sum();
+    assert!((rate - (ode - total)).abs() < 1e-6 * ode, "{src:?}");
+    let mix = src["instance_mix_and_capacity"].as_f64().unwrap();
+    assert!(
+        (mix - (f(&v, "baseline_cost") - ode)).abs() < 1e-6 * ode,
+        "{src:?}"
+    );
     assert!(text.contains("effective savings rate: "), "{text}");
 }

@@ -60,8 +60,9 @@ pub(super) fn assemble(
     };
     plan.monthly_cost = plan.total_cost / p.h * MONTH_H;
     plan.monthly_baseline = plan.baseline_cost / p.h * MONTH_H;
-    plan.savings_by_source = savings_by_source(p, &plan);
-    plan.break_even = break_even(p, &plan.instances, mean(&hourly.commitment_utilization));
+    let utilization = mean(&hourly.commitment_utilization);
+    plan.savings_by_source = savings_by_source(p, &plan, utilization);
+    plan.break_even = break_even(p, &plan.instances, utilization);
     plan.binding = bindings(&p.levels, lp, p.opts, p.h, survive_cost);
     plan.hourly = hourly;
     plan.replicas = replica_plans(p);
@@ -225,13 +226,17 @@ fn esr(on_demand_equivalent: f64, cost: f64) -> f64 {
     }
 }
 
-/// Where the savings come from: what the plan's reserved and spot
-/// instance-hours would have cost on demand, minus what they cost; the
-/// rest is the instance mix and capacity.
-fn savings_by_source(p: &Problem, plan: &Plan) -> BTreeMap<String, f64> {
+/// Where the savings come from: what the plan's reserved (in the share in
+/// use, `utilization`) and spot instance-hours would have cost on demand,
+/// minus what they cost; these add up to the on-demand equivalent minus
+/// the cost, as the effective savings rate counts them. The rest, the
+/// baseline minus the on-demand equivalent, is the instance mix and
+/// capacity. Idle reservations are a negative saving of their term.
+fn savings_by_source(p: &Problem, plan: &Plan, utilization: f64) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for l in &plan.instances {
-        let on_demand_equiv = l.instance_hours * on_demand_price(p, &l.instance_type);
+        let in_use = if l.count.is_some() { utilization } else { 1.0 };
+        let on_demand_equiv = in_use * l.instance_hours * on_demand_price(p, &l.instance_type);
         add(&mut out, &l.pricing, on_demand_equiv - l.cost);
     }
     let mix = plan.savings - out.values().sum::<f64>();

@@ -311,7 +311,7 @@ fn savings_table(p: &PlanDoc, month: f64, sfx: &str) -> Table {
     let src: Vec<(&String, &f64)> = p.savings_by_source.iter().collect();
     Table::new(
         &format!("savings_by_source{sfx}"),
-        "Where each dollar of savings comes from (per month, against on-demand prices for the same instance-hours; instance_mix_and_capacity = the rest: cheaper types than the baseline's, less the extra capacity the spot and survive rules buy)",
+        "Where each dollar of savings comes from (per month; reservations and spot against on-demand prices for the usage they serve, reservations in the share in use, so idle commitment is a negative saving; instance_mix_and_capacity = the all-on-demand baseline minus that usage at on-demand prices: cheaper types than the baseline's, less the extra capacity the spot and survive rules buy)",
         vec![
             text("source", src.iter().map(|x| x.0.clone()).collect()),
             num("$ per month", src.iter().map(|x| x.1 * month).collect()),
