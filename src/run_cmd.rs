@@ -70,34 +70,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             result.dropped
         );
     }
-    let mut outcome = run_outcome(&result);
-    let written = Sinks::of(&args).written();
-    let shard = settings.plan.shard;
-    match (outcome, &result.stopped) {
-        (Outcome::Failed, None) if shard.is_sharded() => {
-            eprintln!(
-                "loadtest: shard {shard}: threshold missed on this shard alone ({}); exit 0: `loadtest merge` judges the whole run",
-                missed(&result)
-            );
-            outcome = Outcome::Passed;
-        }
-        (Outcome::Interrupted, _) => eprintln!(
-            "loadtest: interrupted (exit 130): {} requests measured{written}",
-            result.requests
-        ),
-        (Outcome::Aborted, Some(reason)) => {
-            eprintln!("loadtest: aborted early (exit 3): {reason}; results are partial{written}")
-        }
-        (_, Some(reason)) => {
-            eprintln!(
-                "loadtest: run stopped early (exit 1): {reason}; results are partial{written}"
-            )
-        }
-        (Outcome::Failed, None) => {
-            eprintln!("loadtest: threshold missed (exit 1): {}", missed(&result))
-        }
-        _ => {}
-    }
+    let outcome = say_outcome(&result, settings.plan.shard, &Sinks::of(&args).written());
     if json_to_stdout {
         // One line, last: `kubectl logs` of a shard's pod ends with it.
         let mut out = std::io::stdout().lock();
@@ -117,6 +90,38 @@ pub fn missed(result: &RunResult) -> String {
         .map(|t| t.expr.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The run's exit, said in one line on the terminal: with `--shard`, a
+/// missed threshold is the merge's to judge, so it exits 0.
+fn say_outcome(result: &RunResult, shard: loadgen::Shard, written: &str) -> Outcome {
+    let mut outcome = run_outcome(result);
+    match (outcome, &result.stopped) {
+        (Outcome::Failed, None) if shard.is_sharded() => {
+            eprintln!(
+                "loadtest: shard {shard}: threshold missed on this shard alone ({}); exit 0: `loadtest merge` judges the whole run",
+                missed(result)
+            );
+            outcome = Outcome::Passed;
+        }
+        (Outcome::Interrupted, _) => eprintln!(
+            "loadtest: interrupted (exit 130): {} requests measured{written}",
+            result.requests
+        ),
+        (Outcome::Aborted, Some(reason)) => {
+            eprintln!("loadtest: aborted early (exit 3): {reason}; results are partial{written}")
+        }
+        (_, Some(reason)) => {
+            eprintln!(
+                "loadtest: run stopped early (exit 1): {reason}; results are partial{written}"
+            )
+        }
+        (Outcome::Failed, None) => {
+            eprintln!("loadtest: threshold missed (exit 1): {}", missed(result))
+        }
+        _ => {}
+    }
+    outcome
 }
 
 /// How a finished run comes out: Ctrl-C (130), `--abort-on-fail` (3), a
@@ -281,26 +286,7 @@ pub fn execute_with(
         .map(|p| File::create(p).with_context(|| format!("cannot create {}", p.display())))
         .transpose()?;
     warm_up(s, args.quiet, stop)?;
-    if let Some(start) = s.plan.start
-        && !args.quiet
-    {
-        let wait = start
-            .at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        eprintln!(
-            "loadtest: shard {} ready; starting at {} (in {:.1} s)",
-            s.plan.shard,
-            humantime::format_rfc3339_millis(start.at),
-            wait.as_secs_f64()
-        );
-    }
-    // A distributed run starts at its agreed time (or now, when that passed
-    // within the tolerance).
-    let started = s
-        .plan
-        .start
-        .map_or_else(SystemTime::now, |st| st.at.max(SystemTime::now()));
+    let started = start_time(s, args.quiet);
     let mut serializer = V2DeflateSerializer::new();
     let mut hdr: Option<IntervalLogWriter<'_, '_, _, _>> = match hdr_file.as_mut() {
         Some(f) => Some(
@@ -365,6 +351,27 @@ pub fn execute_with(
         Some(e) => Err(e),
         None => Ok(result),
     }
+}
+
+/// When the measured run starts: now, or a distributed run's agreed time
+/// (now, when that passed within the tolerance), which it announces.
+fn start_time(s: &Settings, quiet: bool) -> SystemTime {
+    let Some(start) = s.plan.start else {
+        return SystemTime::now();
+    };
+    if !quiet {
+        let wait = start
+            .at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        eprintln!(
+            "loadtest: shard {} ready; starting at {} (in {:.1} s)",
+            s.plan.shard,
+            humantime::format_rfc3339_millis(start.at),
+            wait.as_secs_f64()
+        );
+    }
+    start.at.max(SystemTime::now())
 }
 
 /// Sends the run's starting load for `s.warmup` and discards what it

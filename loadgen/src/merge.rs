@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::result::{
-    Connections, Phases, RequestResult, RunResult, SecondRow, ShardInfo, ShardRow, by_class,
-    error_rate, histogram_from_base64, histogram_to_base64, latency_of,
+    Connections, Phases, RequestResult, RunResult, SecondRow, ShardInfo, ShardRow, ThresholdResult,
+    by_class, error_rate, histogram_from_base64, histogram_to_base64, latency_of,
 };
 use crate::spec::{Threshold, parse_threshold};
 use crate::stats::{Class, Counts, latency_histogram};
@@ -311,17 +311,9 @@ impl Sums {
         Ok(())
     }
 
-    fn result(
-        self,
-        first: &RunResult,
-        ps: &[Part<'_>],
-        series: Vec<SecondRow>,
-        thresholds: &[Threshold],
-        window_s: f64,
-    ) -> RunResult {
-        let c = &self.counts;
-        let by_request: Vec<RequestResult> = self
-            .kinds
+    /// Each request kind's merged figures, in `first`'s order.
+    fn by_request(&self, first: &RunResult) -> Vec<RequestResult> {
+        self.kinds
             .iter()
             .zip(&first.by_request)
             .map(|((kc, kh, rps), q)| RequestResult {
@@ -333,32 +325,48 @@ impl Sums {
                 rps: *rps,
                 latency_ms: latency_of(kh),
             })
-            .collect();
-        let thresholds = thresholds
+            .collect()
+    }
+
+    /// Each threshold on the merged figures: the whole run's, or one
+    /// request kind's (`p95{name=cart}`), as a single run judges them.
+    fn judge(&self, thresholds: &[Threshold], kinds: &[RequestResult]) -> Vec<ThresholdResult> {
+        thresholds
             .iter()
             .map(|t| {
-                let kind = t.request.as_ref().map(|name| {
-                    by_request
-                        .iter()
-                        .position(|q| &q.name == name)
-                        .map(|k| (&self.kinds[k].0, &self.kinds[k].1, self.kinds[k].2))
-                });
+                let kind = t
+                    .request
+                    .as_ref()
+                    .map(|name| kinds.iter().position(|q| &q.name == name));
+                let one = std::slice::from_ref(t);
                 match kind {
-                    None => {
-                        crate::evaluate(std::slice::from_ref(t), c, &self.corrected, self.rates.0)
-                            .remove(0)
+                    None => crate::evaluate(one, &self.counts, &self.corrected, self.rates.0),
+                    Some(Some(k)) => {
+                        let (kc, kh, rps) = &self.kinds[k];
+                        crate::evaluate(one, kc, kh, *rps)
                     }
-                    Some(Some((kc, kh, rps))) => {
-                        crate::evaluate(std::slice::from_ref(t), kc, kh, rps).remove(0)
-                    }
-                    Some(None) => contracts::run::ThresholdResult {
+                    Some(None) => vec![ThresholdResult {
                         expr: t.expr.clone(),
                         ok: false,
                         value: 0.0,
-                    },
+                    }],
                 }
+                .remove(0)
             })
-            .collect();
+            .collect()
+    }
+
+    fn result(
+        self,
+        first: &RunResult,
+        ps: &[Part<'_>],
+        series: Vec<SecondRow>,
+        thresholds: &[Threshold],
+        window_s: f64,
+    ) -> RunResult {
+        let by_request = self.by_request(first);
+        let thresholds = self.judge(thresholds, &by_request);
+        let c = &self.counts;
         let [connect, tls, ttfb] = &self.phases;
         RunResult {
             kind: first.kind,

@@ -164,22 +164,14 @@ fn hourly_figures(
         let c = &counts[p.of_hour[hr]];
         let base = baseline_hour(types, all, d, p.opts);
         baseline += base;
-        let mut cap = 0.0;
-        let mut spot = 0.0;
-        let mut cost = res_cost_h;
-        let (mut od_cost, mut spot_cost, mut od_equiv) = (0.0, 0.0, 0.0);
-        for (i, t) in types.iter().enumerate() {
-            cap += (c[0][i] + c[1][i] + c[2][i]) as f64 * t.vcpu;
-            spot += c[2][i] as f64 * t.vcpu;
-            let (o, s) = (
-                c[1][i] as f64 * t.on_demand_hourly,
-                c[2][i] as f64 * t.spot_hourly.unwrap_or(0.0),
-            );
-            cost += o + s;
-            od_cost += o;
-            spot_cost += s;
-            od_equiv += (c[1][i] + c[2][i]) as f64 * t.on_demand_hourly;
-        }
+        let HourSpend {
+            cap,
+            spot,
+            cost,
+            od_cost,
+            spot_cost,
+            od_equiv,
+        } = hour_spend(types, c, res_cost_h);
         hp.demand_vcpu.push(d.vcpu);
         hp.demand_memory_gib.push(d.memory_gib);
         hp.capacity_vcpu.push(cap);
@@ -191,22 +183,21 @@ fn hourly_figures(
         let util = if res_vcpu > 0.0 { used / res_vcpu } else { 0.0 };
         hp.commitment_utilization.push(util);
         hp.spot_share.push(if cap > 0.0 { spot / cap } else { 0.0 });
-        if hr % MONTH_HOURS == 0 {
-            months.push(PlanMonth {
-                month: (hr / MONTH_HOURS) as u32 + 1,
+        add_hour(
+            &mut months,
+            hr,
+            PlanMonth {
+                cost,
+                commitments: res_cost_h,
+                on_demand: od_cost,
+                spot: spot_cost,
+                on_demand_equivalent: od_equiv + util * res_od_h,
+                commitment_coverage: hp.commitment_coverage[hr],
+                commitment_utilization: util,
+                baseline: base,
                 ..PlanMonth::default()
-            });
-        }
-        let m = months.last_mut().expect("pushed at the month's first hour");
-        m.hours += 1;
-        m.cost += cost;
-        m.commitments += res_cost_h;
-        m.on_demand += od_cost;
-        m.spot += spot_cost;
-        m.on_demand_equivalent += od_equiv + util * res_od_h;
-        m.commitment_coverage += hp.commitment_coverage[hr];
-        m.commitment_utilization += util;
-        m.baseline += base;
+            },
+        );
     }
     for m in &mut months {
         m.commitment_coverage /= m.hours as f64;
@@ -214,6 +205,65 @@ fn hourly_figures(
         m.effective_savings_rate = esr(m.on_demand_equivalent, m.cost);
     }
     (hp, baseline, months)
+}
+
+/// One hour of a plan over the types.
+struct HourSpend {
+    /// vCPU bought, and of it on spot.
+    cap: f64,
+    spot: f64,
+    /// What the hour costs (from the reservations' share), on demand and on spot.
+    cost: f64,
+    od_cost: f64,
+    spot_cost: f64,
+    /// The on-demand and spot instances at on-demand prices.
+    od_equiv: f64,
+}
+
+/// Hour counts `c`'s capacity and spend, its cost counted from
+/// `reserved_cost` (the reservations' hourly share).
+fn hour_spend(types: &[InstanceType], c: &Counts, reserved_cost: f64) -> HourSpend {
+    let mut h = HourSpend {
+        cap: 0.0,
+        spot: 0.0,
+        cost: reserved_cost,
+        od_cost: 0.0,
+        spot_cost: 0.0,
+        od_equiv: 0.0,
+    };
+    for (i, t) in types.iter().enumerate() {
+        h.cap += (c[0][i] + c[1][i] + c[2][i]) as f64 * t.vcpu;
+        h.spot += c[2][i] as f64 * t.vcpu;
+        let (o, s) = (
+            c[1][i] as f64 * t.on_demand_hourly,
+            c[2][i] as f64 * t.spot_hourly.unwrap_or(0.0),
+        );
+        h.cost += o + s;
+        h.od_cost += o;
+        h.spot_cost += s;
+        h.od_equiv += (c[1][i] + c[2][i]) as f64 * t.on_demand_hourly;
+    }
+    h
+}
+
+/// Adds hour `hr`'s figures to its month (the means still to be divided).
+fn add_hour(months: &mut Vec<PlanMonth>, hr: usize, h: PlanMonth) {
+    if hr % MONTH_HOURS == 0 {
+        months.push(PlanMonth {
+            month: (hr / MONTH_HOURS) as u32 + 1,
+            ..PlanMonth::default()
+        });
+    }
+    let m = months.last_mut().expect("pushed at the month's first hour");
+    m.hours += 1;
+    m.cost += h.cost;
+    m.commitments += h.commitments;
+    m.on_demand += h.on_demand;
+    m.spot += h.spot;
+    m.on_demand_equivalent += h.on_demand_equivalent;
+    m.commitment_coverage += h.commitment_coverage;
+    m.commitment_utilization += h.commitment_utilization;
+    m.baseline += h.baseline;
 }
 
 /// The effective savings rate of spending `cost` on usage worth
