@@ -248,7 +248,7 @@ fn hour_spend(types: &[InstanceType], c: &Counts, reserved_cost: f64) -> HourSpe
 
 /// Adds hour `hr`'s figures to its month (the means still to be divided).
 fn add_hour(months: &mut Vec<PlanMonth>, hr: usize, h: PlanMonth) {
-    if hr % MONTH_HOURS == 0 {
+    if hr.is_multiple_of(MONTH_HOURS) {
         months.push(PlanMonth {
             month: (hr / MONTH_HOURS) as u32 + 1,
             ..PlanMonth::default()
