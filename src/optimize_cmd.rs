@@ -235,6 +235,19 @@ pub fn month_and_commitment_lines(p: &Plan, indent: &str) -> String {
             "{indent}after the horizon: the reservations' terms run on, ${:.0} more owed (not in the totals)\n",
             p.committed_after_horizon
         ));
+        s.push_str(&format!(
+            "{indent}  at the last month's demand they stay {:.0}% in use and replace ${:.0} of on-demand: {}\n",
+            100.0 * p.months.last().map_or(0.0, |m| m.commitment_utilization),
+            p.after_horizon_replaces,
+            if p.after_horizon_replaces >= p.committed_after_horizon {
+                "worth their cost".to_string()
+            } else {
+                format!(
+                    "${:.0} of it would be idle",
+                    p.committed_after_horizon - p.after_horizon_replaces
+                )
+            }
+        ));
     }
     if p.on_demand_equivalent > 0.0 {
         s.push_str(&format!(

@@ -335,6 +335,51 @@ fn a_growing_fleet_shows_its_first_and_last_month_and_the_commitment_after_it() 
         text.contains(&format!("${owed:.0} more owed (not in the totals)")),
         "{text}"
     );
+    // The policy for the terms past the horizon: demand stays at the last
+    // month's level, so each reservation replaces its on-demand price for
+    // the rest of its term at the last month's utilisation.
+    let catalog = std::fs::read_to_string("scenarios/catalog/aws-us-east-1.csv").unwrap();
+    let od = |ty: &str| -> f64 {
+        let row = catalog
+            .lines()
+            .find(|l| l.split(',').nth(2) == Some(ty))
+            .unwrap();
+        row.split(',').nth(5).unwrap().parse().unwrap()
+    };
+    let used = v["months"].as_array().unwrap().last().unwrap()["commitment_utilization"]
+        .as_f64()
+        .unwrap();
+    let replaces: f64 = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            let term = match l["pricing"].as_str().unwrap() {
+                "reserved_1y" => 8760.0,
+                "reserved_3y" => 26280.0,
+                _ => return None,
+            };
+            let ty = l["instance_type"].as_str().unwrap();
+            Some(used * l["count"].as_f64()? * od(ty) * (term - hours as f64))
+        })
+        .sum();
+    let got = v["after_horizon_replaces"].as_f64().unwrap();
+    assert!(
+        (got - replaces).abs() < 1e-6 * replaces,
+        "{got} vs {replaces}"
+    );
+    // The demand grew past the reservations: they stay fully in use, and
+    // replace more on-demand than they still cost.
+    assert!(
+        (used - 1.0).abs() < 1e-9 && got > owed,
+        "{used} {got} {owed}"
+    );
+    assert!(
+        text.contains(&format!(
+            "stay 100% in use and replace ${got:.0} of on-demand: worth their cost"
+        )),
+        "{text}"
+    );
 }
 
 /// The month-by-month table and the effective savings rate (issue 17):
@@ -425,4 +470,31 @@ fn months_and_the_effective_savings_rate() {
         "{src:?}"
     );
     assert!(text.contains("effective savings rate: "), "{text}");
+}
+
+/// Demand that falls at the end of the horizon leaves the reservations'
+/// remaining terms mostly idle, and the plan says how much of what they
+/// still cost would be.
+#[test]
+fn reservations_past_a_falling_demand_are_said_to_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = String::from("hour,vcpu,memory_gib\n");
+    for h in 0..1500 {
+        let v = if h < 1400 { 64.0 } else { 8.0 };
+        s.push_str(&format!("{h},{v:.1},{:.1}\n", v * 4.0));
+    }
+    let demand = dir.path().join("fall.csv");
+    std::fs::write(&demand, s).unwrap();
+    let (v, text) = aws_plan(&demand, &[]);
+    let owed = v["committed_after_horizon"].as_f64().unwrap();
+    let replaces = v["after_horizon_replaces"].as_f64().unwrap();
+    let used = v["months"].as_array().unwrap().last().unwrap()["commitment_utilization"]
+        .as_f64()
+        .unwrap();
+    assert!(owed > 0.0 && used < 0.5, "{owed} {used}: {text}");
+    assert!(replaces < owed, "{replaces} {owed}");
+    assert!(
+        text.contains(&format!("${:.0} of it would be idle", owed - replaces)),
+        "{text}"
+    );
 }

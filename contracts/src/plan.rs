@@ -242,6 +242,13 @@ pub struct Plan {
     /// `total_cost`, which counts the horizon's hours only.
     #[serde(default)]
     pub committed_after_horizon: f64,
+    /// The policy for those terms: demand is assumed to stay at the last
+    /// month's level after the horizon, so the reservations stay in use at
+    /// the last month's commitment utilisation and replace this much
+    /// on-demand spend over their remaining hours, USD. When it is below
+    /// `committed_after_horizon`, the rest of the terms would be idle.
+    #[serde(default)]
+    pub after_horizon_replaces: f64,
     /// The options the plan respects.
     pub options: Option<Constraints>,
     /// Cost of the plan over the horizon, USD.

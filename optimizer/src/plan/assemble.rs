@@ -51,6 +51,7 @@ pub(super) fn assemble(
     plan.on_demand_equivalent = months.iter().map(|m| m.on_demand_equivalent).sum();
     plan.effective_savings_rate = esr(plan.on_demand_equivalent, plan.total_cost);
     plan.months = months;
+    plan.after_horizon_replaces = after_horizon_replaces(p, &plan);
     plan.baseline_cost = baseline_cost;
     plan.savings = plan.baseline_cost - plan.total_cost;
     plan.savings_share = if plan.baseline_cost > 0.0 {
@@ -264,6 +265,25 @@ fn add_hour(months: &mut Vec<PlanMonth>, hr: usize, h: PlanMonth) {
     m.commitment_coverage += h.commitment_coverage;
     m.commitment_utilization += h.commitment_utilization;
     m.baseline += h.baseline;
+}
+
+/// What the reservations' terms after the horizon replace of on-demand
+/// spend, if demand stays at the last month's level: each reserved
+/// instance at its on-demand price, for the rest of its term, at the last
+/// month's commitment utilisation.
+fn after_horizon_replaces(p: &Problem, plan: &Plan) -> f64 {
+    let used = plan.months.last().map_or(0.0, |m| m.commitment_utilization);
+    let h = p.h as usize;
+    plan.instances
+        .iter()
+        .filter_map(|l| {
+            let (_, term_h) = contracts::plan::RESERVATION_TERMS
+                .iter()
+                .find(|t| t.0 == l.pricing)?;
+            let rest = term_h.saturating_sub(h) as f64;
+            Some(used * f64::from(l.count?) * on_demand_price(p, &l.instance_type) * rest)
+        })
+        .sum()
 }
 
 /// The effective savings rate of spending `cost` on usage worth
