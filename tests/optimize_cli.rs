@@ -315,7 +315,8 @@ fn a_growing_fleet_shows_its_first_and_last_month_and_the_commitment_after_it() 
         )),
         "{text}"
     );
-    let owed: f64 = v["instances"]
+    // Each reservation line with the hours of its term past the horizon.
+    let past: Vec<(&serde_json::Value, f64)> = v["instances"]
         .as_array()
         .unwrap()
         .iter()
@@ -325,8 +326,12 @@ fn a_growing_fleet_shows_its_first_and_last_month_and_the_commitment_after_it() 
                 "reserved_3y" => 26280.0,
                 _ => return None,
             };
-            Some(l["count"].as_f64()? * l["hourly_price"].as_f64().unwrap() * (term - hours as f64))
+            Some((l, term - hours as f64))
         })
+        .collect();
+    let owed: f64 = past
+        .iter()
+        .map(|(l, rest)| l["count"].as_f64().unwrap() * l["hourly_price"].as_f64().unwrap() * rest)
         .sum();
     assert!(owed > 0.0, "a growing fleet reserves its base: {text}");
     let got = v["committed_after_horizon"].as_f64().unwrap();
@@ -349,18 +354,10 @@ fn a_growing_fleet_shows_its_first_and_last_month_and_the_commitment_after_it() 
     let used = v["months"].as_array().unwrap().last().unwrap()["commitment_utilization"]
         .as_f64()
         .unwrap();
-    let replaces: f64 = v["instances"]
-        .as_array()
-        .unwrap()
+    let replaces: f64 = past
         .iter()
-        .filter_map(|l| {
-            let term = match l["pricing"].as_str().unwrap() {
-                "reserved_1y" => 8760.0,
-                "reserved_3y" => 26280.0,
-                _ => return None,
-            };
-            let ty = l["instance_type"].as_str().unwrap();
-            Some(used * l["count"].as_f64()? * od(ty) * (term - hours as f64))
+        .map(|(l, rest)| {
+            used * l["count"].as_f64().unwrap() * od(l["instance_type"].as_str().unwrap()) * rest
         })
         .sum();
     let got = v["after_horizon_replaces"].as_f64().unwrap();
