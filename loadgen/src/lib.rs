@@ -234,9 +234,8 @@ impl Shard {
 
     /// Parses `J/N` with `0 <= J < N`.
     pub fn parse(text: &str) -> Result<Shard, String> {
-        let (j, n) = text.split_once('/').ok_or_else(|| {
-            format!("`{text}` is not J/N: write e.g. 2/8 for shard 2 of 8 (0-based)")
-        })?;
+        let not_j_n = || format!("`{text}` is not J/N: write e.g. 2/8 for shard 2 of 8 (0-based)");
+        let (j, n) = text.split_once('/').ok_or_else(not_j_n)?;
         let num = |x: &str| x.trim().parse::<u32>().ok();
         match (num(j), num(n)) {
             (Some(j), Some(n)) if n >= 1 && j < n => Ok(Shard { index: j, count: n }),
@@ -245,9 +244,7 @@ impl Shard {
                 n - 1
             )),
             (Some(_), Some(_)) => Err("a run has at least 1 shard: write J/N with N >= 1".into()),
-            _ => Err(format!(
-                "`{text}` is not J/N: write e.g. 2/8 for shard 2 of 8 (0-based)"
-            )),
+            _ => Err(not_j_n()),
         }
     }
 
@@ -262,8 +259,7 @@ impl Shard {
     /// This shard's part of `n` things dealt out in turn (connections):
     /// the parts of all shards add up to `n`.
     pub fn share(self, n: usize) -> usize {
-        let (j, c) = (self.index as usize, self.count.max(1) as usize);
-        n / c + usize::from(j < n % c)
+        dealt(n, self.index as usize, self.count as usize)
     }
 
     /// Whether this is a part of a run of several.
@@ -276,6 +272,13 @@ impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
     }
+}
+
+/// Party `j`'s part of `n` things dealt out in turn to `c` parties (shards,
+/// or a shard's workers): the parts add up to `n`.
+pub(crate) fn dealt(n: usize, j: usize, c: usize) -> usize {
+    let c = c.max(1);
+    n / c + usize::from(j < n % c)
 }
 
 /// The start of a distributed run on the real-time clock: every shard warms

@@ -15,11 +15,12 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::result::{
-    Connections, Phases, RequestResult, RunResult, SecondRow, ShardInfo, ShardRow, ThresholdResult,
-    by_class, error_rate, histogram_from_base64, histogram_to_base64, latency_of,
+    Connections, RequestResult, RunResult, SecondRow, ShardInfo, ShardRow, ThresholdResult,
+    by_class, error_rate, histogram_from_base64, histogram_to_base64, judge_on, latency_of, phases,
+    request_result,
 };
 use crate::spec::{Threshold, parse_threshold};
-use crate::stats::{Class, Counts, latency_histogram};
+use crate::stats::{Class, Counts, Interval, PhaseStats, latency_histogram};
 
 /// Why shards cannot be merged. `at` is a shard's position in the input.
 #[derive(Debug, thiserror::Error)]
@@ -96,22 +97,9 @@ pub fn merge(parts: &[RunResult], extra: &[Threshold]) -> Result<RunResult, Merg
     ps.sort_by_key(|p| p.s.index);
     let first = ps[0].r;
     let window_s = ps.iter().map(|p| p.r.window_s).fold(0.0, f64::max);
-    let per_window = |x: f64, w: f64| {
-        if window_s > 0.0 {
-            x * w / window_s
-        } else {
-            0.0
-        }
-    };
-    let hist = |p: &Part<'_>, which: &str, text: &str| {
-        histogram_from_base64(text).ok_or_else(|| MergeError::BadHistogram {
-            at: p.at,
-            which: which.to_string(),
-        })
-    };
-    let mut sum = Sums::default();
+    let mut sum = Sums::new(window_s);
     for p in &ps {
-        sum.add(p, &hist, &per_window)?;
+        sum.add(p)?;
     }
     let mut thresholds = Vec::new();
     for expr in first.thresholds.iter().map(|t| t.expr.as_str()) {
@@ -123,7 +111,7 @@ pub fn merge(parts: &[RunResult], extra: &[Threshold]) -> Result<RunResult, Merg
         }
     }
     let series = merge_series(&ps)?;
-    Ok(sum.result(first, &ps, series, &thresholds, window_s))
+    Ok(sum.result(first, &ps, series, &thresholds))
 }
 
 /// Every input a shard of one run, each shard once, none missing.
@@ -193,6 +181,8 @@ fn check(parts: &[RunResult]) -> Result<Vec<Part<'_>>, MergeError> {
 
 /// The whole-run figures, added shard by shard.
 struct Sums {
+    /// The merged run's measured window, s (the longest shard's).
+    window_s: f64,
     counts: Counts,
     status: BTreeMap<String, u64>,
     bytes: (u64, u64),
@@ -201,15 +191,48 @@ struct Sums {
     conns: Connections,
     corrected: Histogram<u64>,
     uncorrected: Histogram<u64>,
-    phases: [Histogram<u64>; 3],
+    phases: PhaseStats,
     kinds: Vec<(Counts, Histogram<u64>, f64)>,
     checks: Vec<(u64, u64)>,
     stopped: Option<String>,
 }
 
-impl Default for Sums {
-    fn default() -> Self {
+/// Counts from `ok` and the failures by class.
+fn counts_of(
+    ok: u64,
+    errors: impl IntoIterator<Item = (Class, u64)>,
+    dropped: u64,
+    retried: u64,
+) -> Counts {
+    let mut c = Counts::default();
+    c.add_n(Class::Ok, ok);
+    for (class, n) in errors {
+        c.add_n(class, n);
+    }
+    c.dropped = dropped;
+    c.retried = retried;
+    c
+}
+
+/// A result's `errors`, by class.
+fn classes(errors: &BTreeMap<String, u64>) -> impl Iterator<Item = (Class, u64)> + '_ {
+    Class::ERRORS
+        .map(|c| (c, errors.get(c.name()).copied().unwrap_or(0)))
+        .into_iter()
+}
+
+/// Shard `p`'s `which` histogram.
+fn decode(p: &Part<'_>, which: &str, text: &str) -> Result<Histogram<u64>, MergeError> {
+    histogram_from_base64(text).ok_or_else(|| MergeError::BadHistogram {
+        at: p.at,
+        which: which.to_string(),
+    })
+}
+
+impl Sums {
+    fn new(window_s: f64) -> Self {
         Sums {
+            window_s,
             counts: Counts::default(),
             status: BTreeMap::new(),
             bytes: (0, 0),
@@ -218,49 +241,34 @@ impl Default for Sums {
             conns: Connections::default(),
             corrected: latency_histogram(),
             uncorrected: latency_histogram(),
-            phases: [
-                latency_histogram(),
-                latency_histogram(),
-                latency_histogram(),
-            ],
+            phases: PhaseStats::default(),
             kinds: Vec::new(),
             checks: Vec::new(),
             stopped: None,
         }
     }
-}
 
-/// Counts from a result's `ok` and `errors`.
-fn counts_of(ok: u64, errors: &BTreeMap<String, u64>, dropped: u64, retried: u64) -> Counts {
-    let mut c = Counts::default();
-    c.add_n(Class::Ok, ok);
-    for class in Class::ERRORS {
-        c.add_n(class, errors.get(class.name()).copied().unwrap_or(0));
+    /// A shard's rate over its window `w` as its part of the merged
+    /// window's: what it completed, per second of the merged window.
+    fn per_window(&self, x: f64, w: f64) -> f64 {
+        if self.window_s > 0.0 {
+            x * w / self.window_s
+        } else {
+            0.0
+        }
     }
-    c.dropped = dropped;
-    c.retried = retried;
-    c
-}
 
-type Decode<'f> = dyn Fn(&Part<'_>, &str, &str) -> Result<Histogram<u64>, MergeError> + 'f;
-
-impl Sums {
-    fn add(
-        &mut self,
-        p: &Part<'_>,
-        hist: &Decode<'_>,
-        per_window: &dyn Fn(f64, f64) -> f64,
-    ) -> Result<(), MergeError> {
+    fn add(&mut self, p: &Part<'_>) -> Result<(), MergeError> {
         let (r, h) = (p.r, &p.s.histograms);
         self.counts
-            .merge(&counts_of(r.ok, &r.errors, r.dropped, r.retried));
+            .merge(&counts_of(r.ok, classes(&r.errors), r.dropped, r.retried));
         for (code, n) in &r.status_codes {
             *self.status.entry(code.clone()).or_default() += n;
         }
         self.bytes.0 += r.bytes_sent;
         self.bytes.1 += r.bytes_received;
-        self.rates.0 += per_window(r.rps, r.window_s);
-        self.rates.1 += per_window(r.goodput_rps, r.window_s);
+        self.rates.0 += self.per_window(r.rps, r.window_s);
+        self.rates.1 += self.per_window(r.goodput_rps, r.window_s);
         if let Some(o) = r.offered_rps {
             *self.rates.2.get_or_insert(0.0) += o;
         }
@@ -270,31 +278,33 @@ impl Sums {
         if let Some(m) = r.connections.max {
             *self.conns.max.get_or_insert(0) += m;
         }
-        add(&mut self.corrected, &hist(p, "latency", &r.histogram)?);
+        add(&mut self.corrected, &decode(p, "latency", &r.histogram)?);
         add(
             &mut self.uncorrected,
-            &hist(p, "uncorrected", &h.uncorrected)?,
+            &decode(p, "uncorrected", &h.uncorrected)?,
         );
-        for (acc, (which, text)) in self.phases.iter_mut().zip([
-            ("connect", &h.connect),
-            ("tls", &h.tls),
-            ("ttfb", &h.ttfb),
-        ]) {
-            add(acc, &hist(p, which, text)?);
+        let ph = &mut self.phases;
+        for (acc, (which, text)) in [
+            (&mut ph.connect_us, ("connect", &h.connect)),
+            (&mut ph.tls_us, ("tls", &h.tls)),
+            (&mut ph.ttfb_us, ("ttfb", &h.ttfb)),
+        ] {
+            add(acc, &decode(p, which, text)?);
         }
         if self.kinds.len() < r.by_request.len() {
             self.kinds.resize_with(r.by_request.len(), || {
                 (Counts::default(), latency_histogram(), 0.0)
             });
         }
-        for (k, (acc, q)) in self.kinds.iter_mut().zip(&r.by_request).enumerate() {
+        for k in 0..r.by_request.len() {
+            let q = &r.by_request[k];
             let text = h.by_request.get(k).map_or("", String::as_str);
-            add(
-                &mut acc.1,
-                &hist(p, &format!("request `{}`", q.name), text)?,
-            );
-            acc.0.merge(&counts_of(q.ok, &q.errors, 0, 0));
-            acc.2 += per_window(q.rps, r.window_s);
+            let hist = decode(p, &format!("request `{}`", q.name), text)?;
+            let rps = self.per_window(q.rps, r.window_s);
+            let acc = &mut self.kinds[k];
+            add(&mut acc.1, &hist);
+            acc.0.merge(&counts_of(q.ok, classes(&q.errors), 0, 0));
+            acc.2 += rps;
         }
         if self.checks.len() < r.checks.len() {
             self.checks.resize(r.checks.len(), (0, 0));
@@ -316,15 +326,7 @@ impl Sums {
         self.kinds
             .iter()
             .zip(&first.by_request)
-            .map(|((kc, kh, rps), q)| RequestResult {
-                name: q.name.clone(),
-                requests: kc.requests(),
-                ok: kc.get(Class::Ok),
-                errors: by_class(kc),
-                error_rate: error_rate(kc),
-                rps: *rps,
-                latency_ms: latency_of(kh),
-            })
+            .map(|((kc, kh, rps), q)| request_result(&q.name, kc, kh, *rps))
             .collect()
     }
 
@@ -334,24 +336,14 @@ impl Sums {
         thresholds
             .iter()
             .map(|t| {
-                let kind = t
-                    .request
-                    .as_ref()
-                    .map(|name| kinds.iter().position(|q| &q.name == name));
-                let one = std::slice::from_ref(t);
-                match kind {
-                    None => crate::evaluate(one, &self.counts, &self.corrected, self.rates.0),
-                    Some(Some(k)) => {
+                let figures = match &t.request {
+                    None => Some((&self.counts, &self.corrected, self.rates.0)),
+                    Some(name) => kinds.iter().position(|q| &q.name == name).map(|k| {
                         let (kc, kh, rps) = &self.kinds[k];
-                        crate::evaluate(one, kc, kh, *rps)
-                    }
-                    Some(None) => vec![ThresholdResult {
-                        expr: t.expr.clone(),
-                        ok: false,
-                        value: 0.0,
-                    }],
-                }
-                .remove(0)
+                        (kc, kh, *rps)
+                    }),
+                };
+                judge_on(t, figures)
             })
             .collect()
     }
@@ -362,12 +354,10 @@ impl Sums {
         ps: &[Part<'_>],
         series: Vec<SecondRow>,
         thresholds: &[Threshold],
-        window_s: f64,
     ) -> RunResult {
         let by_request = self.by_request(first);
         let thresholds = self.judge(thresholds, &by_request);
         let c = &self.counts;
-        let [connect, tls, ttfb] = &self.phases;
         RunResult {
             kind: first.kind,
             name: first.name.clone(),
@@ -396,20 +386,14 @@ impl Sums {
             rps: self.rates.0,
             goodput_rps: self.rates.1,
             offered_rps: self.rates.2,
-            window_s,
+            window_s: self.window_s,
             target_rps: self.rates.2,
             latency_ms: latency_of(&self.corrected),
             latency_uncorrected_ms: latency_of(&self.uncorrected),
             latency_distribution: crate::result::distribution(&self.corrected),
             connections: self.conns,
             by_request,
-            phases: Some(Phases {
-                new_connections: connect.len(),
-                connect_ms: latency_of(connect),
-                tls_handshake_ms: (!tls.is_empty()).then(|| latency_of(tls)),
-                responses: ttfb.len(),
-                ttfb_ms: latency_of(ttfb),
-            }),
+            phases: Some(phases(&self.phases)),
             checks: first
                 .checks
                 .iter()
@@ -460,41 +444,33 @@ fn add(acc: &mut Histogram<u64>, h: &Histogram<u64>) {
 /// shards share the agreed start, so second t of one is second t of all.
 fn merge_series(ps: &[Part<'_>]) -> Result<Vec<SecondRow>, MergeError> {
     let len = ps.iter().map(|p| p.r.series.len()).max().unwrap_or(0);
-    let mut acc = latency_histogram();
+    // One interval, reused: each second's counts and histogram added up,
+    // then made a row as a single run's collector makes it.
+    let mut iv = Interval::empty(0);
     let mut buf = Vec::new();
     let mut rows = Vec::with_capacity(len);
     for s in 0..len {
-        acc.reset();
-        let mut row = SecondRow {
-            t_s: s as u64,
-            ..SecondRow::default()
-        };
+        iv.second = s as u64;
+        iv.counts = Counts::default();
+        iv.latency_us.reset();
+        let mut target: Option<f64> = None;
         for p in ps {
             let Some(r) = p.r.series.get(s) else {
                 continue;
             };
-            row.t_s = r.t_s;
-            row.requests += r.requests;
-            row.ok += r.ok;
-            row.errors += r.errors;
-            row.dropped += r.dropped;
+            let errors = Class::ERRORS.into_iter().zip(r.errors_by_class);
+            iv.counts.merge(&counts_of(r.ok, errors, r.dropped, 0));
             if let Some(t) = r.target_rps {
-                *row.target_rps.get_or_insert(0.0) += t;
-            }
-            for (a, b) in row.errors_by_class.iter_mut().zip(r.errors_by_class) {
-                *a += b;
+                *target.get_or_insert(0.0) += t;
             }
             let bad = || MergeError::BadHistogram {
                 at: p.at,
                 which: format!("second {s}'s"),
             };
             let text = p.s.seconds.get(s).ok_or_else(bad)?;
-            add_plain(&mut acc, text, &mut buf).ok_or_else(bad)?;
+            add_plain(&mut iv.latency_us, text, &mut buf).ok_or_else(bad)?;
         }
-        row.rps = row.requests as f64;
-        let q = |x: f64| acc.value_at_quantile(x) as f64 / 1e3;
-        (row.p50_ms, row.p95_ms, row.p99_ms) = (q(0.5), q(0.95), q(0.99));
-        rows.push(row);
+        rows.push(crate::second_row(&iv, target));
     }
     Ok(rows)
 }

@@ -271,25 +271,36 @@ fn by_request(plan: &RunPlan, out: &RunOutcome, window_s: f64) -> Vec<RequestRes
             } else {
                 kind_stats(out, i, kinds)
             };
-            RequestResult {
-                name: r.name.clone(),
-                requests: c.requests(),
-                ok: c.get(Class::Ok),
-                errors: by_class(c),
-                error_rate: error_rate(c),
-                rps: if window_s > 0.0 {
-                    c.requests() as f64 / window_s
-                } else {
-                    0.0
-                },
-                latency_ms: latency_of(h),
-            }
+            let rps = if window_s > 0.0 {
+                c.requests() as f64 / window_s
+            } else {
+                0.0
+            };
+            request_result(&r.name, c, h, rps)
         })
         .collect()
 }
 
+/// One kind of request's figures from its counts and corrected latency.
+pub(crate) fn request_result(
+    name: &str,
+    c: &Counts,
+    h: &Histogram<u64>,
+    rps: f64,
+) -> RequestResult {
+    RequestResult {
+        name: name.to_string(),
+        requests: c.requests(),
+        ok: c.get(Class::Ok),
+        errors: by_class(c),
+        error_rate: error_rate(c),
+        rps,
+        latency_ms: latency_of(h),
+    }
+}
+
 /// The phases' latencies.
-fn phases(p: &crate::stats::PhaseStats) -> Phases {
+pub(crate) fn phases(p: &crate::stats::PhaseStats) -> Phases {
     Phases {
         new_connections: p.connect_us.len(),
         connect_ms: latency_of(&p.connect_us),
@@ -327,20 +338,29 @@ fn judge(
     (rps, window_s): (f64, f64),
 ) -> ThresholdResult {
     let Some(name) = &t.request else {
-        let c = &out.totals.counts;
-        return evaluate(std::slice::from_ref(t), c, &out.totals.corrected_us, rps).remove(0);
+        return judge_on(t, Some((&out.totals.counts, &out.totals.corrected_us, rps)));
     };
     let kinds = plan.requests.len();
-    match plan.requests.iter().position(|r| &r.name == name) {
-        Some(i) => {
-            let (c, h) = kind_stats(out, i, kinds);
-            let kind_rps = if window_s > 0.0 {
-                c.requests() as f64 / window_s
-            } else {
-                0.0
-            };
-            evaluate(std::slice::from_ref(t), c, h, kind_rps).remove(0)
-        }
+    let figures = plan.requests.iter().position(|r| &r.name == name).map(|i| {
+        let (c, h) = kind_stats(out, i, kinds);
+        let kind_rps = if window_s > 0.0 {
+            c.requests() as f64 / window_s
+        } else {
+            0.0
+        };
+        (c, h, kind_rps)
+    });
+    judge_on(t, figures)
+}
+
+/// Threshold `t` on the figures it is about (counts, corrected latency,
+/// rps); `None`, a request no run has, never holds.
+pub(crate) fn judge_on(
+    t: &Threshold,
+    figures: Option<(&Counts, &Histogram<u64>, f64)>,
+) -> ThresholdResult {
+    match figures {
+        Some((c, h, rps)) => evaluate(std::slice::from_ref(t), c, h, rps).remove(0),
         None => ThresholdResult {
             expr: t.expr.clone(),
             ok: false,
@@ -413,8 +433,13 @@ fn window_rates(plan: &RunPlan, out: &RunOutcome, duration_s: f64) -> (f64, f64,
 }
 
 pub(crate) fn histogram_to_base64(h: &Histogram<u64>) -> String {
+    encode(h, &mut V2DeflateSerializer::new())
+}
+
+/// `h` serialized by `s`, in base64 ("" if it cannot be).
+fn encode<S: Serializer>(h: &Histogram<u64>, s: &mut S) -> String {
     let mut buf = Vec::new();
-    match V2DeflateSerializer::new().serialize(h, &mut buf) {
+    match s.serialize(h, &mut buf) {
         Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
         Err(_) => String::new(),
     }
@@ -424,11 +449,7 @@ pub(crate) fn histogram_to_base64(h: &Histogram<u64>) -> String {
 /// result): larger than the deflated form, and read back without
 /// inflating it (a merge reads many).
 pub fn histogram_to_base64_plain(h: &Histogram<u64>) -> String {
-    let mut buf = Vec::new();
-    match hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut buf) {
-        Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
-        Err(_) => String::new(),
-    }
+    encode(h, &mut hdrhistogram::serialization::V2Serializer::new())
 }
 
 /// Decodes a histogram written by [`summarize`] (either form).

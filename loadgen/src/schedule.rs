@@ -173,12 +173,6 @@ pub struct Stripe {
 }
 
 impl Stripe {
-    /// Every index.
-    pub const ALL: Stripe = Stripe {
-        offset: 0,
-        stride: 1,
-    };
-
     /// The `k`-th index of the stripe.
     pub fn index(self, k: u64) -> u64 {
         self.offset + k * self.stride

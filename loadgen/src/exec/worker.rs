@@ -248,7 +248,7 @@ impl Worker {
                 duration,
             } => {
                 let mine = self.sh.plan.shard.share(*connections);
-                let n = mine / self.workers + usize::from(self.id < mine % self.workers);
+                let n = crate::dealt(mine, self.id, self.workers);
                 for _ in 0..n {
                     let deadline = self.sh.t0 + *duration;
                     self.spawn_task(self.clone().closed_task(deadline, *think_time));
