@@ -66,12 +66,8 @@ pub fn render(a: &K8sRenderArgs) -> anyhow::Result<Outcome> {
         );
     }
     let name = dns_label(a.name.as_deref().unwrap_or(&scn.name))?;
-    let run_for = settings.warmup
-        + match &settings.plan.load {
-            loadgen::Load::Open { schedule, .. } => schedule.duration(),
-            loadgen::Load::Closed { duration, .. } => *duration,
-        }
-        + settings.plan.timeout;
+    let run_for =
+        settings.warmup + crate::run_cmd::run_length(&settings.plan) + settings.plan.timeout;
     let m = Manifests {
         name: &name,
         namespace: &a.namespace,
@@ -217,19 +213,17 @@ fn dns_label(name: &str) -> anyhow::Result<String> {
     Ok(label)
 }
 
+/// Whether `url`'s host is this machine's loopback (the URL as `run`
+/// parses it; one that does not parse is not).
 fn is_loopback(url: &str) -> bool {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .split(['/', '?'])
-        .next()
-        .unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or(host);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => host.split(':').next().unwrap_or(host),
+    let Ok(uri) = loadgen::net::parse_url(url) else {
+        return false;
     };
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

@@ -27,13 +27,10 @@ pub fn merge(a: MergeArgs) -> anyhow::Result<Outcome> {
         crate::write_json(p, &merged)?;
     }
     if let Some(p) = &a.csv {
-        let mut text = loadgen::csv_header();
-        text.push('\n');
+        let mut csv = crate::run_cmd::CsvSink::create(p)?;
         for row in &merged.series {
-            text.push_str(&loadgen::csv_row(row));
-            text.push('\n');
+            csv.row(row)?;
         }
-        std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
     let mut out = std::io::stdout().lock();
     out.write_all(shard_table(&merged).as_bytes())?;

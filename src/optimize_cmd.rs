@@ -237,7 +237,7 @@ pub fn month_and_commitment_lines(p: &Plan, indent: &str) -> String {
         ));
         s.push_str(&format!(
             "{indent}  at the last month's demand they stay {:.0}% in use and replace ${:.0} of on-demand: {}\n",
-            100.0 * p.months.last().map_or(0.0, |m| m.commitment_utilization),
+            100.0 * p.last_month_utilization(),
             p.after_horizon_replaces,
             if p.after_horizon_replaces >= p.committed_after_horizon {
                 "worth their cost".to_string()

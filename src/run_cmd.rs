@@ -728,7 +728,8 @@ fn name_by_method_and_path(reqs: &mut [RequestSpec], target_url: &str) {
     }
 }
 
-fn run_length(plan: &RunPlan) -> Duration {
+/// How long a plan's run lasts: its schedule, or the closed model's duration.
+pub fn run_length(plan: &RunPlan) -> Duration {
     match &plan.load {
         Load::Open { schedule, .. } => schedule.duration(),
         Load::Closed { duration, .. } => *duration,
@@ -776,16 +777,18 @@ pub fn stop_on_ctrl_c(stop: StopHandle) {
     });
 }
 
-struct CsvSink(BufWriter<File>);
+/// The per-second CSV: a run's, written as the seconds arrive, or a
+/// merged run's.
+pub struct CsvSink(BufWriter<File>);
 
 impl CsvSink {
-    fn create(path: &Path) -> anyhow::Result<Self> {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
         let mut f = create(path)?;
         writeln!(f, "{}", loadgen::csv_header())?;
         Ok(CsvSink(f))
     }
 
-    fn row(&mut self, row: &SecondRow) -> anyhow::Result<()> {
+    pub fn row(&mut self, row: &SecondRow) -> anyhow::Result<()> {
         writeln!(self.0, "{}", loadgen::csv_row(row))?;
         // Flushed every second: a killed run keeps its rows.
         self.0.flush().context("cannot write the CSV")?;

@@ -164,7 +164,7 @@ impl Plan {
     /// `reserved_3y`) still cost after the horizon (`solver.hours`), USD:
     /// each is owed for the rest of its term.
     pub fn owed_after_horizon(&self, pricing: &str) -> f64 {
-        let Some(&(_, term_h)) = RESERVATION_TERMS.iter().find(|t| t.0 == pricing) else {
+        let Some(left) = self.term_left_after_horizon(pricing) else {
             return 0.0;
         };
         let per_hour: f64 = self
@@ -173,7 +173,20 @@ impl Plan {
             .filter(|l| l.pricing == pricing)
             .filter_map(|l| Some(f64::from(l.count?) * l.hourly_price))
             .sum();
-        per_hour * term_h.saturating_sub(self.solver.hours) as f64
+        per_hour * left as f64
+    }
+
+    /// The last month's commitment utilisation: what the reservations are
+    /// assumed to keep after the horizon (see `after_horizon_replaces`).
+    pub fn last_month_utilization(&self) -> f64 {
+        self.months.last().map_or(0.0, |m| m.commitment_utilization)
+    }
+
+    /// The hours a reservation of `pricing` still runs after the horizon
+    /// (`solver.hours`); `None` for a pricing that is not a reservation.
+    pub fn term_left_after_horizon(&self, pricing: &str) -> Option<usize> {
+        let &(_, term_h) = RESERVATION_TERMS.iter().find(|t| t.0 == pricing)?;
+        Some(term_h.saturating_sub(self.solver.hours))
     }
 
     /// The cost of the first and of the last 730 hours of the horizon,

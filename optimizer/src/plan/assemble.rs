@@ -272,15 +272,11 @@ fn add_hour(months: &mut Vec<PlanMonth>, hr: usize, h: PlanMonth) {
 /// instance at its on-demand price, for the rest of its term, at the last
 /// month's commitment utilisation.
 fn after_horizon_replaces(p: &Problem, plan: &Plan) -> f64 {
-    let used = plan.months.last().map_or(0.0, |m| m.commitment_utilization);
-    let h = p.h as usize;
+    let used = plan.last_month_utilization();
     plan.instances
         .iter()
         .filter_map(|l| {
-            let (_, term_h) = contracts::plan::RESERVATION_TERMS
-                .iter()
-                .find(|t| t.0 == l.pricing)?;
-            let rest = term_h.saturating_sub(h) as f64;
+            let rest = plan.term_left_after_horizon(&l.pricing)? as f64;
             Some(used * f64::from(l.count?) * on_demand_price(p, &l.instance_type) * rest)
         })
         .sum()

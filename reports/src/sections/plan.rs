@@ -510,7 +510,7 @@ fn assumptions(p: &PlanDoc) -> Vec<String> {
         }
     }
     if p.committed_after_horizon > 0.005 {
-        let used = p.months.last().map_or(0.0, |m| m.commitment_utilization);
+        let used = p.last_month_utilization();
         out.push(format!(
             "Assumption: after the horizon, demand stays at the last month's level; the reservations then stay {:.0}% in use and replace ${:.0} of on-demand spend against the ${:.0} still owed.",
             100.0 * used,
