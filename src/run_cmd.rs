@@ -53,17 +53,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         return find_capacity(&args, settings, &stop);
     }
     let result = execute(&settings, &Sinks::of(&args), &stop)?;
-    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
-    let mut out = std::io::stdout().lock();
+    let json_to_stdout = args.json.as_deref().is_some_and(is_stdout);
+    let summary = crate::run_summary::render(&result);
     // With the result on standard output, the summary goes to standard
     // error, so that the output is the result alone.
     if json_to_stdout {
-        eprint!("{}", crate::run_summary::render(&result));
+        eprint!("{summary}");
     } else {
-        out.write_all(crate::run_summary::render(&result).as_bytes())?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(summary.as_bytes())?;
         out.flush()?;
     }
-    drop(out);
     if result.dropped > 0 {
         eprintln!(
             "loadtest: warning: {} scheduled requests were dropped (every connection busy for longer than the timeout); raise --max-connections or --timeout",
@@ -79,6 +79,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         out.flush()?;
     }
     Ok(outcome)
+}
+
+/// `--json -`: the result goes to standard output.
+fn is_stdout(p: &Path) -> bool {
+    p == Path::new("-")
 }
 
 /// The thresholds a result missed, as written.
@@ -245,9 +250,9 @@ impl<'a> Sinks<'a> {
         let files: Vec<String> = [self.json, self.csv, self.hdr]
             .into_iter()
             .flatten()
-            .map(|p| match p.to_str() {
-                Some("-") => "standard output".to_string(),
-                _ => p.display().to_string(),
+            .map(|p| match is_stdout(p) {
+                true => "standard output".to_string(),
+                false => p.display().to_string(),
             })
             .collect();
         if files.is_empty() {
@@ -275,7 +280,7 @@ pub fn execute_with(
     // `--json -`: the binary prints the result last, after the summary.
     let mut json = args
         .json
-        .filter(|p| *p != Path::new("-"))
+        .filter(|p| !is_stdout(p))
         .map(create)
         .transpose()?;
     let mut csv = args.csv.map(CsvSink::create).transpose()?;
