@@ -30,7 +30,15 @@ for i in $(seq "$ROUNDS"); do
   taskset -c "$SHARED_CPU" "$LOADTEST" plan scenarios/real-stack.toml --out "$out/round$i" \
     --step "$STEP" --verify --verify-url http://127.0.0.1:58080/item --verify-replicas 2 \
     --verify-levels "$LEVELS" --allow-bad-fit --quiet > "$out/round$i.log" 2>&1 || code=$?
-  fit=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["calibration"]; print("fit: %d worker(s) x %.2f ms + %.2f ms floor = %.0f rps" % (c["workers"], c["service_mean_ms"], c["latency_floor_ms"], c["capacity_rps"]))' "$out/round$i/forecast.json" 2>/dev/null || echo "no fit")
+  fit=$(python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["calibration"]
+who = "%d worker(s)" % c["workers"]
+if c.get("cores"):
+    who += " sharing %d core(s), %.0f%% per extra runnable" % (c["cores"], 100 * c.get("switch_cost", 0))
+print("fit: %s x %.2f ms + %.2f ms floor, spread %.2f = %.0f rps; max p95 error on fitted %.0f%%" % (
+    who, c["service_mean_ms"], c["latency_floor_ms"], c.get("spread", 1), c["capacity_rps"], 100 * c["max_p95_error"]))
+' "$out/round$i/forecast.json" 2>/dev/null || echo "no fit")
   echo "round $i: exit $code ($fit)" >&2
   [ -f "$out/round$i/verify.json" ] || { cat "$out/round$i.log" >&2; exit 1; }
 done

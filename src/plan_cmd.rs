@@ -520,8 +520,8 @@ impl Pipeline {
             return Ok(true);
         }
         eprintln!(
-            "loadtest: no model fits the measurements: the best ({} workers) misses p95 by {:.0}% or goodput by {:.0}% on the steps below 90% of capacity (tolerance 15% and 5%); not forecasting from it. The steps and the fit are in {}; --allow-bad-fit forecasts anyway. Exit 1",
-            fit.workers,
+            "loadtest: no model fits the measurements: the best ({}) misses p95 by {:.0}% or goodput by {:.0}% on the steps below 90% of capacity (tolerance 15% and 5%); not forecasting from it. The steps and the fit are in {}; --allow-bad-fit forecasts anyway. Exit 1",
+            fit.concurrency(),
             100.0 * fit.max_p95_error,
             100.0 * fit.max_goodput_error,
             self.a.out.display()

@@ -244,8 +244,8 @@ pub fn fit_steps(
 /// The fit in one line.
 pub fn fit_line(f: &simulator::calibrate::Fit) -> String {
     format!(
-        "loadtest: calibrated: {} worker(s) per replica × {:.2} ms mean service time = {:.1} rps capacity, + {:.2} ms latency floor; p95 within {:.1}%, goodput within {:.1}% on the steps below 90% of capacity",
-        f.workers,
+        "loadtest: calibrated: {} per replica, {:.2} ms mean service time: {:.1} rps capacity, + {:.2} ms latency floor; p95 within {:.1}%, goodput within {:.1}% on the steps below 90% of capacity",
+        f.concurrency(),
         f.service_mean_ms,
         f.capacity_rps,
         f.latency_floor_ms,

@@ -592,6 +592,52 @@ seed = 5
 replications = 3
 "#;
 
+/// Workers sharing fewer cores: the forecast is the same with 1 and 2
+/// threads, its CPU counts busy cores (4 workers on 1 core run hotter
+/// than 4 workers with a core each, so the HPA adds replicas), and a
+/// core count of 0 is refused with the key's line.
+#[test]
+fn simulate_with_shared_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = SMALL_SIM.replace(
+        "workers_per_replica = 4\n",
+        "workers_per_replica = 4\ncores_per_replica = 1\nswitch_cost = 0.05\n",
+    );
+    assert_ne!(shared, SMALL_SIM);
+    let forecast = |text: &str, threads: &str| {
+        let (mut cmd, json) = simulate_to_json(dir.path(), text);
+        cmd.env("RAYON_NUM_THREADS", threads).assert().code(0);
+        let mut v = read_json(&json);
+        for k in ["started_at", "duration_s"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let one = forecast(&shared, "1");
+    assert_eq!(
+        one,
+        forecast(&shared, "2"),
+        "differs between 1 and 2 threads"
+    );
+    let fifo = forecast(SMALL_SIM, "1");
+    let mean = |v: &serde_json::Value| v["replicas"]["mean"].as_f64().unwrap();
+    assert!(
+        mean(&one) > mean(&fifo) + 0.5,
+        "{} vs {}",
+        mean(&one),
+        mean(&fifo)
+    );
+    let bad = SMALL_SIM.replace(
+        "workers_per_replica = 4\n",
+        "workers_per_replica = 4\ncores_per_replica = 0\n",
+    );
+    let (mut cmd, _) = simulate_to_json(dir.path(), &bad);
+    cmd.assert()
+        .code(2)
+        .stderr(contains("s.toml:7:"))
+        .stderr(contains("cores_per_replica must be within 1..=100000"));
+}
+
 #[test]
 fn simulate_writes_the_forecast_and_is_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
@@ -845,7 +891,7 @@ fn simulate_calibrates_service_time_and_workers_from_runs() {
     ])
     .assert()
     .code(0)
-    .stderr(contains("calibrated: 4 worker(s) per replica"));
+    .stderr(contains("calibrated: 4 workers per replica"));
     // The measured ~20-21 ms service time replaces the scenario's 10 ms mean.
     let p50 = read_json(&json)["latency_ms"]["p50"].as_f64().unwrap();
     assert!((19.0..26.0).contains(&p50), "p50 {p50}");

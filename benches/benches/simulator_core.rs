@@ -1,6 +1,7 @@
 //! The discrete-event core on one core: events per second of a fixed
-//! window (M/M/32 at 80%, and the shipped scenario's service under HPA at
-//! its 200k-user peak), and the event queue against std's BinaryHeap.
+//! window (M/M/32 at 80%, the shipped scenario's service under HPA at
+//! its 200k-user peak, and workers sharing cores), and the event queue
+//! against std's BinaryHeap.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -27,6 +28,8 @@ fn config(rate: f64, workers: u32, service: Dist, autoscaling: Option<Autoscalin
             cpu_ms_per_request: None,
             latency_floor_ms: 0.0,
             spot: None,
+            cores_per_replica: None,
+            switch_cost: 0.0,
         },
         autoscaling,
         cost: Cost::default(),
@@ -57,9 +60,17 @@ fn engine(c: &mut Criterion) {
             cpu_initialization_period: Duration::from_secs(300),
         }),
     );
+    // 8 workers sharing 2 cores (processor sharing) at 80% of the cores.
+    let mut shared = config(1600.0, 8, Dist::Exponential { mean_ms: 10.0 }, None);
+    shared.service.cores_per_replica = Some(2);
     for (name, cfg, replicas) in [
         ("M/M/32 at 80%, 10 min", &mmc, 1),
         ("6000 rps, HPA, 43 pods, 10 min", &peak, 43),
+        (
+            "8 workers sharing 2 cores at 80%, 10 pods, 10 min",
+            &shared,
+            10,
+        ),
     ] {
         let w = Window {
             start_s: 0.0,

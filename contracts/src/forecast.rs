@@ -296,6 +296,59 @@ pub struct StepFit {
     pub predicted_saturated: bool,
 }
 
+fn one_f64() -> f64 {
+    1.0
+}
+
+/// One model the calibration tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCandidate {
+    /// Concurrent workers per replica.
+    pub workers: u32,
+    /// Cores they share; absent: a server per worker (FIFO).
+    pub cores: Option<u32>,
+    /// Throughput lost per runnable request beyond the cores.
+    pub switch_cost: f64,
+    /// Mean absolute relative error of p95 and goodput over the fitted steps.
+    pub score: f64,
+}
+
+impl ModelCandidate {
+    /// The model in a few words: "4 workers on 1 core, 5% per extra
+    /// runnable request" or "2 workers".
+    pub fn describe(&self) -> String {
+        describe(self.workers, self.cores, self.switch_cost)
+    }
+}
+
+fn describe(workers: u32, cores: Option<u32>, switch_cost: f64) -> String {
+    let w = format!("{workers} worker{}", if workers == 1 { "" } else { "s" });
+    match cores {
+        Some(c) if c < workers => {
+            let cost = if switch_cost > 0.0 {
+                format!(
+                    ", {:.0}% lost per extra runnable request",
+                    100.0 * switch_cost
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "{w} sharing {c} core{}{cost}",
+                if c == 1 { "" } else { "s" }
+            )
+        }
+        _ => w,
+    }
+}
+
+impl Fit {
+    /// The fitted concurrency in a few words (see [`ModelCandidate::describe`]).
+    pub fn concurrency(&self) -> String {
+        describe(self.workers, self.cores, self.switch_cost)
+    }
+}
+
 /// The fitted model and how well it predicts each step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fit {
@@ -314,6 +367,21 @@ pub struct Fit {
     /// Every candidate `workers` with its score (mean absolute relative
     /// error over the fitted steps; lower is better).
     pub candidates: Vec<(u32, f64)>,
+    /// Cores the workers share (processor sharing), when the fit chose
+    /// that family; absent: each worker is a server of its own.
+    #[serde(default)]
+    pub cores: Option<u32>,
+    /// With shared cores: throughput lost per runnable request beyond them.
+    #[serde(default)]
+    pub switch_cost: f64,
+    /// The service times' deviations from their mean, as a share of the
+    /// low-load latency's (1 in fits written before it was fitted).
+    #[serde(default = "one_f64")]
+    pub spread: f64,
+    /// Every model tried, of both families, with its score (fits written
+    /// before this list only have `candidates`).
+    #[serde(default)]
+    pub models: Vec<ModelCandidate>,
     /// Each fitted step.
     pub steps: Vec<StepFit>,
     /// Largest |p95 error| over the steps below 90% of capacity.

@@ -545,6 +545,10 @@ fn a_calibrated_forecast_draws_the_knee() {
         capacity_rps: 400.0,
         low_load_mean_ms: 21.0,
         candidates: vec![(8, 0.05)],
+        cores: None,
+        switch_cost: 0.0,
+        models: vec![],
+        spread: 1.0,
         steps: vec![step(300.0, 80.0, 90.0), step(100.0, 40.0, 41.0)],
         max_p95_error: 0.125,
         max_goodput_error: 0.0,
@@ -603,6 +607,78 @@ fn a_calibrated_forecast_draws_the_knee() {
     let plain = vec![save(dir.path(), "g.json", &forecast_json())];
     let sections = reports::build(&plain, &opts(dir.path(), Format::Html)).unwrap();
     assert!(sections[0].charts.iter().all(|c| c.id != "knee"));
+}
+
+/// A calibration that chose workers sharing a core: the figures name the
+/// model, and the table lists every model tried, best first, marking the
+/// chosen one; a fit written before the list has no table.
+#[test]
+fn a_calibrated_forecast_shows_the_models_tried() {
+    use contracts::forecast::{Fit, ModelCandidate};
+    let dir = tempfile::tempdir().unwrap();
+    let m = |workers, cores, switch_cost, score| ModelCandidate {
+        workers,
+        cores,
+        switch_cost,
+        score,
+    };
+    let fit = Fit {
+        family: String::new(),
+        workers: 4,
+        service_mean_ms: 1.63,
+        latency_floor_ms: 0.0,
+        capacity_rps: 1025.0,
+        low_load_mean_ms: 2.0,
+        candidates: vec![(1, 0.048), (2, 0.3)],
+        cores: Some(2),
+        switch_cost: 0.1,
+        spread: 0.9,
+        models: vec![
+            m(1, None, 0.0, 0.048),
+            m(2, None, 0.0, 0.3),
+            m(4, Some(2), 0.1, 0.031),
+            m(4, Some(1), 0.0, 0.1),
+        ],
+        steps: vec![],
+        max_p95_error: 0.1,
+        max_goodput_error: 0.0,
+        assumes: String::new(),
+    };
+    let mut f = forecast_json();
+    f["calibration"] = serde_json::to_value(&fit).unwrap();
+    let docs = vec![save(dir.path(), "f.json", &f)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    let figure = sections[0]
+        .figures
+        .iter()
+        .find(|(k, _)| k == "Calibrated model")
+        .unwrap();
+    assert!(
+        figure.1.starts_with(
+            "4 workers sharing 2 cores, 10% lost per extra runnable request per replica"
+        ),
+        "{}",
+        figure.1
+    );
+    let t = sections[0]
+        .tables
+        .iter()
+        .find(|t| t.id == "models")
+        .unwrap();
+    assert_eq!(t.numbers("score %"), [3.1, 4.8, 10.0, 30.0]);
+    let (_, rows) = t.cells();
+    assert_eq!(
+        rows[0][0],
+        "4 workers sharing 2 cores, 10% lost per extra runnable request"
+    );
+    assert_eq!(rows[0][2], "yes");
+    assert_eq!(rows[1][0], "1 worker");
+    assert!(rows[1..].iter().all(|r| r[2].is_empty()));
+    let mut old = f.clone();
+    old["calibration"].as_object_mut().unwrap().remove("models");
+    let docs = vec![save(dir.path(), "old.json", &old)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    assert!(sections[0].tables.iter().all(|t| t.id != "models"));
 }
 
 /// The cost review month by month, its three figures reconciled, and what

@@ -23,7 +23,7 @@
 //! Replicas are modelled as independent: a tier they share (one database,
 //! one host) is not in this model, and a fit says so.
 
-pub use contracts::forecast::{Fit, Measured, StepFit};
+pub use contracts::forecast::{Fit, Measured, ModelCandidate, StepFit};
 
 use crate::engine::{Window, simulate};
 use crate::model::{Arrivals, Balancer, Dist, SimConfig, Traffic};
@@ -57,30 +57,54 @@ pub struct FitInput<'a> {
     pub fit_below: f64,
 }
 
-/// A replica's model for `workers` candidates.
+/// A replica's model for one candidate (its score is not used), with
+/// the latency floor `floor` (clamped to the fastest 1% of the shape), or
+/// if `None` the low-load mean less the mean service time; and the
+/// service times' deviations from their mean scaled by `spread` (≤ 1).
 fn model(
     base: &SimConfig,
     shape: &[(f64, u64)],
     capacity_rps: f64,
-    workers: u32,
-) -> (SimConfig, f64, f64) {
+    m: &ModelCandidate,
+    (floor, spread): (Option<f64>, f64),
+) -> Built {
+    let mut cfg = base.clone();
+    cfg.service.workers_per_replica = m.workers;
+    cfg.service.cores_per_replica = m.cores;
+    cfg.service.switch_cost = m.switch_cost;
     let total: u64 = shape.iter().map(|p| p.1).sum();
     let mean = shape.iter().map(|p| p.0 * p.1 as f64).sum::<f64>() / total.max(1) as f64;
     let fastest = quantile(shape, 0.01);
-    let service_mean = 1e3 * workers as f64 / capacity_rps;
-    let floor = (mean - service_mean).clamp(0.0, fastest);
+    // Saturated, the replica holds `servers` full-speed servers busy (its
+    // workers, or its shared cores less the switching cost).
+    let service_mean = 1e3 * cfg.service.servers() / capacity_rps;
+    let floor = floor.unwrap_or(mean - service_mean).clamp(0.0, fastest);
     // Service time: the latency net of the floor, scaled to its mean.
     let net_mean = (mean - floor).max(1e-6);
     let k = service_mean / net_mean;
     let points = shape
         .iter()
-        .map(|&(ms, n)| (((ms - floor).max(0.0) * k).max(1e-3), n))
+        .map(|&(ms, n)| {
+            let net = (ms - floor).max(0.0) * k;
+            ((service_mean + spread * (net - service_mean)).max(1e-3), n)
+        })
         .collect();
-    let mut cfg = base.clone();
-    cfg.service.workers_per_replica = workers;
     cfg.service.service_time = Dist::Empirical { points };
     cfg.service.latency_floor_ms = floor;
-    (cfg, service_mean, floor)
+    Built {
+        cfg,
+        service_mean,
+        floor,
+        spread,
+    }
+}
+
+/// A candidate's model and the parameters it was built with.
+struct Built {
+    cfg: SimConfig,
+    service_mean: f64,
+    floor: f64,
+    spread: f64,
 }
 
 fn quantile(points: &[(f64, u64)], q: f64) -> f64 {
@@ -107,6 +131,8 @@ pub struct Prediction {
     pub p99_ms: f64,
     /// Successful responses per second.
     pub goodput_rps: f64,
+    /// Mean latency from the scheduled time, ms.
+    pub mean_ms: f64,
 }
 
 /// Predicts one step: `replicas` of `cfg` behind round-robin, offered
@@ -142,6 +168,7 @@ pub fn predict(cfg: &SimConfig, m: &Measured, reps: u32) -> Prediction {
         p95_ms: q(0.95),
         p99_ms: q(0.99),
         goodput_rps: ok as f64 / (m.duration_s * reps.max(1) as f64),
+        mean_ms: h.mean() / 1e3,
     }
 }
 
@@ -181,6 +208,58 @@ const REPS: u32 = 6;
 /// Scores within this of the best (mean relative error) are a tie.
 const TIE: f64 = 0.01;
 
+/// Every candidate model with its score on the `fitted` steps and its
+/// settled floor, scored in parallel (each on its own, so the result is
+/// the same on any number of threads).
+fn score_models(
+    input: &FitInput<'_>,
+    shape: &[(f64, u64)],
+    low: &[usize],
+    fitted: &[Measured],
+) -> Vec<(ModelCandidate, f64)> {
+    use rayon::prelude::*;
+    let score = |fits: &[StepFit]| {
+        fits.iter()
+            .map(|f| f.p95_error.abs() + f.goodput_error.abs())
+            .sum::<f64>()
+            / fits.len().max(1) as f64
+    };
+    candidate_models(input.base, input.max_workers)
+        .into_par_iter()
+        .map(|mut m| {
+            let Built { cfg, floor, .. } = settled(input, shape, low, &m);
+            m.score = score(&compare(&cfg, fitted, input.p95_slo_ms, REPS));
+            (m, floor)
+        })
+        .collect()
+}
+
+/// The best-scoring model. Steps that cannot tell candidates apart (all
+/// at low load) leave several within a point of the best: then the
+/// smallest floor wins, i.e. the latency is taken to be service time
+/// (Little's law at saturation, c = X × R0); then the simpler model: a
+/// server per worker before shared cores, no switching cost before one,
+/// fewer workers or cores.
+fn choose(models: &[(ModelCandidate, f64)]) -> Option<ModelCandidate> {
+    let best = models
+        .iter()
+        .map(|c| c.0.score)
+        .fold(f64::INFINITY, f64::min);
+    let simpler = |m: &ModelCandidate| {
+        (
+            m.cores.is_some(),
+            m.switch_cost.to_bits(),
+            m.workers,
+            m.cores,
+        )
+    };
+    models
+        .iter()
+        .filter(|c| c.0.score <= best + TIE)
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(simpler(&a.0).cmp(&simpler(&b.0))))
+        .map(|c| c.0.clone())
+}
+
 /// Fits the model to the steps (see the module doc).
 pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
     let x = input.capacity_rps;
@@ -198,30 +277,22 @@ pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
         .filter(|m| m.offered_rps < input.fit_below * x * m.replicas as f64)
         .cloned()
         .collect();
-    let score = |fits: &[StepFit]| {
-        fits.iter()
-            .map(|f| f.p95_error.abs() + f.goodput_error.abs())
-            .sum::<f64>()
-            / fits.len().max(1) as f64
-    };
-    let mut candidates = Vec::new();
-    for c in worker_candidates(input.max_workers) {
-        let (cfg, _, floor) = model(input.base, &shape, x, c);
-        let s = score(&compare(&cfg, &fitted, input.p95_slo_ms, REPS));
-        candidates.push((c, s, floor));
-    }
-    let best = candidates.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
-    // Steps that cannot tell candidates apart (all at low load) leave
-    // several within a point of the best: then the smallest floor wins,
-    // i.e. the latency is taken to be service time (Little's law at
-    // saturation, c = X × R0), the smaller c on a tie.
-    let workers = candidates
+    let low = shape_steps(input);
+    let models = score_models(input, &shape, &low, &fitted);
+    let chosen = choose(&models)?;
+    let models: Vec<ModelCandidate> = models.into_iter().map(|m| m.0).collect();
+    let candidates: Vec<(u32, f64)> = models
         .iter()
-        .filter(|c| c.1 <= best + TIE)
-        .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))
-        .map(|c| c.0)?;
-    let candidates: Vec<(u32, f64)> = candidates.into_iter().map(|(c, s, _)| (c, s)).collect();
-    let (cfg, service_mean_ms, latency_floor_ms) = model(input.base, &shape, x, workers);
+        .filter(|m| m.cores.is_none())
+        .map(|m| (m.workers, m.score))
+        .collect();
+    let Built {
+        cfg,
+        service_mean: service_mean_ms,
+        floor: latency_floor_ms,
+        spread,
+    } = settled(input, &shape, &low, &chosen);
+    let workers = chosen.workers;
     let steps = compare(&cfg, input.steps, input.p95_slo_ms, REPS);
     let within = |f: &&StepFit| f.offered_rps < BELOW_KNEE * x * f.replicas as f64;
     let max_of = |g: fn(&StepFit) -> f64| {
@@ -231,11 +302,22 @@ pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
             .map(|f| g(f).abs())
             .fold(0.0, f64::max)
     };
-    Some(Fit {
-        family: format!(
+    let family = match chosen.cores {
+        None => format!(
             "{workers} FIFO worker(s) per replica, empirical service time scaled to {workers}/capacity, plus a fixed latency floor"
         ),
+        Some(c) => format!(
+            "{workers} worker(s) per replica sharing {c} core(s) (processor sharing, {:.0}% of throughput lost per runnable request beyond the cores), empirical service time scaled to the cores' capacity, plus a fixed latency floor",
+            100.0 * chosen.switch_cost
+        ),
+    };
+    Some(Fit {
+        family,
         workers,
+        cores: chosen.cores,
+        switch_cost: chosen.switch_cost,
+        spread,
+        models,
         service_mean_ms,
         latency_floor_ms,
         capacity_rps: x,
@@ -250,7 +332,107 @@ pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
 
 /// The model with a fit applied.
 pub fn apply(base: &SimConfig, fit: &Fit, shape: &[(f64, u64)]) -> SimConfig {
-    model(base, shape, fit.capacity_rps, fit.workers).0
+    let m = ModelCandidate {
+        workers: fit.workers,
+        cores: fit.cores,
+        switch_cost: fit.switch_cost,
+        score: 0.0,
+    };
+    model(
+        base,
+        shape,
+        fit.capacity_rps,
+        &m,
+        (Some(fit.latency_floor_ms), fit.spread),
+    )
+    .cfg
+}
+
+/// A candidate's model with its latency floor and spread settled by
+/// simulation. The low-load latency is not service time plus a floor
+/// alone: those steps already queue a little (several requests sharing a
+/// core at 40% load, say), which would otherwise go into the floor and
+/// widen the service times. So the steps the shape comes from are
+/// simulated without a floor; the floor is the measured mean less the
+/// simulated one, and the deviations from the mean shrink by the ratio of
+/// the measured to the simulated p95 excess over the mean (never widen).
+/// Three rounds, each from the last one's model.
+fn settled(input: &FitInput<'_>, shape: &[(f64, u64)], low: &[usize], m: &ModelCandidate) -> Built {
+    let x = input.capacity_rps;
+    let mut built = model(input.base, shape, x, m, (None, 1.0));
+    for _ in 0..3 {
+        let mut bare = built.cfg.clone();
+        bare.service.latency_floor_ms = 0.0;
+        let (mut meas, mut sim, mut n) = ((0.0, 0.0), (0.0, 0.0), 0.0);
+        for &i in low {
+            let pts = &input.latencies[i];
+            let w = pts.iter().map(|p| p.1).sum::<u64>() as f64;
+            let p = predict(&bare, &input.steps[i], REPS);
+            meas.0 += pts.iter().map(|p| p.0 * p.1 as f64).sum::<f64>();
+            meas.1 += w * input.steps[i].p95_ms;
+            sim.0 += w * p.mean_ms;
+            sim.1 += w * p.p95_ms;
+            n += w;
+        }
+        if n == 0.0 {
+            break;
+        }
+        let (meas_excess, sim_excess) = ((meas.1 - meas.0) / n, (sim.1 - sim.0) / n);
+        let spread = if sim_excess > 0.0 && meas_excess > 0.0 {
+            (built.spread * meas_excess / sim_excess).clamp(0.05, 1.0)
+        } else {
+            built.spread
+        };
+        built = model(
+            input.base,
+            shape,
+            x,
+            m,
+            (Some((meas.0 - sim.0) / n), spread),
+        );
+    }
+    built
+}
+
+/// Switching costs the shared-cores family tries.
+const SWITCH_COSTS: [f64; 4] = [0.0, 0.05, 0.1, 0.2];
+
+/// The models to try: a FIFO server per worker for each count of
+/// [`worker_candidates`]; and, when the scenario's replica has more than
+/// one worker, those workers sharing fewer cores (the scenario's
+/// `cores_per_replica` if it gives one, else each count below the
+/// workers) at each of [`SWITCH_COSTS`]. A CPU-bound service with 8
+/// workers on one core is the second kind: its workers are not servers.
+pub fn candidate_models(base: &SimConfig, max_workers: u32) -> Vec<ModelCandidate> {
+    let fifo = |workers| ModelCandidate {
+        workers,
+        cores: None,
+        switch_cost: 0.0,
+        score: f64::NAN,
+    };
+    let mut v: Vec<ModelCandidate> = worker_candidates(max_workers)
+        .into_iter()
+        .map(fifo)
+        .collect();
+    let w = base.service.workers_per_replica;
+    let cores: Vec<u32> = match base.service.cores_per_replica {
+        Some(c) if c < w => vec![c],
+        Some(_) => vec![],
+        None => worker_candidates(w.saturating_sub(1))
+            .into_iter()
+            .filter(|&c| c < w)
+            .collect(),
+    };
+    for c in cores {
+        for switch_cost in SWITCH_COSTS {
+            v.push(ModelCandidate {
+                cores: Some(c),
+                switch_cost,
+                ..fifo(w)
+            });
+        }
+    }
+    v
 }
 
 /// The latency points the shape comes from: the one-replica steps below
@@ -259,6 +441,15 @@ pub fn apply(base: &SimConfig, fit: &Fit, shape: &[(f64, u64)]) -> SimConfig {
 /// run is not service time. Merging rather than picking the smallest p95
 /// keeps the shape free of the bias a minimum over noisy runs has.
 pub fn shape_source(input: &FitInput<'_>) -> Option<Vec<(f64, u64)>> {
+    let points: Vec<(f64, u64)> = shape_steps(input)
+        .into_iter()
+        .flat_map(|i| input.latencies[i].iter().copied())
+        .collect();
+    (!points.is_empty()).then_some(points)
+}
+
+/// The steps [`shape_source`] takes its points from.
+fn shape_steps(input: &FitInput<'_>) -> Vec<usize> {
     let usable: Vec<usize> = (0..input.steps.len())
         .filter(|&i| input.steps[i].replicas == 1)
         .filter(|&i| !input.latencies.get(i).is_none_or(|l| l.is_empty()))
@@ -279,12 +470,8 @@ pub fn shape_source(input: &FitInput<'_>) -> Option<Vec<(f64, u64)>> {
         .iter()
         .map(|&i| input.steps[i].p95_ms)
         .fold(f64::INFINITY, f64::min);
-    let points: Vec<(f64, u64)> = low
-        .iter()
-        .filter(|&&i| input.steps[i].p95_ms <= 1.25 * least)
-        .flat_map(|&i| input.latencies[i].iter().copied())
-        .collect();
-    (!points.is_empty()).then_some(points)
+    low.retain(|&i| input.steps[i].p95_ms <= 1.25 * least);
+    low
 }
 
 /// 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, ... up to `max`.
@@ -323,6 +510,8 @@ mod tests {
                 cpu_ms_per_request: None,
                 latency_floor_ms: 0.0,
                 spot: None,
+                cores_per_replica: None,
+                switch_cost: 0.0,
             },
             autoscaling: None,
             cost: Cost::default(),
@@ -331,19 +520,17 @@ mod tests {
         }
     }
 
-    /// Measurements made by the simulator itself of a known service
-    /// (4 workers, exponential 20 ms, a 2 ms floor): the fit recovers the
-    /// workers, the floor and the capacity, and predicts the steps.
-    #[test]
-    fn the_fit_recovers_a_known_service() {
-        let mut truth = base();
-        truth.service.workers_per_replica = 4;
-        truth.service.service_time = Dist::Exponential { mean_ms: 20.0 };
-        truth.service.latency_floor_ms = 2.0;
-        let capacity = 4.0 / 0.020;
+    /// Steps measured by the simulator itself of a known service, offered
+    /// `fractions` of `capacity` evenly spaced for 60 s: the steps and
+    /// their latency points.
+    fn measure(
+        truth: &SimConfig,
+        capacity: f64,
+        fractions: &[f64],
+    ) -> (Vec<Measured>, Vec<Vec<(f64, u64)>>) {
         let mut steps = Vec::new();
         let mut latencies = Vec::new();
-        for f in [0.2, 0.4, 0.6, 0.8] {
+        for f in fractions {
             let m = Measured {
                 offered_rps: f * capacity,
                 duration_s: 60.0,
@@ -375,18 +562,40 @@ mod tests {
                 ..m
             });
         }
-        let b = base();
-        let fit = fit(&FitInput {
-            base: &b,
+        (steps, latencies)
+    }
+
+    fn fit_of(base: &SimConfig, capacity: f64, steps: &[Measured], lat: &[Vec<(f64, u64)>]) -> Fit {
+        fit(&FitInput {
+            base,
             capacity_rps: capacity,
-            latencies: &latencies,
-            steps: &steps,
+            latencies: lat,
+            steps,
             max_workers: 16,
             p95_slo_ms: 200.0,
             fit_below: 0.9,
         })
-        .expect("fits");
-        assert_eq!(fit.workers, 4, "{:?}", fit.candidates);
+        .expect("fits")
+    }
+
+    /// Measurements made by the simulator itself of a known service
+    /// (4 workers, exponential 20 ms, a 2 ms floor): the fit recovers the
+    /// workers, the floor and the capacity, and predicts the steps. The
+    /// scenario declares 4 workers, so shared-core models compete too,
+    /// and lose.
+    #[test]
+    fn the_fit_recovers_a_known_service() {
+        let mut truth = base();
+        truth.service.workers_per_replica = 4;
+        truth.service.service_time = Dist::Exponential { mean_ms: 20.0 };
+        truth.service.latency_floor_ms = 2.0;
+        let capacity = 4.0 / 0.020;
+        let (steps, latencies) = measure(&truth, capacity, &[0.2, 0.4, 0.6, 0.8]);
+        let mut b = base();
+        b.service.workers_per_replica = 4;
+        let fit = fit_of(&b, capacity, &steps, &latencies);
+        assert!(fit.models.iter().any(|m| m.cores.is_some()));
+        assert_eq!((fit.workers, fit.cores), (4, None), "{:?}", fit.models);
         assert!((fit.service_mean_ms - 20.0).abs() < 1e-9);
         // The floor is what the low-load mean has beyond 20 ms of service.
         assert!(
@@ -398,13 +607,66 @@ mod tests {
         assert!(fit.max_goodput_error < 0.05, "{:?}", fit.steps);
     }
 
+    /// A CPU-bound service: 4 workers sharing one core, lognormal 4 ms of
+    /// CPU each, a 1 ms floor. Its workers are not servers: the fit
+    /// chooses the shared core over every FIFO worker count, and predicts
+    /// the steps up to 80% within the tolerance `plan` holds it to.
+    #[test]
+    fn the_fit_finds_workers_sharing_a_core() {
+        let mut truth = base();
+        truth.service.workers_per_replica = 4;
+        truth.service.cores_per_replica = Some(1);
+        truth.service.service_time = Dist::Lognormal {
+            mean_ms: 4.0,
+            p95_ms: 12.0,
+        };
+        truth.service.latency_floor_ms = 1.0;
+        let capacity = 1.0 / 0.004;
+        let (steps, latencies) = measure(&truth, capacity, &[0.2, 0.4, 0.6, 0.7, 0.8]);
+        let mut b = base();
+        b.service.workers_per_replica = 4;
+        let fit = fit_of(&b, capacity, &steps, &latencies);
+        assert_eq!((fit.workers, fit.cores), (4, Some(1)), "{:?}", fit.models);
+        assert_eq!(
+            fit.switch_cost,
+            0.0,
+            "{:#?}",
+            (&fit.models, fit.latency_floor_ms, &fit.steps)
+        );
+        assert!((fit.service_mean_ms - 4.0).abs() < 1e-9);
+        assert!(fit.max_p95_error < 0.15, "{:?}", fit.steps);
+        assert!(fit.max_goodput_error < 0.05, "{:?}", fit.steps);
+        let best_fifo = fit
+            .candidates
+            .iter()
+            .map(|c| c.1)
+            .fold(f64::INFINITY, f64::min);
+        let chosen = fit
+            .models
+            .iter()
+            .find(|m| m.cores == Some(1) && m.switch_cost == 0.0)
+            .unwrap();
+        assert!(chosen.score < best_fifo, "{:?}", fit.models);
+    }
+
     /// Workers × service time reproduces the capacity whatever the
     /// candidate: no rounding loses throughput.
     #[test]
     fn every_candidate_keeps_the_measured_capacity() {
         let shape = vec![(3.0, 10), (5.0, 80), (9.0, 10)];
         for c in [1, 3, 7] {
-            let (cfg, mean, floor) = model(&base(), &shape, 240.0, c);
+            let m = ModelCandidate {
+                workers: c,
+                cores: None,
+                switch_cost: 0.0,
+                score: 0.0,
+            };
+            let Built {
+                cfg,
+                service_mean: mean,
+                floor,
+                ..
+            } = model(&base(), &shape, 240.0, &m, (None, 1.0));
             assert!((c as f64 / (mean / 1e3) - 240.0).abs() < 1e-9);
             let s = crate::dist::Sampler::new(&cfg.service.service_time);
             let got = s.mean_ns() / 1e6;

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::autoscale::{Observation, Scaler};
 use crate::dist::{Sampler, exp_ns};
-use crate::model::{Autoscaling, Balancer, SimConfig};
+use crate::model::{Autoscaling, Balancer, Sharing, SimConfig};
 use crate::queue::EventQueue;
 
 const NS: u64 = 1_000_000_000;
@@ -119,6 +119,29 @@ struct Replica {
     /// Busy worker-ns since the last autoscaler tick, up to `busy_last`.
     busy_since_tick: f64,
     busy_last: u64,
+    /// Requests in service when the cores are shared.
+    ps: Shared,
+}
+
+/// A replica's requests in service under processor sharing. Each holds
+/// its finish in *virtual time*: the work one request has received since
+/// the window opened, which advances at the speed each busy request gets
+/// (`Sharing::speed`). The request with the smallest finish departs next;
+/// its departure event is re-posted whenever the number in service
+/// changes, and `generation` (carried in the event) tells the current one
+/// from stale ones.
+#[derive(Debug, Clone, Default)]
+struct Shared {
+    jobs: Vec<Job>,
+    virtual_ns: f64,
+    since: u64,
+    generation: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    finish: f64,
+    arrival: u64,
 }
 
 impl Replica {
@@ -193,6 +216,10 @@ struct Engine<'a> {
     r_provision: SmallRng,
     r_spot: SmallRng,
     workers: u32,
+    /// What the CPU metric counts a replica's capacity in: its workers,
+    /// or its cores when they are shared.
+    slots: u32,
+    sharing: Option<Sharing>,
     now: u64,
     heap: EventQueue<Ev>,
     replicas: Vec<Replica>,
@@ -261,6 +288,8 @@ pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRu
         r_provision: rng(3),
         r_spot: rng(4),
         workers: cfg.service.workers_per_replica,
+        slots: cfg.service.slots(),
+        sharing: cfg.service.sharing(),
         now: 0,
         heap: EventQueue::default(),
         replicas: Vec::new(),
@@ -410,7 +439,7 @@ impl Engine<'_> {
         if dt > 0 {
             let a = &mut self.acc;
             a.busy_ready += self.busy_ready as u64 * dt;
-            a.workers_ready += (self.n_ready * self.workers) as u64 * dt;
+            a.workers_ready += (self.n_ready * self.slots) as u64 * dt;
             a.busy_all += self.busy_all as u64 * dt;
             a.replicas += self.n_existing as u64 * dt;
             a.ready += self.n_ready as u64 * dt;
@@ -483,12 +512,15 @@ impl Engine<'_> {
         if !rep.tracked {
             return;
         }
-        rep.busy_since_tick += rep.busy as f64 * (self.now - rep.busy_last) as f64;
+        rep.busy_since_tick += rep.busy.min(self.slots) as f64 * (self.now - rep.busy_last) as f64;
         rep.busy_last = self.now;
     }
 
     fn start_service(&mut self, r: usize, arrival: u64) {
         self.touch(r);
+        if let Some(sharing) = self.sharing {
+            return self.start_shared(r, arrival, sharing);
+        }
         let rep = &mut self.replicas[r];
         rep.busy += 1;
         self.busy_all += 1;
@@ -509,22 +541,36 @@ impl Engine<'_> {
     }
 
     fn depart(&mut self, r: usize, ev: Ev) {
+        let (us, counted) = match self.sharing {
+            None => (ev.us as u64, ev.counted()),
+            Some(sharing) => match self.finish_shared(r, ev, sharing) {
+                Some(done) => done,
+                None => return, // a departure re-posted since
+            },
+        };
         self.touch(r);
+        let slots = self.slots;
         let rep = &mut self.replicas[r];
         rep.busy -= 1;
         self.busy_all -= 1;
         if rep.state == State::Gone {
             // Its spot instance was taken back mid-request.
-            return self.error(ev.counted());
+            if self.sharing.is_some() {
+                self.repost_shared(r);
+            }
+            return self.error(counted);
         }
         if rep.state == State::Ready {
-            self.busy_ready -= 1;
+            // A core frees only when no waiting worker takes it.
+            if rep.busy < slots {
+                self.busy_ready -= 1;
+            }
             self.tick_completions += 1;
         }
-        let us = (ev.us as u64).min(3_600_000_000);
+        let us = us.min(3_600_000_000);
         let _ = self.minute_hist.record(us);
         self.minute.completed += 1;
-        if ev.counted() {
+        if counted {
             self.out.completed += 1;
             if self.minute_start() < self.warmup {
                 // The minute the warm-up ends in: only what arrived after it.
@@ -542,9 +588,74 @@ impl Engine<'_> {
             self.start_service(r, next);
             return;
         }
+        if self.sharing.is_some() {
+            self.repost_shared(r);
+        }
         if self.replicas[r].state == State::Draining && self.replicas[r].busy == 0 {
             self.retire(r);
         }
+    }
+
+    /// Processor sharing: brings replica `r`'s virtual time up to now, at
+    /// the speed its requests in service have had since the last change.
+    fn advance_shared(&mut self, r: usize, sharing: Sharing) {
+        let ps = &mut self.replicas[r].ps;
+        let speed = sharing.speed(ps.jobs.len());
+        ps.virtual_ns += (self.now - ps.since) as f64 * speed;
+        ps.since = self.now;
+    }
+
+    /// Processor sharing: a request enters service on replica `r`.
+    /// (Never inlined, here and below: the FIFO path stays as small as it was.)
+    #[inline(never)]
+    fn start_shared(&mut self, r: usize, arrival: u64, sharing: Sharing) {
+        self.advance_shared(r, sharing);
+        let work = self.service.sample(&mut self.r_service) as f64;
+        let rep = &mut self.replicas[r];
+        rep.busy += 1;
+        self.busy_all += 1;
+        if rep.state == State::Ready && rep.busy <= sharing.cores {
+            self.busy_ready += 1;
+        }
+        let finish = rep.ps.virtual_ns + work;
+        rep.ps.jobs.push(Job { finish, arrival });
+        self.repost_shared(r);
+    }
+
+    /// Processor sharing: the request of replica `r` with the least work
+    /// left finishes, if `ev` is the departure posted last; its response
+    /// time (µs, with the floor) and whether it counts.
+    #[inline(never)]
+    fn finish_shared(&mut self, r: usize, ev: Ev, sharing: Sharing) -> Option<(u64, bool)> {
+        if ev.us != self.replicas[r].ps.generation {
+            return None;
+        }
+        self.advance_shared(r, sharing);
+        let jobs = &mut self.replicas[r].ps.jobs;
+        let first = (0..jobs.len()).min_by(|&a, &b| jobs[a].finish.total_cmp(&jobs[b].finish))?;
+        let job = jobs.swap_remove(first);
+        let floor_us = (self.cfg.service.latency_floor_ms * 1e3) as u64;
+        let us = ((self.now - job.arrival) / 1000 + floor_us).max(1);
+        Some((us, job.arrival >= self.warmup))
+    }
+
+    /// Processor sharing: posts replica `r`'s next departure (the number
+    /// in service changed, so every finish moved); earlier posts go stale.
+    #[inline(never)]
+    fn repost_shared(&mut self, r: usize) {
+        let Some(sharing) = self.sharing else {
+            return;
+        };
+        let ps = &mut self.replicas[r].ps;
+        ps.generation = ps.generation.wrapping_add(1);
+        let Some(next) = ps.jobs.iter().map(|j| j.finish).min_by(f64::total_cmp) else {
+            return;
+        };
+        let speed = sharing.speed(ps.jobs.len());
+        let wait = ((next - ps.virtual_ns).max(0.0) / speed).ceil() as u64;
+        let mut ev = Ev::new(DEPART, r);
+        ev.us = ps.generation;
+        self.heap.push(self.now.saturating_add(wait.max(1)), ev);
     }
 
     fn add_replica(&mut self) -> usize {
@@ -558,6 +669,7 @@ impl Engine<'_> {
             tracked: self.per_replica_busy,
             busy_since_tick: 0.0,
             busy_last: self.now,
+            ps: Shared::default(),
         });
         self.n_existing += 1;
         self.n_starting += 1;
@@ -724,7 +836,7 @@ impl Engine<'_> {
                 self.touch(r);
                 let rep = &self.replicas[r];
                 busy += rep.busy_since_tick;
-                cap += (self.workers as u64 * period.min(self.now - rep.ready_at)) as f64;
+                cap += (self.slots as u64 * period.min(self.now - rep.ready_at)) as f64;
             }
         }
         if cap > 0.0 { busy / cap } else { 0.0 }
@@ -739,7 +851,7 @@ impl Engine<'_> {
                 self.touch(r);
                 let rep = &self.replicas[r];
                 busy -= rep.busy_since_tick;
-                cap -= (self.workers as u64 * (self.now - rep.ready_at)) as f64;
+                cap -= (self.slots as u64 * (self.now - rep.ready_at)) as f64;
             }
         }
         if cap > 0.0 {
@@ -777,7 +889,7 @@ impl Engine<'_> {
         }
         self.n_ready -= 1;
         let rep = &mut self.replicas[r];
-        self.busy_ready -= rep.busy;
+        self.busy_ready -= rep.busy.min(self.slots);
         rep.state = State::Draining;
         if rep.busy == 0 && rep.queue.is_empty() {
             self.retire(r);

@@ -36,7 +36,7 @@ pub fn steady_replicas(cfg: &SimConfig, rps: f64) -> u32 {
         return cfg.service.replicas;
     };
     let mean_s = Sampler::new(&cfg.service.service_time).mean_ns() / 1e9;
-    let per_replica = cfg.service.workers_per_replica as f64 * a.settle_cpu();
+    let per_replica = cfg.service.servers() * a.settle_cpu();
     let (min, max) = a.bounds();
     ((rps * mean_s / per_replica).ceil() as u32).clamp(min, max)
 }

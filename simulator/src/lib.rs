@@ -25,6 +25,8 @@
 //!         cpu_ms_per_request: None,
 //!         latency_floor_ms: 0.0,
 //!         spot: None,
+//!         cores_per_replica: None,
+//!         switch_cost: 0.0,
 //!     },
 //!     autoscaling: None,
 //!     cost: Cost::default(),

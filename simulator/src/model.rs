@@ -172,6 +172,73 @@ pub struct Service {
     /// Spot capacity that can be taken back.
     #[serde(default)]
     pub spot: Option<Spot>,
+    /// CPU cores the workers of a replica share. With fewer cores than
+    /// workers, the busy workers share the cores (processor sharing): `k`
+    /// busy workers each run at `min(1, cores / k)` of full speed, the
+    /// rest of the requests wait in the queue. Absent (or not fewer than
+    /// the workers): each worker is a server of its own.
+    #[serde(default)]
+    pub cores_per_replica: Option<u32>,
+    /// With shared cores: the share of throughput lost for each runnable
+    /// request beyond the cores (context switches, cache misses), 0..1.
+    /// `k` busy workers on `c < k` cores serve at `c / (1 + switch_cost ×
+    /// (k - c))` of full speed in total.
+    #[serde(default)]
+    pub switch_cost: f64,
+}
+
+/// Processor sharing inside a replica: its cores and the cost of each
+/// runnable request beyond them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sharing {
+    /// Cores, fewer than the workers.
+    pub cores: u32,
+    /// See [`Service::switch_cost`].
+    pub switch_cost: f64,
+}
+
+impl Sharing {
+    /// Speed of each of `k` busy requests, as a share of full speed.
+    #[inline]
+    pub fn speed(&self, k: usize) -> f64 {
+        let c = self.cores as usize;
+        if k <= c {
+            1.0
+        } else {
+            c as f64 / (k as f64 * (1.0 + self.switch_cost * (k - c) as f64))
+        }
+    }
+}
+
+impl Service {
+    /// The cores' processor sharing, when the workers outnumber them.
+    pub fn sharing(&self) -> Option<Sharing> {
+        self.cores_per_replica
+            .filter(|&c| c < self.workers_per_replica)
+            .map(|cores| Sharing {
+                cores,
+                switch_cost: self.switch_cost,
+            })
+    }
+
+    /// What a replica holds busy at once when saturated, in full-speed
+    /// servers: its workers, or its shared cores less the switching cost
+    /// (so the capacity is `servers / mean service time`).
+    pub fn servers(&self) -> f64 {
+        match self.sharing() {
+            Some(s) => {
+                let w = self.workers_per_replica as usize;
+                s.speed(w) * w as f64
+            }
+            None => self.workers_per_replica as f64,
+        }
+    }
+
+    /// What the CPU metric counts a replica's capacity in: its cores when
+    /// they are shared, else its workers.
+    pub fn slots(&self) -> u32 {
+        self.sharing().map_or(self.workers_per_replica, |s| s.cores)
+    }
 }
 
 /// Spot replicas: interrupted at random with a notice, then removed.
@@ -589,6 +656,15 @@ fn check_service(s: &Service) -> Result<(), SimError> {
         && !(c > 0.0 && c.is_finite())
     {
         return bad("[service] cpu_ms_per_request must be > 0".into());
+    }
+    if s.cores_per_replica == Some(0) || s.cores_per_replica.is_some_and(|c| c > 100_000) {
+        return bad("[service] cores_per_replica must be within 1..=100000 (or left out: one server per worker)".into());
+    }
+    if !(0.0..=1.0).contains(&s.switch_cost) {
+        return bad(format!(
+            "[service] switch_cost must be within 0..1 (the share of throughput each runnable request beyond the cores costs), got {}",
+            s.switch_cost
+        ));
     }
     if !(s.latency_floor_ms >= 0.0 && s.latency_floor_ms < 3_600_000.0) {
         return bad(format!(

@@ -30,6 +30,8 @@ fn stepped(autoscaling: Autoscaling) -> SimConfig {
             cpu_ms_per_request: None,
             latency_floor_ms: 0.0,
             spot: None,
+            cores_per_replica: None,
+            switch_cost: 0.0,
         },
         autoscaling: Some(autoscaling),
         cost: Cost {

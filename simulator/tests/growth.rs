@@ -33,6 +33,8 @@ fn growth(max: u32) -> SimConfig {
             cpu_ms_per_request: None,
             latency_floor_ms: 0.0,
             spot: None,
+            cores_per_replica: None,
+            switch_cost: 0.0,
         },
         autoscaling: Some(Autoscaling::Hpa {
             min: 2,

@@ -30,6 +30,8 @@ fn mmc(c: u32, rho: f64, requests: f64, replications: u32) -> SimConfig {
             cpu_ms_per_request: None,
             latency_floor_ms: 0.0,
             spot: None,
+            cores_per_replica: None,
+            switch_cost: 0.0,
         },
         autoscaling: None,
         cost: Cost::default(),

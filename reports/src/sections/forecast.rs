@@ -59,6 +59,7 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
         s.tables.push(windows_table(&f.windows, &sfx));
     }
     s.charts.extend(knee_chart(f, &sfx));
+    s.tables.extend(models_table(f, &sfx));
     s.tables.extend(servers_table(f, &sfx, &when));
     if !f.crossings.is_empty() {
         s.tables.push(crossings_table(f, &sfx, &when));
@@ -114,8 +115,8 @@ fn knee_chart(f: &ForecastDoc, sfx: &str) -> Option<Chart> {
     Some(Chart {
         id: format!("knee{sfx}"),
         title: format!(
-            "Latency against offered load: measured steps and the model ({} workers per replica)",
-            fit.workers
+            "Latency against offered load: measured steps and the model ({} per replica)",
+            fit.concurrency()
         ),
         x_label: "offered load (requests per second)".into(),
         y_label: "latency from the scheduled time (ms)".into(),
@@ -245,6 +246,18 @@ fn forecast_figures(f: &ForecastDoc) -> Vec<(String, String)> {
         ),
         ("Error rate".into(), pct(f.error_rate)),
     ];
+    if let Some(fit) = &f.calibration {
+        figures.push((
+            "Calibrated model".into(),
+            format!(
+                "{} per replica, {:.2} ms mean service time, {:.2} ms latency floor: {:.0} rps per replica",
+                fit.concurrency(),
+                fit.service_mean_ms,
+                fit.latency_floor_ms,
+                fit.capacity_rps
+            ),
+        ));
+    }
     if let Some(c) = f.horizon_cost_estimate {
         figures.push((
             "Replica cost over the horizon (steady-state estimate)".into(),
@@ -436,6 +449,47 @@ fn windows_table(ws: &[WindowSummary], sfx: &str) -> Table {
             num("$/hour", ws.iter().map(|w| w.cost_per_hour.mean).collect()),
         ],
     )
+}
+
+/// Every model the calibration tried, best first, with its score: how
+/// far the chosen one stands from the others of either family.
+fn models_table(f: &ForecastDoc, sfx: &str) -> Option<Table> {
+    let fit = f.calibration.as_ref()?;
+    let mut models: Vec<_> = fit.models.iter().collect();
+    if models.is_empty() {
+        return None;
+    }
+    models.sort_by(|a, b| a.score.total_cmp(&b.score));
+    let chosen = |m: &contracts::forecast::ModelCandidate| {
+        m.workers == fit.workers && m.cores == fit.cores && m.switch_cost == fit.switch_cost
+    };
+    Some(Table::new(
+        &format!("models{sfx}"),
+        "Service models tried by the calibration (score: mean relative error of p95 and goodput over the fitted steps)",
+        vec![
+            text("model", models.iter().map(|m| m.describe()).collect()),
+            num(
+                "score %",
+                models
+                    .iter()
+                    .map(|m| (1e3 * m.score).round() / 10.0)
+                    .collect(),
+            ),
+            text(
+                "chosen",
+                models
+                    .iter()
+                    .map(|m| {
+                        if chosen(m) {
+                            "yes".into()
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .collect(),
+            ),
+        ],
+    ))
 }
 
 fn crossings_table(f: &ForecastDoc, sfx: &str, when: &dyn Fn(f64) -> String) -> Table {
