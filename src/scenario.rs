@@ -26,6 +26,8 @@ pub struct Scenario {
     pub simulation: Option<simulator::model::Simulation>,
     pub cost: Option<simulator::model::Cost>,
     pub slo: Option<simulator::model::Slo>,
+    /// The cache tier (`[cache]`).
+    pub cache: Option<simulator::model::Cache>,
     /// The optimizer's defaults (`optimize`, `plan`).
     pub optimize: Option<OptimizeSection>,
     /// The file it was read from and its text, for the places of the

@@ -76,6 +76,7 @@ pub fn sim_config(scn: &Scenario) -> Result<SimConfig, SimError> {
         cost: scn.cost.clone().unwrap_or_default(),
         slo: scn.slo.clone().unwrap_or_default(),
         simulation: scn.simulation.clone().unwrap_or_default(),
+        cache: scn.cache.clone(),
     })
 }
 
@@ -338,17 +339,23 @@ fn render(f: &Forecast) -> String {
     s
 }
 
-/// One line per simulated window.
+/// One line per simulated window; with a cache tier, its hit ratio,
+/// memory and the database reads its misses make.
 fn windows_table(f: &Forecast) -> String {
     use std::fmt::Write as _;
+    let cache = f.windows.iter().any(|w| w.cache.is_some());
     let mut s = String::new();
-    let _ = writeln!(
+    let _ = write!(
         s,
         "\n  {:<32} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
         "window", "users", "rps", "replicas", "p95 ms", "cpu %", "viol min"
     );
+    if cache {
+        let _ = write!(s, " {:>7} {:>9} {:>9}", "hit %", "cache MB", "db rd/s");
+    }
+    let _ = writeln!(s);
     for w in &f.windows {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "  {:<32} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>7.1} {:>9.1}",
             w.label,
@@ -359,6 +366,16 @@ fn windows_table(f: &Forecast) -> String {
             100.0 * w.utilization.mean,
             w.violation_minutes.mean
         );
+        if let Some(c) = &w.cache {
+            let _ = write!(
+                s,
+                " {:>7.1} {:>9.0} {:>9.1}",
+                100.0 * c.hit_ratio,
+                c.memory_used_mb,
+                c.database_reads_per_s
+            );
+        }
+        let _ = writeln!(s);
     }
     s
 }

@@ -638,6 +638,46 @@ fn simulate_with_shared_cores() {
         .stderr(contains("cores_per_replica must be within 1..=100000"));
 }
 
+/// A `[cache]` tier: its hit ratio, memory and database reads are in the
+/// forecast; a working set given neither fixed nor per user, or an
+/// unknown key, is refused with its line.
+#[test]
+fn simulate_with_a_cache_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached =
+        format!("{SMALL_SIM}[cache]\nmemory_mb = 1\nobject_kb = 2.0\nkeys = 2048\nzipf = 0.8\n");
+    let (mut cmd, json) = simulate_to_json(dir.path(), &cached);
+    cmd.assert().code(0);
+    let v = read_json(&json);
+    let c = &v["windows"][0]["cache"];
+    // 1 MB of 2 KB keys holds 512 of the 2048: a quarter of the keys,
+    // and (popular keys first) more than a quarter of the lookups.
+    assert_eq!(c["held_share"], 0.25);
+    let hit = c["hit_ratio"].as_f64().unwrap();
+    assert!(hit > 0.25 && hit < 1.0, "{hit}");
+    assert_eq!(c["memory_used_mb"], 1.0);
+    for (bad, says) in [
+        (
+            "[cache]\nmemory_mb = 1\nobject_kb = 2.0\n",
+            "exactly one of keys",
+        ),
+        (
+            "[cache]\nmemory_mb = 1\nobject_kb = 2.0\nkeys = 10\nkeys_per_user = 1\n",
+            "exactly one of keys",
+        ),
+        (
+            "[cache]\nmemory_mb = 1\nobject_kb = 2.0\nkeys = 10\nsize = 3\n",
+            "unknown field `size`",
+        ),
+    ] {
+        let (mut cmd, _) = simulate_to_json(dir.path(), &format!("{SMALL_SIM}{bad}"));
+        cmd.assert()
+            .code(2)
+            .stderr(contains("s.toml:2"))
+            .stderr(contains(says));
+    }
+}
+
 #[test]
 fn simulate_writes_the_forecast_and_is_identical_across_thread_counts() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,6 +34,7 @@ fn config(rate: f64, workers: u32, service: Dist, autoscaling: Option<Autoscalin
         autoscaling,
         cost: Cost::default(),
         slo: Slo::default(),
+        cache: None,
         simulation: Simulation::default(),
     }
 }

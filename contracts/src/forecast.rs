@@ -113,6 +113,29 @@ pub struct WindowSummary {
     pub cost_per_hour: Estimate,
     /// Replicas the autoscaler's steady state predicts for the offered rate.
     pub fluid_replicas: f64,
+    /// The cache tier at the window's users and peak rate, if the
+    /// scenario has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheWindow>,
+}
+
+/// An LRU cache at one window: what it holds of the working set, and
+/// what its misses cost the database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheWindow {
+    /// Keys in the working set.
+    pub keys: f64,
+    /// Share of the working set the cache holds.
+    pub held_share: f64,
+    /// Share of lookups that hit (Che's approximation for LRU).
+    pub hit_ratio: f64,
+    /// Memory in use, MB (`maxmemory` once the working set outgrows it).
+    pub memory_used_mb: f64,
+    /// Keys evicted per second at the window's rate (each miss into a full
+    /// cache evicts one).
+    pub evictions_per_s: f64,
+    /// Database reads per second from the misses.
+    pub database_reads_per_s: f64,
 }
 
 /// The autoscaler's steady state for each hour of a growth horizon (a

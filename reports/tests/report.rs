@@ -681,6 +681,29 @@ fn a_calibrated_forecast_shows_the_models_tried() {
     assert!(sections[0].tables.iter().all(|t| t.id != "models"));
 }
 
+/// A forecast with a cache tier gets a table of it per window, and one
+/// without has none.
+#[test]
+fn a_forecast_with_a_cache_tier_tabulates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = forecast_json();
+    for (i, w) in f["windows"].as_array_mut().unwrap().iter_mut().enumerate() {
+        let users = w["users"].as_f64().unwrap();
+        w["cache"] = json!({"keys": 5.0 * users, "held_share": 1.0 - i as f64 / 48.0, "hit_ratio": 1.0 - i as f64 / 100.0,
+                            "memory_used_mb": 256.0, "evictions_per_s": i as f64, "database_reads_per_s": 2.0 * i as f64});
+    }
+    let docs = vec![save(dir.path(), "f.json", &f)];
+    let sections = reports::build(&docs, &opts(dir.path(), Format::Html)).unwrap();
+    let t = sections[0].tables.iter().find(|t| t.id == "cache").unwrap();
+    assert_eq!(t.numbers("users").len(), 24);
+    assert_eq!(t.numbers("hit ratio")[10], 0.9);
+    assert_eq!(t.numbers("held %")[24 - 1], 52.1);
+    assert_eq!(t.numbers("database reads/s")[3], 6.0);
+    let plain = vec![save(dir.path(), "g.json", &forecast_json())];
+    let sections = reports::build(&plain, &opts(dir.path(), Format::Html)).unwrap();
+    assert!(sections[0].tables.iter().all(|t| t.id != "cache"));
+}
+
 /// The cost review month by month, its three figures reconciled, and what
 /// the figures assume said beside them (issue 18).
 #[test]

@@ -516,6 +516,7 @@ mod tests {
             autoscaling: None,
             cost: Cost::default(),
             slo: Slo::default(),
+            cache: None,
             simulation: Simulation::default(),
         }
     }

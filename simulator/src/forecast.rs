@@ -12,8 +12,8 @@
 //! what was simulated.
 
 pub use contracts::forecast::{
-    Crossing, Estimate, Forecast, ForecastTag, Hourly, LatencySummary, ReplicaSummary, SeriesRow,
-    SloSummary, WindowSummary,
+    CacheWindow, Crossing, Estimate, Forecast, ForecastTag, Hourly, LatencySummary, ReplicaSummary,
+    SeriesRow, SloSummary, WindowSummary,
 };
 use hdrhistogram::Histogram;
 use rayon::prelude::*;
@@ -315,6 +315,27 @@ fn window_summary(
         violation_minutes: stat(&|r| violation_minutes(r, warm_minutes, cfg.slo.p95_ms)),
         cost_per_hour: stat(&|r| r.replica_ns / span_ns * cfg.cost.replica_hourly),
         fluid_replicas: steady_replicas(cfg, offered) as f64,
+        cache: cfg
+            .cache
+            .as_ref()
+            .map(|c| cache_window(c, cfg.traffic.users_at(centre_s), offered)),
+    }
+}
+
+/// The cache tier at `users` and `rps` (see [`crate::cache`]).
+pub fn cache_window(c: &crate::model::Cache, users: f64, rps: f64) -> CacheWindow {
+    let keys = c.working_set(users);
+    let capacity = c.capacity_keys();
+    let o = crate::cache::lru(&crate::cache::Popularity { keys, zipf: c.zipf }, capacity);
+    let lookups = rps * c.lookups_per_request;
+    let misses = lookups * (1.0 - o.hit_ratio);
+    CacheWindow {
+        keys,
+        held_share: if keys > 0.0 { o.objects / keys } else { 1.0 },
+        hit_ratio: o.hit_ratio,
+        memory_used_mb: o.objects * c.object_kb / 1024.0,
+        evictions_per_s: if keys > capacity { misses } else { 0.0 },
+        database_reads_per_s: misses,
     }
 }
 
@@ -419,6 +440,40 @@ fn crossings(cfg: &SimConfig, ws: &[WindowSummary]) -> Vec<Crossing> {
             w.label
         )
     });
+    if let Some(c) = &cfg.cache {
+        let cap = c.capacity_keys();
+        let mb = c.memory_mb;
+        find(
+            format!("cache working set > {mb:.0} MB"),
+            &|w| w.cache.as_ref().map_or(0.0, |x| x.keys / cap),
+            1.0,
+            &|u, w| {
+                let hit = w.cache.as_ref().map_or(1.0, |x| x.hit_ratio);
+                format!(
+                    "the working set outgrows the cache's {mb:.0} MB at about {}: evictions start, and by {} the hit ratio is {hit:.2}",
+                    people(u),
+                    w.label
+                )
+            },
+        );
+        if let Some(min) = c.min_hit_ratio {
+            find(
+                format!("cache hit ratio < {min}"),
+                &|w| w.cache.as_ref().map_or(0.0, |x| 1.0 - x.hit_ratio),
+                1.0 - min,
+                &|u, w| {
+                    let x = w.cache.as_ref().expect("a cache window");
+                    format!(
+                        "the cache's hit ratio falls below {min} at about {} ({}: {:.0}% of the working set held, {:.0} database reads/s)",
+                        people(u),
+                        w.label,
+                        100.0 * x.held_share,
+                        x.database_reads_per_s
+                    )
+                },
+            );
+        }
+    }
     if let Some(m) = max {
         find(
             format!("replicas = max ({m})"),

@@ -31,6 +31,7 @@
 //!     autoscaling: None,
 //!     cost: Cost::default(),
 //!     slo: Slo::default(),
+//!     cache: None,
 //!     simulation: Simulation {
 //!         duration: std::time::Duration::from_secs(120),
 //!         warmup: std::time::Duration::from_secs(10),
@@ -45,6 +46,7 @@
 #![deny(missing_docs)]
 
 pub mod autoscale;
+pub mod cache;
 pub mod calibrate;
 pub mod dist;
 pub mod engine;

@@ -522,6 +522,54 @@ pub struct SimConfig {
     pub slo: Slo,
     /// Run settings.
     pub simulation: Simulation,
+    /// The cache in front of the database, if the service has one.
+    #[serde(default)]
+    pub cache: Option<Cache>,
+}
+
+/// `[cache]`: an LRU cache (Redis with `maxmemory-policy allkeys-lru`)
+/// whose hit ratio follows from its size, the working set and the keys'
+/// popularity ([`crate::cache`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// `maxmemory`, MB.
+    pub memory_mb: f64,
+    /// Memory each cached key takes, value and overhead, KB.
+    pub object_kb: f64,
+    /// A working set of this many keys, fixed ...
+    pub keys: Option<f64>,
+    /// ... or growing with the users: keys per user.
+    pub keys_per_user: Option<f64>,
+    /// Zipf exponent of the keys' popularity.
+    #[serde(default = "zipf_default")]
+    pub zipf: f64,
+    /// Cache lookups per request (each miss reads the database).
+    #[serde(default = "one_f64")]
+    pub lookups_per_request: f64,
+    /// A hit ratio below this is a crossing in the forecast.
+    pub min_hit_ratio: Option<f64>,
+}
+
+fn zipf_default() -> f64 {
+    0.9
+}
+
+fn one_f64() -> f64 {
+    1.0
+}
+
+impl Cache {
+    /// Keys the cache holds when full.
+    pub fn capacity_keys(&self) -> f64 {
+        self.memory_mb * 1024.0 / self.object_kb
+    }
+
+    /// The working set at `users`.
+    pub fn working_set(&self, users: f64) -> f64 {
+        self.keys
+            .unwrap_or_else(|| self.keys_per_user.unwrap_or(0.0) * users)
+    }
 }
 
 /// The longest service, start-up or SLO time a scenario may give, ms.
@@ -573,6 +621,9 @@ impl SimConfig {
         check_service(&self.service)?;
         if let Some(a) = &self.autoscaling {
             check_autoscaling(a)?;
+        }
+        if let Some(c) = &self.cache {
+            check_cache(c)?;
         }
         check_run(&self.simulation, &self.slo, &self.cost)
     }
@@ -670,6 +721,52 @@ fn check_service(s: &Service) -> Result<(), SimError> {
         return bad(format!(
             "[service] latency_floor_ms must be >= 0 and under an hour, got {}",
             s.latency_floor_ms
+        ));
+    }
+    Ok(())
+}
+
+/// `[cache]`: sizes, the working set (fixed or per user), popularity.
+fn check_cache(c: &Cache) -> Result<(), SimError> {
+    let bad = |s: String| Err(SimError::Invalid(s));
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    if !(positive(c.memory_mb) && c.memory_mb <= 1e9) {
+        return bad(format!(
+            "[cache] memory_mb must be > 0 (Redis maxmemory, MB), got {}",
+            c.memory_mb
+        ));
+    }
+    if !(positive(c.object_kb) && c.object_kb <= 1e6) {
+        return bad(format!(
+            "[cache] object_kb must be > 0 (memory per cached key, KB), got {}",
+            c.object_kb
+        ));
+    }
+    match (c.keys, c.keys_per_user) {
+        (Some(k), None) if positive(k) && k <= 1e12 => {}
+        (None, Some(k)) if positive(k) && k <= 1e9 => {}
+        (Some(_), Some(_)) | (None, None) => {
+            return bad("[cache] keys needs exactly one of keys (a fixed working set) and keys_per_user (one that grows with the users)".into());
+        }
+        _ => return bad("[cache] keys and keys_per_user must be > 0".into()),
+    }
+    if !(0.0..=3.0).contains(&c.zipf) {
+        return bad(format!(
+            "[cache] zipf must be within 0..3 (0: every key alike), got {}",
+            c.zipf
+        ));
+    }
+    if !(c.lookups_per_request >= 0.0 && c.lookups_per_request <= 1e3) {
+        return bad(format!(
+            "[cache] lookups_per_request must be within 0..1000, got {}",
+            c.lookups_per_request
+        ));
+    }
+    if let Some(h) = c.min_hit_ratio
+        && !(h > 0.0 && h < 1.0)
+    {
+        return bad(format!(
+            "[cache] min_hit_ratio must be within 0..1, got {h}"
         ));
     }
     Ok(())

@@ -38,6 +38,7 @@ fn stepped(autoscaling: Autoscaling) -> SimConfig {
             replica_hourly: 1.0,
         },
         slo: Slo::default(),
+        cache: None,
         simulation: Simulation {
             duration: Duration::from_secs(1800),
             warmup: Duration::from_secs(60),

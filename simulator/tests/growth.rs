@@ -50,6 +50,7 @@ fn growth(max: u32) -> SimConfig {
             replica_hourly: 0.192,
         },
         slo: Slo { p95_ms: 200.0 },
+        cache: None,
         simulation: Simulation {
             duration: Duration::from_secs(900),
             warmup: Duration::from_secs(300),
@@ -126,4 +127,70 @@ fn weekly_windows_follow_the_users_and_report_crossings() {
     );
     let cost = free.horizon_cost_estimate.unwrap();
     assert!(cost > 0.0);
+}
+
+/// A Redis of 256 MB in front of the database, 2 KB a key, 5 keys per
+/// user: 131,072 keys fit (256 × 1024 / 2), so the working set outgrows
+/// it at 26,214 users.
+/// Each window's cache is Che's LRU at its users and peak rate; the
+/// crossing is interpolated to that user count, and the hit ratio's fall
+/// below 0.8 comes later.
+#[test]
+fn the_cache_tier_runs_out_where_the_working_set_outgrows_it() {
+    let mut cfg = growth(50);
+    cfg.cache = Some(Cache {
+        memory_mb: 256.0,
+        object_kb: 2.0,
+        keys: None,
+        keys_per_user: Some(5.0),
+        zipf: 0.9,
+        lookups_per_request: 1.0,
+        min_hit_ratio: Some(0.8),
+    });
+    cfg.check().unwrap();
+    let f = simulator::forecast(&cfg);
+    let caches: Vec<&simulator::forecast::CacheWindow> = f
+        .windows
+        .iter()
+        .map(|w| w.cache.as_ref().unwrap())
+        .collect();
+    for (w, c) in f.windows.iter().zip(&caches) {
+        assert!((c.keys - 5.0 * w.users).abs() < 1e-6 * c.keys);
+        let want = simulator::cache::lru(
+            &simulator::cache::Popularity {
+                keys: c.keys,
+                zipf: 0.9,
+            },
+            131_072.0,
+        );
+        assert_eq!(c.hit_ratio, want.hit_ratio);
+        assert!((c.database_reads_per_s - w.offered_rps * (1.0 - c.hit_ratio)).abs() < 1e-9);
+        assert!(c.memory_used_mb <= 256.0 + 1e-9);
+        assert_eq!(c.evictions_per_s > 0.0, c.keys > 131_072.0, "{}", w.label);
+    }
+    // The hit ratio only falls as the users grow.
+    assert!(caches.windows(2).all(|p| p[1].hit_ratio <= p[0].hit_ratio));
+    let full = f
+        .crossings
+        .iter()
+        .find(|c| c.threshold == "cache working set > 256 MB")
+        .expect("the cache runs out");
+    // Linear between windows in users, and the working set is linear in them.
+    assert!((full.users - 26_214.4).abs() < 1.0, "{}", full.users);
+    let low = f
+        .crossings
+        .iter()
+        .find(|c| c.threshold == "cache hit ratio < 0.8")
+        .expect("the hit ratio falls below 0.8");
+    assert!(low.users > full.users && low.day > full.day);
+    assert!(low.note.contains("of the working set held"), "{}", low.note);
+    // A scenario without a cache has none.
+    let plain = simulator::forecast(&growth(50));
+    assert!(plain.windows.iter().all(|w| w.cache.is_none()));
+    assert!(
+        plain
+            .crossings
+            .iter()
+            .all(|c| !c.threshold.starts_with("cache"))
+    );
 }

@@ -48,6 +48,7 @@ fn shared(
         autoscaling: None,
         cost: Cost::default(),
         slo: Slo::default(),
+        cache: None,
         simulation: Simulation {
             duration: Duration::from_secs(secs + 60),
             warmup: Duration::from_secs(60),

@@ -36,6 +36,7 @@ fn mmc(c: u32, rho: f64, requests: f64, replications: u32) -> SimConfig {
         autoscaling: None,
         cost: Cost::default(),
         slo: Slo::default(),
+        cache: None,
         simulation: Simulation {
             duration: Duration::from_secs(secs + 60),
             warmup: Duration::from_secs(60),

@@ -57,6 +57,7 @@ pub(super) fn forecast_section(f: &ForecastDoc, i: usize, opts: &Options) -> Sec
             cost_chart(&w, &sfx),
         ];
         s.tables.push(windows_table(&f.windows, &sfx));
+        s.tables.extend(cache_table(&f.windows, &sfx));
     }
     s.charts.extend(knee_chart(f, &sfx));
     s.tables.extend(models_table(f, &sfx));
@@ -487,6 +488,44 @@ fn models_table(f: &ForecastDoc, sfx: &str) -> Option<Table> {
                         }
                     })
                     .collect(),
+            ),
+        ],
+    ))
+}
+
+/// The cache tier per window: the working set, what the cache holds of
+/// it, its hit ratio and memory, and what its misses cost the database.
+fn cache_table(ws: &[WindowSummary], sfx: &str) -> Option<Table> {
+    let rows: Vec<(&WindowSummary, &contracts::forecast::CacheWindow)> = ws
+        .iter()
+        .filter_map(|w| w.cache.as_ref().map(|c| (w, c)))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let col = |g: &dyn Fn(&contracts::forecast::CacheWindow) -> f64| {
+        rows.iter().map(|(_, c)| g(c)).collect::<Vec<f64>>()
+    };
+    Some(Table::new(
+        &format!("cache{sfx}"),
+        "Cache tier (LRU, Che's approximation) at each window's users and peak rate",
+        vec![
+            text(
+                "window",
+                rows.iter().map(|(w, _)| w.label.clone()).collect(),
+            ),
+            num("users", rows.iter().map(|(w, _)| w.users.round()).collect()),
+            num("keys", col(&|c| c.keys.round())),
+            num("held %", col(&|c| (1e3 * c.held_share).round() / 10.0)),
+            num("hit ratio", col(&|c| (1e3 * c.hit_ratio).round() / 1e3)),
+            num("memory MB", col(&|c| c.memory_used_mb.round())),
+            num(
+                "evictions/s",
+                col(&|c| (10.0 * c.evictions_per_s).round() / 10.0),
+            ),
+            num(
+                "database reads/s",
+                col(&|c| (10.0 * c.database_reads_per_s).round() / 10.0),
             ),
         ],
     ))
