@@ -339,17 +339,22 @@ fn render(f: &Forecast) -> String {
     s
 }
 
-/// One line per simulated window; with a cache tier, its hit ratio,
-/// memory and the database reads its misses make.
+/// One line per simulated window; with the replicas' memory, its
+/// utilisation; with a cache tier, its hit ratio, memory and the database
+/// reads its misses make.
 fn windows_table(f: &Forecast) -> String {
     use std::fmt::Write as _;
     let cache = f.windows.iter().any(|w| w.cache.is_some());
+    let memory = f.windows.iter().any(|w| w.memory_utilization.is_some());
     let mut s = String::new();
     let _ = write!(
         s,
         "\n  {:<32} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
         "window", "users", "rps", "replicas", "p95 ms", "cpu %", "viol min"
     );
+    if memory {
+        let _ = write!(s, " {:>7}", "mem %");
+    }
     if cache {
         let _ = write!(s, " {:>7} {:>9} {:>9}", "hit %", "cache MB", "db rd/s");
     }
@@ -366,6 +371,9 @@ fn windows_table(f: &Forecast) -> String {
             100.0 * w.utilization.mean,
             w.violation_minutes.mean
         );
+        if let Some(m) = &w.memory_utilization {
+            let _ = write!(s, " {:>7.1}", 100.0 * m.mean);
+        }
         if let Some(c) = &w.cache {
             let _ = write!(
                 s,

@@ -30,6 +30,7 @@ fn config(rate: f64, workers: u32, service: Dist, autoscaling: Option<Autoscalin
             spot: None,
             cores_per_replica: None,
             switch_cost: 0.0,
+            memory: None,
         },
         autoscaling,
         cost: Cost::default(),

@@ -113,6 +113,10 @@ pub struct WindowSummary {
     pub cost_per_hour: Estimate,
     /// Replicas the autoscaler's steady state predicts for the offered rate.
     pub fluid_replicas: f64,
+    /// Memory utilisation of the ready replicas, if the scenario gives
+    /// their memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_utilization: Option<Estimate>,
     /// The cache tier at the window's users and peak rate, if the
     /// scenario has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

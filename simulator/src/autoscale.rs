@@ -32,6 +32,9 @@ pub struct Observation {
     pub ready: u32,
     /// Mean CPU utilisation of the ready replicas over the last period, 0..1.
     pub cpu: f64,
+    /// Mean memory utilisation of the ready replicas over the last period,
+    /// 0..1 (0 when the service's memory is not modelled).
+    pub memory: f64,
 }
 
 /// A running autoscaler.
@@ -101,13 +104,15 @@ impl Scaler {
                 ..
             } => {
                 let period = self.period_ns();
-                self.above_ns = if o.cpu > scale_up.cpu {
+                let over = |bound: Option<f64>| bound.is_some_and(|m| o.memory > m);
+                let under = |bound: Option<f64>| bound.is_none_or(|m| o.memory < m);
+                self.above_ns = if o.cpu > scale_up.cpu || over(scale_up.memory) {
                     self.above_ns + period
                 } else {
                     0
                 };
                 self.below_ns = match &scale_down {
-                    Some(d) if o.cpu < d.cpu => self.below_ns + period,
+                    Some(d) if o.cpu < d.cpu && under(d.memory) => self.below_ns + period,
                     _ => 0,
                 };
                 let mut desired = o.current;
@@ -274,6 +279,7 @@ mod tests {
             current,
             ready: current,
             cpu,
+            memory: 0.0,
         }
     }
 
@@ -367,6 +373,7 @@ mod tests {
             current: 8,
             ready: 4,
             cpu: 1.0,
+            memory: 0.0,
         };
         assert_eq!(s.decide(o), 8);
         // 4 ready at 150% (ratio 3), 2 starting at 0%: 3 × 4/6 = 2 over 6 pods → 12.
@@ -375,6 +382,7 @@ mod tests {
             current: 6,
             ready: 4,
             cpu: 1.5,
+            memory: 0.0,
         };
         assert_eq!(s.decide(o), 12);
     }
@@ -417,11 +425,13 @@ mod tests {
             max: 50,
             scale_up: Step {
                 cpu: 0.7,
+                memory: None,
                 lasting: Duration::from_secs(600),
                 step: 1,
             },
             scale_down: Some(Step {
                 cpu: 0.3,
+                memory: None,
                 lasting: Duration::from_secs(600),
                 step: 1,
             }),

@@ -512,6 +512,7 @@ mod tests {
                 spot: None,
                 cores_per_replica: None,
                 switch_cost: 0.0,
+                memory: None,
             },
             autoscaling: None,
             cost: Cost::default(),

@@ -778,6 +778,16 @@ impl Engine<'_> {
             rep.busy_since_tick = 0.0;
             rep.tracked = keep_all || rep.warming(self.now);
         }
+        // Memory: the requests in the replicas (in service or queued), per
+        // ready replica, over the period.
+        let memory = match &self.cfg.service.memory {
+            Some(m) if self.n_ready > 0 => {
+                let in_flight = (self.acc.in_system - self.tick_acc.in_system) as f64
+                    / (period as f64 * self.n_ready as f64);
+                m.utilization(in_flight)
+            }
+            _ => 0.0,
+        };
         self.tick_acc = self.acc;
         self.tick_completions = 0;
         let current = self.n_ready + self.n_starting;
@@ -789,6 +799,7 @@ impl Engine<'_> {
             current,
             ready: self.n_ready - fresh,
             cpu,
+            memory,
         });
         for _ in current..desired {
             self.request_replica();

@@ -315,6 +315,12 @@ fn window_summary(
         violation_minutes: stat(&|r| violation_minutes(r, warm_minutes, cfg.slo.p95_ms)),
         cost_per_hour: stat(&|r| r.replica_ns / span_ns * cfg.cost.replica_hourly),
         fluid_replicas: steady_replicas(cfg, offered) as f64,
+        memory_utilization: cfg.service.memory.as_ref().map(|m| {
+            // Requests in the ready replicas per replica: the in-system
+            // integral over the ready replica-time (ready capacity / slots).
+            let slots = cfg.service.slots() as f64;
+            stat(&|r| m.utilization(share(r.in_system_ns, r.capacity_ns / slots)))
+        }),
         cache: cfg
             .cache
             .as_ref()
@@ -440,6 +446,26 @@ fn crossings(cfg: &SimConfig, ws: &[WindowSummary]) -> Vec<Crossing> {
             w.label
         )
     });
+    if cfg.service.memory.is_some() {
+        let bound = match &cfg.autoscaling {
+            Some(crate::model::Autoscaling::Threshold { scale_up, .. }) => scale_up.memory,
+            _ => None,
+        }
+        .unwrap_or(0.8);
+        find(
+            format!("memory > {:.0}%", 100.0 * bound),
+            &|w| w.memory_utilization.as_ref().map_or(0.0, |m| m.mean),
+            bound,
+            &|u, w| {
+                format!(
+                    "mean memory at the peak passes {:.0}% of the limit at about {} ({})",
+                    100.0 * bound,
+                    people(u),
+                    w.label
+                )
+            },
+        );
+    }
     if let Some(c) = &cfg.cache {
         let cap = c.capacity_keys();
         let mb = c.memory_mb;

@@ -27,6 +27,7 @@
 //!         spot: None,
 //!         cores_per_replica: None,
 //!         switch_cost: 0.0,
+//!         memory: None,
 //!     },
 //!     autoscaling: None,
 //!     cost: Cost::default(),

@@ -185,6 +185,29 @@ pub struct Service {
     /// (k - c))` of full speed in total.
     #[serde(default)]
     pub switch_cost: f64,
+    /// Memory per replica, for the runbook's memory rule.
+    #[serde(default)]
+    pub memory: Option<Memory>,
+}
+
+/// Memory of one replica: a base plus each request in it (in service or
+/// queued), against its limit (a container's `resources.limits.memory`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    /// Resident when idle, MB.
+    pub base_mb: f64,
+    /// Each request in the replica adds this, MB.
+    pub per_request_mb: f64,
+    /// The limit the utilisation is taken against, MB.
+    pub limit_mb: f64,
+}
+
+impl Memory {
+    /// Utilisation with `in_flight` requests in a replica on average.
+    pub fn utilization(&self, in_flight: f64) -> f64 {
+        (self.base_mb + self.per_request_mb * in_flight) / self.limit_mb
+    }
 }
 
 /// Processor sharing inside a replica: its cores and the cost of each
@@ -313,6 +336,11 @@ fn five_min() -> Duration {
 pub struct Step {
     /// CPU bound (fraction, e.g. 0.7).
     pub cpu: f64,
+    /// Memory bound (fraction of `[service] memory.limit_mb`, e.g. 0.8):
+    /// scaling up, CPU or memory over its bound counts; scaling down,
+    /// both must be under theirs.
+    #[serde(default)]
+    pub memory: Option<f64>,
     /// How long the bound must be crossed.
     #[serde(
         rename = "for",
@@ -621,6 +649,7 @@ impl SimConfig {
         check_service(&self.service)?;
         if let Some(a) = &self.autoscaling {
             check_autoscaling(a)?;
+            check_memory_rule(a, &self.service)?;
         }
         if let Some(c) = &self.cache {
             check_cache(c)?;
@@ -710,6 +739,16 @@ fn check_service(s: &Service) -> Result<(), SimError> {
     }
     if s.cores_per_replica == Some(0) || s.cores_per_replica.is_some_and(|c| c > 100_000) {
         return bad("[service] cores_per_replica must be within 1..=100000 (or left out: one server per worker)".into());
+    }
+    if let Some(m) = &s.memory
+        && !(m.base_mb >= 0.0
+            && m.per_request_mb >= 0.0
+            && m.limit_mb > 0.0
+            && (m.base_mb + m.per_request_mb + m.limit_mb).is_finite())
+    {
+        return bad(
+            "[service] memory needs base_mb >= 0, per_request_mb >= 0 and limit_mb > 0 (MB)".into(),
+        );
     }
     if !(0.0..=1.0).contains(&s.switch_cost) {
         return bad(format!(
@@ -818,6 +857,38 @@ fn check_autoscaling(a: &Autoscaling) -> Result<(), SimError> {
             }
         }
         Autoscaling::TargetTracking { .. } => {}
+    }
+    Ok(())
+}
+
+/// A threshold rule on memory: its bounds, and a `[service] memory` to
+/// take them against.
+fn check_memory_rule(a: &Autoscaling, s: &Service) -> Result<(), SimError> {
+    let Autoscaling::Threshold {
+        scale_up,
+        scale_down,
+        ..
+    } = a
+    else {
+        return Ok(());
+    };
+    for (side, step) in [
+        ("scale_up", Some(scale_up)),
+        ("scale_down", scale_down.as_ref()),
+    ] {
+        let Some(m) = step.and_then(|st| st.memory) else {
+            continue;
+        };
+        if !(m > 0.0 && m <= 1.0) {
+            return Err(SimError::Invalid(format!(
+                "[autoscaling] {side} memory must be within 0..1 (a fraction of the limit), got {m}"
+            )));
+        }
+        if s.memory.is_none() {
+            return Err(SimError::Invalid(format!(
+                "[autoscaling] {side} memory needs [service] memory = {{ base_mb = …, per_request_mb = …, limit_mb = … }}"
+            )));
+        }
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ fn stepped(autoscaling: Autoscaling) -> SimConfig {
             spot: None,
             cores_per_replica: None,
             switch_cost: 0.0,
+            memory: None,
         },
         autoscaling: Some(autoscaling),
         cost: Cost {
@@ -139,6 +140,7 @@ fn runbook_rule_waits_ten_minutes_above_70_percent() {
         // 300 rps on 10 single-worker replicas at 50 ms: CPU 100% from minute 10.
         scale_up: Step {
             cpu: 0.7,
+            memory: None,
             lasting: Duration::from_secs(600),
             step: 1,
         },
@@ -151,6 +153,51 @@ fn runbook_rule_waits_ten_minutes_above_70_percent() {
     // 1200 s, adds one server. Nothing before.
     steady(&ready, 1..20, 10.0);
     assert!((ready[20] - 11.0).abs() < 1e-9, "minute 20: {}", ready[20]);
+}
+
+/// The runbook's memory rule. 130 rps from minute 10 keeps CPU at 65%,
+/// under the 70% bound. Memory is a 400 MB base plus 2,000 MB for each
+/// request in the replica (one that loads a large document), against a
+/// 2,000 MB limit: in-flight 0.65 per replica (least-outstanding
+/// balancing keeps queues short) is 85%, over the 80% bound, where 100 rps
+/// (0.5) was 70%. Ten minutes over adds a server at 1200 s, as the CPU
+/// rule does; without the memory bound nothing happens.
+#[test]
+fn runbook_memory_rule_adds_a_server_after_ten_minutes_over_80_percent() {
+    let rule = |memory| Autoscaling::Threshold {
+        min: 2,
+        max: 100,
+        scale_up: Step {
+            cpu: 0.7,
+            memory,
+            lasting: Duration::from_secs(600),
+            step: 1,
+        },
+        scale_down: None,
+        cooldown: Duration::from_secs(300),
+        provisioning: None,
+    };
+    let mut cfg = stepped(rule(Some(0.8)));
+    cfg.traffic.flash_crowds[0].multiplier = 1.3;
+    cfg.service.memory = Some(Memory {
+        base_mb: 400.0,
+        per_request_mb: 2000.0,
+        limit_mb: 2000.0,
+    });
+    let ready = ready_by_minute(&cfg);
+    steady(&ready, 1..20, 10.0);
+    assert!((ready[20] - 11.0).abs() < 1e-9, "minute 20: {}", ready[20]);
+    cfg.autoscaling = Some(rule(None));
+    let ready = ready_by_minute(&cfg);
+    steady(&ready, 1..30, 10.0);
+    // A memory bound with no memory to take it against is bad input.
+    cfg.autoscaling = Some(rule(Some(0.8)));
+    cfg.service.memory = None;
+    let e = cfg.check().unwrap_err().to_string();
+    assert!(
+        e.contains("[autoscaling] scale_up memory needs [service] memory"),
+        "{e}"
+    );
 }
 
 #[test]

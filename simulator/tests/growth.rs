@@ -35,6 +35,7 @@ fn growth(max: u32) -> SimConfig {
             spot: None,
             cores_per_replica: None,
             switch_cost: 0.0,
+            memory: None,
         },
         autoscaling: Some(Autoscaling::Hpa {
             min: 2,
@@ -193,4 +194,43 @@ fn the_cache_tier_runs_out_where_the_working_set_outgrows_it() {
             .iter()
             .all(|c| !c.threshold.starts_with("cache"))
     );
+}
+
+/// Memory per replica: each window's utilisation is the base plus the
+/// requests in a replica against the limit, and it crosses 80% once the
+/// capped fleet (max 10) queues: 8 workers busy and 7 waiting is 82.5%.
+#[test]
+fn memory_per_replica_crosses_its_bound_when_the_fleet_queues() {
+    let mut cfg = growth(10);
+    cfg.service.memory = Some(Memory {
+        base_mb: 100.0,
+        per_request_mb: 50.0,
+        limit_mb: 1000.0,
+    });
+    cfg.check().unwrap();
+    let f = simulator::forecast(&cfg);
+    let mem: Vec<f64> = f
+        .windows
+        .iter()
+        .map(|w| w.memory_utilization.as_ref().unwrap().mean)
+        .collect();
+    // Idle it is the base; never more than base + the queue limit's worth.
+    assert!(
+        mem.iter()
+            .all(|m| (0.1..=(100.0 + 50.0 * 208.0) / 1000.0).contains(m))
+    );
+    assert!(mem[0] < 0.8, "{mem:?}");
+    let over = f
+        .crossings
+        .iter()
+        .find(|c| c.threshold == "memory > 80%")
+        .expect("memory crosses 80%");
+    let cpu = f
+        .crossings
+        .iter()
+        .find(|c| c.threshold == "CPU > 70%")
+        .unwrap();
+    assert!(over.day >= cpu.day, "{over:?} before {cpu:?}");
+    let plain = simulator::forecast(&growth(10));
+    assert!(plain.windows.iter().all(|w| w.memory_utilization.is_none()));
 }

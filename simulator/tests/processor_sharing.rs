@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use simulator::model::*;
 
+mod common;
+use common::within;
+
 const MEAN_MS: f64 = 10.0;
 
 fn shared(
@@ -44,6 +47,7 @@ fn shared(
             spot: None,
             cores_per_replica: Some(cores),
             switch_cost,
+            memory: None,
         },
         autoscaling: None,
         cost: Cost::default(),
@@ -83,19 +87,6 @@ fn birth_death_mean_response(cores: u32, workers: u32, switch_cost: f64, lambda:
         }
     }
     mean_n / total / lambda
-}
-
-fn within(what: &str, got: f64, want: f64, tol: f64) {
-    let err = (got / want - 1.0).abs();
-    eprintln!(
-        "{what}: simulated {got:.5}, theory {want:.5}, {:+.2}%",
-        (got / want - 1.0) * 100.0
-    );
-    assert!(
-        err <= tol,
-        "{what}: simulated {got:.5}, theory {want:.5} ({:.2}% off)",
-        err * 100.0
-    );
 }
 
 #[test]

@@ -7,6 +7,9 @@
 use std::time::Duration;
 
 use simulator::model::*;
+
+mod common;
+use common::within;
 use simulator::queueing::MMc;
 
 const MEAN_MS: f64 = 10.0; // μ = 100/s per server
@@ -32,6 +35,7 @@ fn mmc(c: u32, rho: f64, requests: f64, replications: u32) -> SimConfig {
             spot: None,
             cores_per_replica: None,
             switch_cost: 0.0,
+            memory: None,
         },
         autoscaling: None,
         cost: Cost::default(),
@@ -45,19 +49,6 @@ fn mmc(c: u32, rho: f64, requests: f64, replications: u32) -> SimConfig {
             windows: Windows::Monthly,
         },
     }
-}
-
-fn within(what: &str, got: f64, want: f64, tol: f64) {
-    let err = (got / want - 1.0).abs();
-    eprintln!(
-        "{what}: simulated {got:.5}, theory {want:.5}, {:+.2}%",
-        (got / want - 1.0) * 100.0
-    );
-    assert!(
-        err <= tol,
-        "{what}: simulated {got:.5}, theory {want:.5} ({:.2}% off)",
-        err * 100.0
-    );
 }
 
 #[test]
