@@ -634,9 +634,24 @@ fn summary(f: &simulator::Forecast, plan: Option<&optimizer::Plan>, p95_target_m
                         .simulated_peak
                         .map(|p| format!(" [{p}]"))
                         .unwrap_or_default();
+                    let cache = n
+                        .cache
+                        .as_ref()
+                        .map(|c| {
+                            let needed = c
+                                .memory_needed_mb
+                                .map(|m| format!(", {m:.0} MB keeps the minimum"))
+                                .unwrap_or_default();
+                            format!(
+                                "; cache hit ratio {:.2} ({:.0}% of the working set held{needed})",
+                                c.hit_ratio,
+                                100.0 * c.held_share
+                            )
+                        })
+                        .unwrap_or_default();
                     let _ = writeln!(
                         s,
-                        "  {:>7} users: {} servers{sim}",
+                        "  {:>7} users: {} servers{sim}{cache}",
                         short_users(mark),
                         n.servers
                     );

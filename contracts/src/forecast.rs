@@ -140,6 +140,10 @@ pub struct CacheWindow {
     pub evictions_per_s: f64,
     /// Database reads per second from the misses.
     pub database_reads_per_s: f64,
+    /// Memory an LRU cache needs to keep the scenario's `min_hit_ratio`
+    /// at this working set, MB (with a minimum given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_needed_mb: Option<f64>,
 }
 
 /// The autoscaler's steady state for each hour of a growth horizon (a

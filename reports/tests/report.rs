@@ -699,9 +699,28 @@ fn a_forecast_with_a_cache_tier_tabulates_it() {
     assert_eq!(t.numbers("hit ratio")[10], 0.9);
     assert_eq!(t.numbers("held %")[24 - 1], 52.1);
     assert_eq!(t.numbers("database reads/s")[3], 6.0);
+    // The servers table carries the cache of the window each row's peak is from.
+    let servers = sections[0]
+        .tables
+        .iter()
+        .find(|t| t.id == "servers")
+        .unwrap();
+    let (head, rows) = servers.cells();
+    let col = head.iter().position(|h| h == "cache hit ratio").unwrap();
+    assert_eq!(rows[0][col], "1.00");
+    assert!(
+        head.iter()
+            .any(|h| h == "cache MB for the minimum hit ratio")
+    );
     let plain = vec![save(dir.path(), "g.json", &forecast_json())];
     let sections = reports::build(&plain, &opts(dir.path(), Format::Html)).unwrap();
     assert!(sections[0].tables.iter().all(|t| t.id != "cache"));
+    let servers = sections[0]
+        .tables
+        .iter()
+        .find(|t| t.id == "servers")
+        .unwrap();
+    assert!(servers.cells().0.iter().all(|h| !h.starts_with("cache")));
 }
 
 /// The cost review month by month, its three figures reconciled, and what

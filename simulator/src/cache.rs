@@ -118,6 +118,49 @@ pub fn lru(p: &Popularity, capacity: f64) -> Occupancy {
     }
 }
 
+/// The smallest LRU cache, in objects, whose hit ratio is `hit_ratio`
+/// by Che's approximation: the characteristic time that gives that hit
+/// ratio, then the objects held at it (one root, as the hit ratio rises
+/// with `T`). The whole working set when it is needed (or `hit_ratio` is 1).
+pub fn capacity_for(p: &Popularity, hit_ratio: f64) -> f64 {
+    let keys = p.keys.max(0.0).floor();
+    if keys < 1.0 || hit_ratio <= 0.0 {
+        return 0.0;
+    }
+    if hit_ratio >= 1.0 {
+        return keys;
+    }
+    let b = buckets(p);
+    let hit = |t: f64| {
+        b.iter()
+            .map(|&(n, r)| n * r * -(-r * t).exp_m1())
+            .sum::<f64>()
+    };
+    let (mut lo, mut hi) = (1e-12_f64, 1.0_f64);
+    while hit(hi) < hit_ratio {
+        hi *= 2.0;
+        if hi > 1e30 {
+            return keys;
+        }
+    }
+    for _ in 0..200 {
+        let mid = (lo * hi).sqrt();
+        if hit(mid) < hit_ratio {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi / lo < 1.0 + 1e-12 {
+            break;
+        }
+    }
+    let t = (lo * hi).sqrt();
+    b.iter()
+        .map(|&(n, r)| n * -(-r * t).exp_m1())
+        .sum::<f64>()
+        .min(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +276,22 @@ mod tests {
             1e6,
         );
         assert!(big.hit_ratio > 0.0 && big.hit_ratio < o.hit_ratio);
+    }
+
+    /// The size for a hit ratio is the inverse of the hit ratio for a size.
+    #[test]
+    fn capacity_for_inverts_the_hit_ratio() {
+        let p = Popularity {
+            keys: 2e6,
+            zipf: 0.9,
+        };
+        for h in [0.5, 0.8, 0.95] {
+            let c = capacity_for(&p, h);
+            let back = lru(&p, c).hit_ratio;
+            assert!((back - h).abs() < 1e-6, "{h}: {c} objects give {back}");
+        }
+        assert_eq!(capacity_for(&p, 1.0), 2e6);
+        assert_eq!(capacity_for(&p, 0.0), 0.0);
     }
 
     #[test]

@@ -332,7 +332,8 @@ fn window_summary(
 pub fn cache_window(c: &crate::model::Cache, users: f64, rps: f64) -> CacheWindow {
     let keys = c.working_set(users);
     let capacity = c.capacity_keys();
-    let o = crate::cache::lru(&crate::cache::Popularity { keys, zipf: c.zipf }, capacity);
+    let popularity = crate::cache::Popularity { keys, zipf: c.zipf };
+    let o = crate::cache::lru(&popularity, capacity);
     let lookups = rps * c.lookups_per_request;
     let misses = lookups * (1.0 - o.hit_ratio);
     CacheWindow {
@@ -342,6 +343,9 @@ pub fn cache_window(c: &crate::model::Cache, users: f64, rps: f64) -> CacheWindo
         memory_used_mb: o.objects * c.object_kb / 1024.0,
         evictions_per_s: if keys > capacity { misses } else { 0.0 },
         database_reads_per_s: misses,
+        memory_needed_mb: c
+            .min_hit_ratio
+            .map(|h| crate::cache::capacity_for(&popularity, h) * c.object_kb / 1024.0),
     }
 }
 

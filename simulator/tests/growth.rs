@@ -168,6 +168,20 @@ fn the_cache_tier_runs_out_where_the_working_set_outgrows_it() {
         assert!((c.database_reads_per_s - w.offered_rps * (1.0 - c.hit_ratio)).abs() < 1e-9);
         assert!(c.memory_used_mb <= 256.0 + 1e-9);
         assert_eq!(c.evictions_per_s > 0.0, c.keys > 131_072.0, "{}", w.label);
+        // The memory that keeps 0.8 gives 0.8 (or the working set, if less is never enough).
+        let needed_keys = c.memory_needed_mb.unwrap() * 1024.0 / 2.0;
+        let at = simulator::cache::lru(
+            &simulator::cache::Popularity {
+                keys: c.keys,
+                zipf: 0.9,
+            },
+            needed_keys,
+        );
+        assert!(
+            (at.hit_ratio - 0.8).abs() < 1e-6 || needed_keys >= c.keys.floor(),
+            "{}",
+            w.label
+        );
     }
     // The hit ratio only falls as the users grow.
     assert!(caches.windows(2).all(|p| p[1].hit_ratio <= p[0].hit_ratio));

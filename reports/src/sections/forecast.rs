@@ -145,6 +145,8 @@ pub struct ServersNeeded {
     /// The most replicas any replication simulated in the first window
     /// with that many users, when one was simulated.
     pub simulated_peak: Option<u32>,
+    /// The cache tier in that window, when the scenario has one.
+    pub cache: Option<contracts::forecast::CacheWindow>,
 }
 
 /// The servers needed at `users`, from the forecast's hourly steady
@@ -154,15 +156,13 @@ pub fn servers_needed(f: &ForecastDoc, users: f64) -> Option<ServersNeeded> {
     // The horizon ends on its last hour's middle: allow 0.1% short.
     let i = h.users.iter().position(|&u| u >= users * 0.999)?;
     let (from, to) = (i.saturating_sub(23), (i + 24).min(h.replicas.len()));
+    let window = f.windows.iter().find(|w| w.users >= users * 0.99);
     Some(ServersNeeded {
         users,
         hour: i,
         servers: h.replicas.get(from..to)?.iter().max().copied().unwrap_or(0),
-        simulated_peak: f
-            .windows
-            .iter()
-            .find(|w| w.users >= users * 0.99)
-            .map(|w| w.replicas_max),
+        simulated_peak: window.map(|w| w.replicas_max),
+        cache: window.and_then(|w| w.cache.clone()),
     })
 }
 
@@ -204,8 +204,34 @@ fn servers_table(f: &ForecastDoc, sfx: &str, when: &dyn Fn(f64) -> String) -> Op
                     })
                     .collect(),
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(cache_columns(&rows))
+        .collect(),
     ))
+}
+
+/// With a cache tier: its hit ratio in the window each row's simulated
+/// peak is from, and the memory that keeps the minimum hit ratio there.
+fn cache_columns(rows: &[(String, ServersNeeded)]) -> Vec<polars::prelude::Column> {
+    if rows.iter().all(|r| r.1.cache.is_none()) {
+        return vec![];
+    }
+    let cell = |g: &dyn Fn(&contracts::forecast::CacheWindow) -> Option<String>| {
+        rows.iter()
+            .map(|r| r.1.cache.as_ref().and_then(g).unwrap_or_default())
+            .collect()
+    };
+    vec![
+        text(
+            "cache hit ratio",
+            cell(&|c| Some(format!("{:.2}", c.hit_ratio))),
+        ),
+        text(
+            "cache MB for the minimum hit ratio",
+            cell(&|c| c.memory_needed_mb.map(|m| format!("{m:.0}"))),
+        ),
+    ]
 }
 
 /// A day of the horizon as a date (with `--start-date`) or a month.
