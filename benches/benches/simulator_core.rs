@@ -60,6 +60,7 @@ fn engine(c: &mut Criterion) {
             behavior: None,
             provisioning: None,
             cpu_initialization_period: Duration::from_secs(300),
+            target_memory: None,
         }),
     );
     // 8 workers sharing 2 cores (processor sharing) at 80% of the cores.

@@ -89,9 +89,15 @@ impl Scaler {
                 target_cpu,
                 tolerance,
                 behavior,
+                target_memory,
                 ..
             } => {
-                let rec = hpa_recommendation(o, target_cpu, tolerance);
+                let mut rec = hpa_recommendation(o, target_cpu, tolerance);
+                if let Some(t) = target_memory {
+                    // Each metric's own recommendation; the largest wins.
+                    let by_memory = Observation { cpu: o.memory, ..o };
+                    rec = rec.max(hpa_recommendation(by_memory, t, tolerance));
+                }
                 match behavior {
                     None => self.hpa_legacy(o, rec, min, max),
                     Some(b) => self.hpa_behavior(o, rec, min, max, &b),
@@ -270,6 +276,7 @@ mod tests {
             behavior,
             provisioning: None,
             cpu_initialization_period: Duration::from_secs(300),
+            target_memory: None,
         })
     }
 

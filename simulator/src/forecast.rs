@@ -38,7 +38,16 @@ pub fn steady_replicas(cfg: &SimConfig, rps: f64) -> u32 {
     let mean_s = Sampler::new(&cfg.service.service_time).mean_ns() / 1e9;
     let per_replica = cfg.service.servers() * a.settle_cpu();
     let (min, max) = a.bounds();
-    ((rps * mean_s / per_replica).ceil() as u32).clamp(min, max)
+    let by_cpu = (rps * mean_s / per_replica).ceil();
+    // A memory bound: the requests in the replicas (rps × service time by
+    // Little's law, queueing aside) must leave each under it.
+    let by_memory = match (&cfg.service.memory, a.memory_bound()) {
+        (Some(m), Some(bound)) if bound * m.limit_mb > m.base_mb => {
+            (m.per_request_mb * rps * mean_s / (bound * m.limit_mb - m.base_mb)).ceil()
+        }
+        _ => 0.0,
+    };
+    (by_cpu.max(by_memory) as u32).clamp(min, max)
 }
 
 fn plan(cfg: &SimConfig) -> (Vec<Planned>, String) {
@@ -451,11 +460,11 @@ fn crossings(cfg: &SimConfig, ws: &[WindowSummary]) -> Vec<Crossing> {
         )
     });
     if cfg.service.memory.is_some() {
-        let bound = match &cfg.autoscaling {
-            Some(crate::model::Autoscaling::Threshold { scale_up, .. }) => scale_up.memory,
-            _ => None,
-        }
-        .unwrap_or(0.8);
+        let bound = cfg
+            .autoscaling
+            .as_ref()
+            .and_then(|a| a.memory_bound())
+            .unwrap_or(0.8);
         find(
             format!("memory > {:.0}%", 100.0 * bound),
             &|w| w.memory_utilization.as_ref().map_or(0.0, |m| m.mean),

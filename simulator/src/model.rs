@@ -388,6 +388,12 @@ pub enum Autoscaling {
             serialize_with = "ser_duration"
         )]
         cpu_initialization_period: Duration,
+        /// A second metric: target memory utilisation, fraction of
+        /// `[service] memory.limit_mb` (a `resource: memory` metric with
+        /// `averageUtilization`). With two metrics the HPA takes the larger
+        /// recommendation, as upstream does.
+        #[serde(default)]
+        target_memory: Option<f64>,
     },
     /// "CPU > X for D: add N; CPU < Y for D: remove N", with a cooldown.
     Threshold {
@@ -449,6 +455,16 @@ impl Autoscaling {
             Autoscaling::Hpa { provisioning, .. }
             | Autoscaling::Threshold { provisioning, .. }
             | Autoscaling::TargetTracking { provisioning, .. } => provisioning.as_ref(),
+        }
+    }
+
+    /// The memory utilisation it scales up past: a threshold rule's bound
+    /// or an HPA's target.
+    pub fn memory_bound(&self) -> Option<f64> {
+        match self {
+            Autoscaling::Hpa { target_memory, .. } => *target_memory,
+            Autoscaling::Threshold { scale_up, .. } => scale_up.memory,
+            Autoscaling::TargetTracking { .. } => None,
         }
     }
 
@@ -861,32 +877,36 @@ fn check_autoscaling(a: &Autoscaling) -> Result<(), SimError> {
     Ok(())
 }
 
-/// A threshold rule on memory: its bounds, and a `[service] memory` to
-/// take them against.
+/// Memory bounds of a policy (a threshold rule's, an HPA's target): each
+/// within 0..1, and a `[service] memory` to take them against.
 fn check_memory_rule(a: &Autoscaling, s: &Service) -> Result<(), SimError> {
-    let Autoscaling::Threshold {
-        scale_up,
-        scale_down,
-        ..
-    } = a
-    else {
-        return Ok(());
+    let bounds: Vec<(&str, f64)> = match a {
+        Autoscaling::Threshold {
+            scale_up,
+            scale_down,
+            ..
+        } => [
+            ("scale_up memory", Some(scale_up)),
+            ("scale_down memory", scale_down.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, st)| st.and_then(|st| st.memory).map(|m| (k, m)))
+        .collect(),
+        Autoscaling::Hpa { target_memory, .. } => target_memory
+            .map(|m| ("target_memory", m))
+            .into_iter()
+            .collect(),
+        Autoscaling::TargetTracking { .. } => vec![],
     };
-    for (side, step) in [
-        ("scale_up", Some(scale_up)),
-        ("scale_down", scale_down.as_ref()),
-    ] {
-        let Some(m) = step.and_then(|st| st.memory) else {
-            continue;
-        };
+    for (key, m) in bounds {
         if !(m > 0.0 && m <= 1.0) {
             return Err(SimError::Invalid(format!(
-                "[autoscaling] {side} memory must be within 0..1 (a fraction of the limit), got {m}"
+                "[autoscaling] {key} must be within 0..1 (a fraction of the limit), got {m}"
             )));
         }
         if s.memory.is_none() {
             return Err(SimError::Invalid(format!(
-                "[autoscaling] {side} memory needs [service] memory = {{ base_mb = …, per_request_mb = …, limit_mb = … }}"
+                "[autoscaling] {key} needs [service] memory = {{ base_mb = …, per_request_mb = …, limit_mb = … }}"
             )));
         }
     }

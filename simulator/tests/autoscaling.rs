@@ -60,6 +60,7 @@ fn hpa(min: u32, max: u32, provisioning_ms: Option<f64>) -> Autoscaling {
         behavior: None,
         provisioning: provisioning_ms.map(|ms| Dist::Constant { ms }),
         cpu_initialization_period: Duration::from_secs(300),
+        target_memory: None,
     }
 }
 
@@ -196,6 +197,61 @@ fn runbook_memory_rule_adds_a_server_after_ten_minutes_over_80_percent() {
     let e = cfg.check().unwrap_err().to_string();
     assert!(
         e.contains("[autoscaling] scale_up memory needs [service] memory"),
+        "{e}"
+    );
+}
+
+/// An HPA with a memory metric beside CPU takes the larger
+/// recommendation, as upstream does with several metrics. Memory is 1,000
+/// MB per request in a pod against a 1,000 MB limit, so it is the
+/// requests in a pod: evenly spaced arrivals onto 10 single-worker pods at
+/// 50 ms give exactly ρ. 100 rps is 50% (target 50%: hold 10, where CPU
+/// at a 90% target alone would want 6); 125 rps from 600 s is 62.5%, ratio
+/// 1.25, so the sync at 615 s goes to ceil(12.5) = 13, and 13 then sit at
+/// 48%, inside the tolerance.
+#[test]
+fn hpa_with_a_memory_target_scales_on_the_larger_recommendation() {
+    let with_memory = |target_memory| Autoscaling::Hpa {
+        min: 2,
+        max: 100,
+        target_cpu: 0.9,
+        sync_period: Duration::from_secs(15),
+        tolerance: 0.1,
+        behavior: None,
+        provisioning: None,
+        cpu_initialization_period: Duration::from_secs(300),
+        target_memory,
+    };
+    let mut cfg = stepped(with_memory(Some(0.5)));
+    cfg.traffic.arrivals = Arrivals::Uniform;
+    cfg.traffic.flash_crowds[0].multiplier = 1.25;
+    cfg.service.memory = Some(Memory {
+        base_mb: 0.0,
+        per_request_mb: 1000.0,
+        limit_mb: 1000.0,
+    });
+    let ready = ready_by_minute(&cfg);
+    steady(&ready, 1..10, 10.0);
+    let want10 = (15.0 * 10.0 + 45.0 * 13.0) / 60.0;
+    assert!(
+        (ready[10] - want10).abs() < 1e-6,
+        "minute 10: {} want {want10}",
+        ready[10]
+    );
+    steady(&ready, 11..20, 13.0);
+    // The hourly steady state agrees: memory wants 125 × 0.05 / 0.5 = 12.5
+    // pods' worth, CPU 7.
+    assert_eq!(simulator::steady_replicas(&cfg, 125.0), 13);
+    // CPU alone at a 90% target lets the fleet shrink below 10 before the crowd.
+    cfg.autoscaling = Some(with_memory(None));
+    let ready = ready_by_minute(&cfg);
+    assert!(ready[8] < 10.0, "{ready:?}");
+    // A memory target without memory to take it against is bad input.
+    cfg.autoscaling = Some(with_memory(Some(0.5)));
+    cfg.service.memory = None;
+    let e = cfg.check().unwrap_err().to_string();
+    assert!(
+        e.contains("[autoscaling] target_memory needs [service] memory"),
         "{e}"
     );
 }

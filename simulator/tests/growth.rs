@@ -46,6 +46,7 @@ fn growth(max: u32) -> SimConfig {
             behavior: None,
             provisioning: None,
             cpu_initialization_period: Duration::from_secs(300),
+            target_memory: None,
         }),
         cost: Cost {
             replica_hourly: 0.192,

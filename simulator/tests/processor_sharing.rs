@@ -176,6 +176,7 @@ fn a_replica_with_shared_cores_has_their_capacity() {
         behavior: None,
         provisioning: None,
         cpu_initialization_period: Duration::from_secs(300),
+        target_memory: None,
     });
     assert_eq!(simulator::steady_replicas(&cfg, 300.0), 5);
     cfg.service.cores_per_replica = None;
