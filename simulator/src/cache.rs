@@ -89,28 +89,8 @@ pub fn lru(p: &Popularity, capacity: f64) -> Occupancy {
         };
     }
     let b = buckets(p);
-    let held = |t: f64| b.iter().map(|&(n, r)| n * -(-r * t).exp_m1()).sum::<f64>();
-    // `held` rises from 0 to the key count: bisect T on a log scale.
-    let (mut lo, mut hi) = (1e-12_f64, 1.0_f64);
-    while held(hi) < capacity {
-        hi *= 2.0;
-    }
-    for _ in 0..200 {
-        let mid = (lo * hi).sqrt();
-        if held(mid) < capacity {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi / lo < 1.0 + 1e-12 {
-            break;
-        }
-    }
-    let t = (lo * hi).sqrt();
-    let hit_ratio = b
-        .iter()
-        .map(|&(n, r)| n * r * -(-r * t).exp_m1())
-        .sum::<f64>();
+    let t = characteristic_time(&b, held, capacity).unwrap_or(f64::INFINITY);
+    let hit_ratio = hit(&b, t);
     Occupancy {
         hit_ratio: hit_ratio.clamp(0.0, 1.0),
         objects: capacity,
@@ -131,21 +111,39 @@ pub fn capacity_for(p: &Popularity, hit_ratio: f64) -> f64 {
         return keys;
     }
     let b = buckets(p);
-    let hit = |t: f64| {
-        b.iter()
-            .map(|&(n, r)| n * r * -(-r * t).exp_m1())
-            .sum::<f64>()
-    };
+    match characteristic_time(&b, hit, hit_ratio) {
+        Some(t) => held(&b, t).min(keys),
+        None => keys,
+    }
+}
+
+/// Keys held at characteristic time `t`: `Σ_i (1 − e^(−λ_i T))`.
+fn held(b: &[(f64, f64)], t: f64) -> f64 {
+    b.iter().map(|&(n, r)| n * -(-r * t).exp_m1()).sum()
+}
+
+/// Hit ratio at characteristic time `t`: `Σ_i λ_i (1 − e^(−λ_i T))`.
+fn hit(b: &[(f64, f64)], t: f64) -> f64 {
+    b.iter().map(|&(n, r)| n * r * -(-r * t).exp_m1()).sum()
+}
+
+/// The `T` where `f(T)` (rising in `T`: [`held`] or [`hit`]) reaches
+/// `target`, by bisection on a log scale; None if no `T` up to 1e30 does.
+fn characteristic_time(
+    b: &[(f64, f64)],
+    f: fn(&[(f64, f64)], f64) -> f64,
+    target: f64,
+) -> Option<f64> {
     let (mut lo, mut hi) = (1e-12_f64, 1.0_f64);
-    while hit(hi) < hit_ratio {
+    while f(b, hi) < target {
         hi *= 2.0;
         if hi > 1e30 {
-            return keys;
+            return None;
         }
     }
     for _ in 0..200 {
         let mid = (lo * hi).sqrt();
-        if hit(mid) < hit_ratio {
+        if f(b, mid) < target {
             lo = mid;
         } else {
             hi = mid;
@@ -154,11 +152,7 @@ pub fn capacity_for(p: &Popularity, hit_ratio: f64) -> f64 {
             break;
         }
     }
-    let t = (lo * hi).sqrt();
-    b.iter()
-        .map(|&(n, r)| n * -(-r * t).exp_m1())
-        .sum::<f64>()
-        .min(keys)
+    Some((lo * hi).sqrt())
 }
 
 #[cfg(test)]
