@@ -35,6 +35,9 @@ pub struct Observation {
     /// Mean memory utilisation of the ready replicas over the last period,
     /// 0..1 (0 when the service's memory is not modelled).
     pub memory: f64,
+    /// p95 of the requests completed in the last whole minute, ms (0
+    /// before any).
+    pub p95_ms: f64,
 }
 
 /// A running autoscaler.
@@ -110,15 +113,19 @@ impl Scaler {
                 ..
             } => {
                 let period = self.period_ns();
-                let over = |bound: Option<f64>| bound.is_some_and(|m| o.memory > m);
-                let under = |bound: Option<f64>| bound.is_none_or(|m| o.memory < m);
-                self.above_ns = if o.cpu > scale_up.cpu || over(scale_up.memory) {
+                let over = |s: &crate::model::Step| {
+                    s.memory.is_some_and(|m| o.memory > m) || s.p95_ms.is_some_and(|p| o.p95_ms > p)
+                };
+                let under = |s: &crate::model::Step| {
+                    s.memory.is_none_or(|m| o.memory < m) && s.p95_ms.is_none_or(|p| o.p95_ms < p)
+                };
+                self.above_ns = if o.cpu > scale_up.cpu || over(&scale_up) {
                     self.above_ns + period
                 } else {
                     0
                 };
                 self.below_ns = match &scale_down {
-                    Some(d) if o.cpu < d.cpu && under(d.memory) => self.below_ns + period,
+                    Some(d) if o.cpu < d.cpu && under(d) => self.below_ns + period,
                     _ => 0,
                 };
                 let mut desired = o.current;
@@ -287,6 +294,7 @@ mod tests {
             ready: current,
             cpu,
             memory: 0.0,
+            p95_ms: 0.0,
         }
     }
 
@@ -381,6 +389,7 @@ mod tests {
             ready: 4,
             cpu: 1.0,
             memory: 0.0,
+            p95_ms: 0.0,
         };
         assert_eq!(s.decide(o), 8);
         // 4 ready at 150% (ratio 3), 2 starting at 0%: 3 × 4/6 = 2 over 6 pods → 12.
@@ -390,6 +399,7 @@ mod tests {
             ready: 4,
             cpu: 1.5,
             memory: 0.0,
+            p95_ms: 0.0,
         };
         assert_eq!(s.decide(o), 12);
     }
@@ -433,12 +443,14 @@ mod tests {
             scale_up: Step {
                 cpu: 0.7,
                 memory: None,
+                p95_ms: None,
                 lasting: Duration::from_secs(600),
                 step: 1,
             },
             scale_down: Some(Step {
                 cpu: 0.3,
                 memory: None,
+                p95_ms: None,
                 lasting: Duration::from_secs(600),
                 step: 1,
             }),

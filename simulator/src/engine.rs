@@ -800,6 +800,7 @@ impl Engine<'_> {
             ready: self.n_ready - fresh,
             cpu,
             memory,
+            p95_ms: self.out.minutes.last().map_or(0.0, |m| m.p95_ms),
         });
         for _ in current..desired {
             self.request_replica();

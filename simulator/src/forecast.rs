@@ -459,6 +459,18 @@ fn crossings(cfg: &SimConfig, ws: &[WindowSummary]) -> Vec<Crossing> {
             w.label
         )
     });
+    find(
+        "error rate > 1%".into(),
+        &|w| w.error_rate.mean,
+        0.01,
+        &|u, w| {
+            format!(
+                "the error rate passes 1% (the runbook's alert: investigate at once) at about {} ({})",
+                people(u),
+                w.label
+            )
+        },
+    );
     if cfg.service.memory.is_some() {
         let bound = cfg
             .autoscaling

@@ -341,6 +341,11 @@ pub struct Step {
     /// both must be under theirs.
     #[serde(default)]
     pub memory: Option<f64>,
+    /// p95 bound, ms, over each one-minute datapoint (the runbook's
+    /// "response time p95 > 200 ms"): scaling up, over it counts like CPU
+    /// or memory over theirs; scaling down, p95 must be under it too.
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
     /// How long the bound must be crossed.
     #[serde(
         rename = "for",
@@ -862,6 +867,18 @@ fn check_autoscaling(a: &Autoscaling) -> Result<(), SimError> {
         } => {
             if !cpu_ok(scale_up.cpu) || scale_up.step == 0 || scale_up.lasting.is_zero() {
                 return bad("[autoscaling] scale_up needs 0 < cpu <= 1, step >= 1, for > 0".into());
+            }
+            for (side, st) in [
+                ("scale_up", Some(scale_up)),
+                ("scale_down", scale_down.as_ref()),
+            ] {
+                if let Some(p) = st.and_then(|s| s.p95_ms)
+                    && !(p > 0.0 && p < MAX_TIME_MS)
+                {
+                    return bad(format!(
+                        "[autoscaling] {side} p95_ms must be > 0 and under an hour (ms), got {p}"
+                    ));
+                }
             }
             if let Some(d) = scale_down
                 && (!(d.cpu >= 0.0 && d.cpu < scale_up.cpu) || d.step == 0 || d.lasting.is_zero())

@@ -142,6 +142,7 @@ fn runbook_rule_waits_ten_minutes_above_70_percent() {
         scale_up: Step {
             cpu: 0.7,
             memory: None,
+            p95_ms: None,
             lasting: Duration::from_secs(600),
             step: 1,
         },
@@ -171,6 +172,7 @@ fn runbook_memory_rule_adds_a_server_after_ten_minutes_over_80_percent() {
         scale_up: Step {
             cpu: 0.7,
             memory,
+            p95_ms: None,
             lasting: Duration::from_secs(600),
             step: 1,
         },
@@ -252,6 +254,38 @@ fn hpa_with_a_memory_target_scales_on_the_larger_recommendation() {
     let e = cfg.check().unwrap_err().to_string();
     assert!(
         e.contains("[autoscaling] target_memory needs [service] memory"),
+        "{e}"
+    );
+}
+
+/// The runbook's response-time rule as a scale-up bound: 300 rps from
+/// minute 10 saturates the 10 replicas, so each minute's p95 passes 200 ms
+/// (at 100 rps it is about 50 ms). The CPU bound of 1.0 never fires, so
+/// the server added at 1200 s, the tenth datapoint over, is p95's.
+#[test]
+fn runbook_p95_rule_adds_a_server_after_ten_minutes_over_200_ms() {
+    let rule = |p95_ms| Autoscaling::Threshold {
+        min: 2,
+        max: 100,
+        scale_up: Step {
+            cpu: 1.0,
+            memory: None,
+            p95_ms,
+            lasting: Duration::from_secs(600),
+            step: 1,
+        },
+        scale_down: None,
+        cooldown: Duration::from_secs(300),
+        provisioning: None,
+    };
+    let ready = ready_by_minute(&stepped(rule(Some(200.0))));
+    steady(&ready, 1..20, 10.0);
+    assert!((ready[20] - 11.0).abs() < 1e-9, "minute 20: {}", ready[20]);
+    let ready = ready_by_minute(&stepped(rule(None)));
+    steady(&ready, 1..30, 10.0);
+    let e = stepped(rule(Some(-1.0))).check().unwrap_err().to_string();
+    assert!(
+        e.contains("[autoscaling] scale_up p95_ms must be > 0"),
         "{e}"
     );
 }

@@ -246,6 +246,23 @@ fn memory_per_replica_crosses_its_bound_when_the_fleet_queues() {
         .find(|c| c.threshold == "CPU > 70%")
         .unwrap();
     assert!(over.day >= cpu.day, "{over:?} before {cpu:?}");
+    // The capped fleet also sheds requests (queue limit 200, 10 s
+    // timeout): the runbook's error alert is a crossing, at the first
+    // window over 1%.
+    let errors = f
+        .crossings
+        .iter()
+        .find(|c| c.threshold == "error rate > 1%")
+        .expect("errors pass 1%");
+    let first = f
+        .windows
+        .iter()
+        .position(|w| w.error_rate.mean > 0.01)
+        .unwrap();
+    assert!(
+        errors.day <= f.windows[first].day
+            && (first == 0 || errors.day >= f.windows[first - 1].day)
+    );
     let plain = simulator::forecast(&growth(10));
     assert!(plain.windows.iter().all(|w| w.memory_utilization.is_none()));
 }
