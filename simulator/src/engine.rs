@@ -220,6 +220,9 @@ struct Engine<'a> {
     /// or its cores when they are shared.
     slots: u32,
     sharing: Option<Sharing>,
+    /// The latency every response carries outside the workers (network,
+    /// proxy), µs.
+    floor_us: u64,
     now: u64,
     heap: EventQueue<Ev>,
     replicas: Vec<Replica>,
@@ -290,6 +293,7 @@ pub fn simulate(cfg: &SimConfig, w: &Window, seed: u64, stream: u64) -> WindowRu
         workers: cfg.service.workers_per_replica,
         slots: cfg.service.slots(),
         sharing: cfg.service.sharing(),
+        floor_us: (cfg.service.latency_floor_ms * 1e3) as u64,
         now: 0,
         heap: EventQueue::default(),
         replicas: Vec::new(),
@@ -534,9 +538,7 @@ impl Engine<'_> {
         if arrival >= self.warmup {
             ev.tag |= COUNTED;
         }
-        // The floor is latency outside the worker (network, proxy).
-        let floor_us = (self.cfg.service.latency_floor_ms * 1e3) as u64;
-        ev.us = ((done - arrival) / 1000 + floor_us).clamp(1, u32::MAX as u64) as u32;
+        ev.us = ((done - arrival) / 1000 + self.floor_us).clamp(1, u32::MAX as u64) as u32;
         self.heap.push(done, ev);
     }
 
@@ -555,8 +557,8 @@ impl Engine<'_> {
         self.busy_all -= 1;
         if rep.state == State::Gone {
             // Its spot instance was taken back mid-request.
-            if self.sharing.is_some() {
-                self.repost_shared(r);
+            if let Some(sharing) = self.sharing {
+                self.repost_shared(r, sharing);
             }
             return self.error(counted);
         }
@@ -588,8 +590,8 @@ impl Engine<'_> {
             self.start_service(r, next);
             return;
         }
-        if self.sharing.is_some() {
-            self.repost_shared(r);
+        if let Some(sharing) = self.sharing {
+            self.repost_shared(r, sharing);
         }
         if self.replicas[r].state == State::Draining && self.replicas[r].busy == 0 {
             self.retire(r);
@@ -619,7 +621,7 @@ impl Engine<'_> {
         }
         let finish = rep.ps.virtual_ns + work;
         rep.ps.jobs.push(Job { finish, arrival });
-        self.repost_shared(r);
+        self.repost_shared(r, sharing);
     }
 
     /// Processor sharing: the request of replica `r` with the least work
@@ -634,18 +636,14 @@ impl Engine<'_> {
         let jobs = &mut self.replicas[r].ps.jobs;
         let first = (0..jobs.len()).min_by(|&a, &b| jobs[a].finish.total_cmp(&jobs[b].finish))?;
         let job = jobs.swap_remove(first);
-        let floor_us = (self.cfg.service.latency_floor_ms * 1e3) as u64;
-        let us = ((self.now - job.arrival) / 1000 + floor_us).max(1);
+        let us = ((self.now - job.arrival) / 1000 + self.floor_us).max(1);
         Some((us, job.arrival >= self.warmup))
     }
 
     /// Processor sharing: posts replica `r`'s next departure (the number
     /// in service changed, so every finish moved); earlier posts go stale.
     #[inline(never)]
-    fn repost_shared(&mut self, r: usize) {
-        let Some(sharing) = self.sharing else {
-            return;
-        };
+    fn repost_shared(&mut self, r: usize, sharing: Sharing) {
         let ps = &mut self.replicas[r].ps;
         ps.generation = ps.generation.wrapping_add(1);
         let Some(next) = ps.jobs.iter().map(|j| j.finish).min_by(f64::total_cmp) else {
