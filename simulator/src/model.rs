@@ -463,6 +463,21 @@ impl Autoscaling {
         }
     }
 
+    /// A threshold rule's steps, named as in the scenario; none for the
+    /// other policies.
+    fn threshold_steps(&self) -> Vec<(&'static str, &Step)> {
+        match self {
+            Autoscaling::Threshold {
+                scale_up,
+                scale_down,
+                ..
+            } => std::iter::once(("scale_up", scale_up))
+                .chain(scale_down.as_ref().map(|d| ("scale_down", d)))
+                .collect(),
+            _ => vec![],
+        }
+    }
+
     /// The memory utilisation it scales up past: a threshold rule's bound
     /// or an HPA's target.
     pub fn memory_bound(&self) -> Option<f64> {
@@ -868,11 +883,8 @@ fn check_autoscaling(a: &Autoscaling) -> Result<(), SimError> {
             if !cpu_ok(scale_up.cpu) || scale_up.step == 0 || scale_up.lasting.is_zero() {
                 return bad("[autoscaling] scale_up needs 0 < cpu <= 1, step >= 1, for > 0".into());
             }
-            for (side, st) in [
-                ("scale_up", Some(scale_up)),
-                ("scale_down", scale_down.as_ref()),
-            ] {
-                if let Some(p) = st.and_then(|s| s.p95_ms)
+            for (side, st) in a.threshold_steps() {
+                if let Some(p) = st.p95_ms
                     && !(p > 0.0 && p < MAX_TIME_MS)
                 {
                     return bad(format!(
@@ -897,24 +909,18 @@ fn check_autoscaling(a: &Autoscaling) -> Result<(), SimError> {
 /// Memory bounds of a policy (a threshold rule's, an HPA's target): each
 /// within 0..1, and a `[service] memory` to take them against.
 fn check_memory_rule(a: &Autoscaling, s: &Service) -> Result<(), SimError> {
-    let bounds: Vec<(&str, f64)> = match a {
-        Autoscaling::Threshold {
-            scale_up,
-            scale_down,
-            ..
-        } => [
-            ("scale_up memory", Some(scale_up)),
-            ("scale_down memory", scale_down.as_ref()),
-        ]
+    let mut bounds: Vec<(String, f64)> = a
+        .threshold_steps()
         .into_iter()
-        .filter_map(|(k, st)| st.and_then(|st| st.memory).map(|m| (k, m)))
-        .collect(),
-        Autoscaling::Hpa { target_memory, .. } => target_memory
-            .map(|m| ("target_memory", m))
-            .into_iter()
-            .collect(),
-        Autoscaling::TargetTracking { .. } => vec![],
-    };
+        .filter_map(|(side, st)| st.memory.map(|m| (format!("{side} memory"), m)))
+        .collect();
+    if let Autoscaling::Hpa {
+        target_memory: Some(m),
+        ..
+    } = a
+    {
+        bounds.push(("target_memory".into(), *m));
+    }
     for (key, m) in bounds {
         if !(m > 0.0 && m <= 1.0) {
             return Err(SimError::Invalid(format!(

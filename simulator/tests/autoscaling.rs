@@ -64,6 +64,25 @@ fn hpa(min: u32, max: u32, provisioning_ms: Option<f64>) -> Autoscaling {
     }
 }
 
+/// The runbook's threshold rule: over `cpu` (or the memory or p95 bound)
+/// for 10 minutes adds one replica, then a 5-minute cooldown; no scale-down.
+fn runbook(cpu: f64, memory: Option<f64>, p95_ms: Option<f64>) -> Autoscaling {
+    Autoscaling::Threshold {
+        min: 2,
+        max: 100,
+        scale_up: Step {
+            cpu,
+            memory,
+            p95_ms,
+            lasting: Duration::from_secs(600),
+            step: 1,
+        },
+        scale_down: None,
+        cooldown: Duration::from_secs(300),
+        provisioning: None,
+    }
+}
+
 /// Every minute in `minutes` had exactly `want` replicas ready.
 fn steady(ready: &[f64], minutes: std::ops::Range<usize>, want: f64) {
     for (m, r) in ready
@@ -135,21 +154,8 @@ fn hpa_saturated_step_doubles_per_sync_under_the_legacy_cap() {
 
 #[test]
 fn runbook_rule_waits_ten_minutes_above_70_percent() {
-    let cfg = stepped(Autoscaling::Threshold {
-        min: 2,
-        max: 100,
-        // 300 rps on 10 single-worker replicas at 50 ms: CPU 100% from minute 10.
-        scale_up: Step {
-            cpu: 0.7,
-            memory: None,
-            p95_ms: None,
-            lasting: Duration::from_secs(600),
-            step: 1,
-        },
-        scale_down: None,
-        cooldown: Duration::from_secs(300),
-        provisioning: None,
-    });
+    // 300 rps on 10 single-worker replicas at 50 ms: CPU 100% from minute 10.
+    let cfg = stepped(runbook(0.7, None, None));
     let ready = ready_by_minute(&cfg);
     // Datapoints each minute; minutes 11..=20 are above 70%: the 10th, at
     // 1200 s, adds one server. Nothing before.
@@ -166,20 +172,7 @@ fn runbook_rule_waits_ten_minutes_above_70_percent() {
 /// rule does; without the memory bound nothing happens.
 #[test]
 fn runbook_memory_rule_adds_a_server_after_ten_minutes_over_80_percent() {
-    let rule = |memory| Autoscaling::Threshold {
-        min: 2,
-        max: 100,
-        scale_up: Step {
-            cpu: 0.7,
-            memory,
-            p95_ms: None,
-            lasting: Duration::from_secs(600),
-            step: 1,
-        },
-        scale_down: None,
-        cooldown: Duration::from_secs(300),
-        provisioning: None,
-    };
+    let rule = |memory| runbook(0.7, memory, None);
     let mut cfg = stepped(rule(Some(0.8)));
     cfg.traffic.flash_crowds[0].multiplier = 1.3;
     cfg.service.memory = Some(Memory {
@@ -264,20 +257,7 @@ fn hpa_with_a_memory_target_scales_on_the_larger_recommendation() {
 /// the server added at 1200 s, the tenth datapoint over, is p95's.
 #[test]
 fn runbook_p95_rule_adds_a_server_after_ten_minutes_over_200_ms() {
-    let rule = |p95_ms| Autoscaling::Threshold {
-        min: 2,
-        max: 100,
-        scale_up: Step {
-            cpu: 1.0,
-            memory: None,
-            p95_ms,
-            lasting: Duration::from_secs(600),
-            step: 1,
-        },
-        scale_down: None,
-        cooldown: Duration::from_secs(300),
-        provisioning: None,
-    };
+    let rule = |p95_ms| runbook(1.0, None, p95_ms);
     let ready = ready_by_minute(&stepped(rule(Some(200.0))));
     steady(&ready, 1..20, 10.0);
     assert!((ready[20] - 11.0).abs() < 1e-9, "minute 20: {}", ready[20]);
