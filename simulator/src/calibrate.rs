@@ -209,14 +209,14 @@ const REPS: u32 = 6;
 const TIE: f64 = 0.01;
 
 /// Every candidate model with its score on the `fitted` steps and its
-/// settled floor, scored in parallel (each on its own, so the result is
+/// settled model, scored in parallel (each on its own, so the result is
 /// the same on any number of threads).
 fn score_models(
     input: &FitInput<'_>,
     shape: &[(f64, u64)],
     low: &[usize],
     fitted: &[Measured],
-) -> Vec<(ModelCandidate, f64)> {
+) -> Vec<(ModelCandidate, Built)> {
     use rayon::prelude::*;
     let score = |fits: &[StepFit]| {
         fits.iter()
@@ -227,20 +227,23 @@ fn score_models(
     candidate_models(input.base, input.max_workers)
         .into_par_iter()
         .map(|mut m| {
-            let Built { cfg, floor, .. } = settled(input, shape, low, &m);
-            m.score = score(&compare(&cfg, fitted, input.p95_slo_ms, REPS));
-            (m, floor)
+            let built = settled(input, shape, low, &m);
+            m.score = score(&compare(&built.cfg, fitted, input.p95_slo_ms, REPS));
+            (m, built)
         })
         .collect()
 }
 
-/// The best-scoring model. Steps that cannot tell candidates apart (all
+/// The best-scoring model, its settled model, and every model tried (in
+/// their order). Steps that cannot tell candidates apart (all
 /// at low load) leave several within a point of the best: then the
 /// smallest floor wins, i.e. the latency is taken to be service time
 /// (Little's law at saturation, c = X × R0); then the simpler model: a
 /// server per worker before shared cores, no switching cost before one,
 /// fewer workers or cores.
-fn choose(models: &[(ModelCandidate, f64)]) -> Option<ModelCandidate> {
+fn choose(
+    models: Vec<(ModelCandidate, Built)>,
+) -> Option<(ModelCandidate, Built, Vec<ModelCandidate>)> {
     let best = models
         .iter()
         .map(|c| c.0.score)
@@ -253,11 +256,19 @@ fn choose(models: &[(ModelCandidate, f64)]) -> Option<ModelCandidate> {
             m.cores,
         )
     };
-    models
+    let pick = models
         .iter()
-        .filter(|c| c.0.score <= best + TIE)
-        .min_by(|a, b| a.1.total_cmp(&b.1).then(simpler(&a.0).cmp(&simpler(&b.0))))
-        .map(|c| c.0.clone())
+        .enumerate()
+        .filter(|(_, c)| c.0.score <= best + TIE)
+        .min_by(|(_, a), (_, b)| {
+            a.1.floor
+                .total_cmp(&b.1.floor)
+                .then(simpler(&a.0).cmp(&simpler(&b.0)))
+        })
+        .map(|(i, _)| i)?;
+    let all = models.iter().map(|m| m.0.clone()).collect();
+    let (chosen, built) = models.into_iter().nth(pick)?;
+    Some((chosen, built, all))
 }
 
 /// Fits the model to the steps (see the module doc).
@@ -278,9 +289,7 @@ pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
         .cloned()
         .collect();
     let low = shape_steps(input);
-    let models = score_models(input, &shape, &low, &fitted);
-    let chosen = choose(&models)?;
-    let models: Vec<ModelCandidate> = models.into_iter().map(|m| m.0).collect();
+    let (chosen, built, models) = choose(score_models(input, &shape, &low, &fitted))?;
     let candidates: Vec<(u32, f64)> = models
         .iter()
         .filter(|m| m.cores.is_none())
@@ -291,7 +300,7 @@ pub fn fit(input: &FitInput<'_>) -> Option<Fit> {
         service_mean: service_mean_ms,
         floor: latency_floor_ms,
         spread,
-    } = settled(input, &shape, &low, &chosen);
+    } = built;
     let workers = chosen.workers;
     let steps = compare(&cfg, input.steps, input.p95_slo_ms, REPS);
     let within = |f: &&StepFit| f.offered_rps < BELOW_KNEE * x * f.replicas as f64;
